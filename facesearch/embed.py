@@ -46,7 +46,9 @@ def _load(weights: WeightsInfo) -> tuple["keras.Model", Callable]:
     with _LOCK:
         loaded = _MODELS.get(key)
         if loaded is None:
-            import tensorflow as tf
+            from .runtime import import_tensorflow
+
+            tf = import_tensorflow()
 
             model = build_model(weights)
 
@@ -148,7 +150,9 @@ class Embedder:
         out = np.empty((n, EMBEDDING_DIM), dtype=np.float32)
         if n == 0:
             return out
-        import tensorflow as tf
+        from .runtime import import_tensorflow
+
+        tf = import_tensorflow()
 
         for start in range(0, n, self.batch_size):
             x = prewhiten(batch[start : start + self.batch_size])

@@ -332,7 +332,9 @@ def _keras_name(tf_name: str) -> tuple[str, str]:
 
 
 def _load_graph_def(graph_path: Path):
-    import tensorflow as tf
+    from .runtime import import_tensorflow
+
+    tf = import_tensorflow()
 
     graph_def = tf.compat.v1.GraphDef()
     try:
@@ -349,7 +351,9 @@ def _graph_to_keras_weights(graph_def, model: "keras.Model") -> dict[str, dict[s
     BN offset feeds a BiasAdd after its conv; conv strides/padding, concat axes and residual
     scales agree with the Keras model) and fails on any constant it does not account for.
     """
-    import tensorflow as tf
+    from .runtime import import_tensorflow
+
+    tf = import_tensorflow()
 
     nodes = {n.name: n for n in graph_def.node}
     consts = {n.name: n for n in graph_def.node if n.op == "Const"}

@@ -1,0 +1,165 @@
+"""Face detection with MTCNN (the `mtcnn` package; its weights ship inside the wheel).
+
+A detection is a :class:`DetectedFace`: a box in pixels of the original photo, five
+landmarks, and the detector's confidence. Large photos are downscaled for detection and the
+results mapped back, because MTCNN's cost grows with the pixel count while faces in a large
+photo are large too.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Landmark order used everywhere in facesearch (image left/right, as seen in the photo).
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+@dataclass
+class DetectedFace:
+    """One face found in a photo.
+
+    Attributes:
+        box: ``(x, y, w, h)`` in pixels of the original photo, float.
+        landmarks: ``(5, 2)`` float32 array of ``(x, y)`` pixels in :data:`LANDMARK_NAMES` order.
+        score: detector confidence in ``[0, 1]``.
+    """
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray = field(repr=False)
+    score: float
+
+    @property
+    def area(self) -> float:
+        """Box area in square pixels."""
+        return float(self.box[2] * self.box[3])
+
+    def as_dict(self) -> dict:
+        """JSON-friendly form: box as ints ``[x, y, w, h]``, landmarks as ``[[x, y], ...]``."""
+        return {
+            "box": [int(round(v)) for v in self.box],
+            "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in self.landmarks],
+            "score": round(float(self.score), 4),
+        }
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_mtcnn():
+    """One MTCNN per process: its networks hold no per-call state, and building them is slow."""
+    from .runtime import import_tensorflow
+
+    import_tensorflow()
+    from mtcnn import MTCNN  # deferred: importing it pulls in TensorFlow
+
+    return MTCNN()
+
+
+class Detector:
+    """MTCNN face detector. Load once, call :meth:`detect` per photo or :meth:`detect_batch`.
+
+    Args:
+        min_face_size: smallest face to look for, in pixels of the *original* photo.
+        min_confidence: faces scored below this by MTCNN's last stage are dropped.
+        max_side: photos whose longer side exceeds this many pixels are downscaled for
+            detection (boxes are mapped back to the original); ``None`` disables it.
+    """
+
+    def __init__(
+        self,
+        *,
+        min_face_size: int = 20,
+        min_confidence: float = 0.9,
+        max_side: int | None = 1024,
+    ) -> None:
+        self.min_face_size = int(min_face_size)
+        self.min_confidence = float(min_confidence)
+        self.max_side = max_side
+        self._mtcnn = None
+
+    @property
+    def settings(self) -> dict:
+        """The settings that change what is detected (they key embedding caches)."""
+        return {
+            "detector": "mtcnn",
+            "min_face_size": self.min_face_size,
+            "min_confidence": self.min_confidence,
+            "max_side": self.max_side,
+        }
+
+    def _model(self):
+        if self._mtcnn is None:
+            self._mtcnn = _shared_mtcnn()
+        return self._mtcnn
+
+    def _scale_for(self, shape: tuple[int, ...]) -> float:
+        longest = max(shape[0], shape[1])
+        if self.max_side is None or longest <= self.max_side:
+            return 1.0
+        return self.max_side / longest
+
+    def detect(self, image: np.ndarray) -> list[DetectedFace]:
+        """Find every face in one photo.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB.
+
+        Returns:
+            Faces sorted by box area, largest first.
+        """
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
+        """Find every face in several photos; photos of the same size run as one batch.
+
+        MTCNN pads a batch to its largest member, so only equal-sized photos (after the
+        downscale) are grouped: mixing sizes would cost more than it saves.
+        """
+        results: list[list[DetectedFace]] = [[] for _ in images]
+        groups: dict[tuple[int, int], list[int]] = {}
+        prepared: list[tuple[np.ndarray, float]] = []
+        for i, image in enumerate(images):
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+            scale = self._scale_for(image.shape)
+            if scale != 1.0:
+                size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+                small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            else:
+                small = image
+            prepared.append((small, scale))
+            groups.setdefault(small.shape[:2], []).append(i)
+
+        for indices in groups.values():
+            batch = [prepared[i][0] for i in indices]
+            scale0 = prepared[indices[0]][1]
+            min_face = max(12, int(round(self.min_face_size * scale0)))
+            raw = self._model().detect_faces(
+                batch if len(batch) > 1 else batch[0],
+                min_face_size=min_face,
+            )
+            if len(batch) == 1:
+                raw = [raw]
+            for i, faces in zip(indices, raw):
+                results[i] = self._convert(faces, prepared[i][1])
+        return results
+
+    def _convert(self, raw: list[dict], scale: float) -> list[DetectedFace]:
+        faces = []
+        for d in raw:
+            score = float(d["confidence"])
+            if score < self.min_confidence:
+                continue
+            x, y, w, h = (float(v) / scale for v in d["box"])
+            if min(w, h) < self.min_face_size:
+                continue
+            kp = d["keypoints"]
+            landmarks = np.array([kp[name] for name in LANDMARK_NAMES], dtype=np.float32) / scale
+            faces.append(DetectedFace(box=(x, y, w, h), landmarks=landmarks, score=score))
+        faces.sort(key=lambda f: f.area, reverse=True)
+        return faces

@@ -1,0 +1,325 @@
+"""The library's front door: a gallery of enrolled people you can query.
+
+    >>> from facesearch import Gallery
+    >>> g = Gallery("~/celebs")                      # holds index/ and db/
+    >>> report = g.enroll(["photos/"])               # photos/<name>/*.jpg
+    >>> for face in g.query("group.jpg")[0].faces:
+    ...     print(face.box, face.match.identity, face.match.similarity)
+
+A gallery is a folder (``home``) with ``db/gallery.sqlite`` (identities, photos, faces and
+their embeddings: the source of truth) and ``index/`` (FAISS files derived from it).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from .analysis import Face, FaceAnalysis
+from .cache import FaceCache
+from .errors import FaceSearchError, GalleryError, ImageError
+from .images import IMAGE_EXTENSIONS, iter_image_files, load_image
+from .photos import PhotoError, analyse_photos, hash_photo
+from .index import GalleryIndex
+from .match import DEFAULT_THRESHOLD, Match, make_matcher
+from .store import NewFace, Store
+
+log = logging.getLogger(__name__)
+
+DB_FILE = "gallery.sqlite"
+#: Photos processed per batch (one database transaction each) during enrollment.
+CHUNK = 32
+
+
+def default_home() -> Path:
+    """``$FACESEARCH_HOME`` if set, else the current directory."""
+    return Path(os.environ.get("FACESEARCH_HOME") or os.getcwd()).expanduser()
+
+
+@dataclass
+class EnrollReport:
+    """What an enrollment did. Paths are strings as given."""
+
+    enrolled: list[tuple[str, str]] = field(default_factory=list)      # (path, identity)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)    # (path, identity it is under)
+    no_face: list[str] = field(default_factory=list)
+    multiple_faces: list[tuple[str, int]] = field(default_factory=list)  # (path, faces found); largest kept
+    errors: list[tuple[str, str]] = field(default_factory=list)        # (path, one-line reason)
+
+    @property
+    def identities(self) -> list[str]:
+        return sorted({name for _, name in self.enrolled})
+
+    def as_dict(self) -> dict:
+        return {
+            "enrolled": [{"path": p, "identity": n} for p, n in self.enrolled],
+            "duplicates": [{"path": p, "identity": n} for p, n in self.duplicates],
+            "no_face": list(self.no_face),
+            "multiple_faces": [{"path": p, "faces": n} for p, n in self.multiple_faces],
+            "errors": [{"path": p, "error": e} for p, e in self.errors],
+            "identities": self.identities,
+        }
+
+
+@dataclass
+class FaceMatch:
+    """One face of a queried photo and who it is."""
+
+    face: Face
+    match: Match
+
+    def as_dict(self) -> dict:
+        return {"box": [int(round(v)) for v in self.face.box], "score": round(self.face.score, 4),
+                **self.match.as_dict()}
+
+
+@dataclass
+class QueryResult:
+    image: str | None
+    faces: list[FaceMatch]
+
+    def as_dict(self) -> dict:
+        return {"image": self.image, "faces": [f.as_dict() for f in self.faces]}
+
+
+def collect_photos(paths: Sequence[str | os.PathLike], name: str | None) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
+    """Expand enrollment arguments into ``(photo, identity)`` pairs, plus ``(path, reason)`` errors.
+
+    With ``name``, every path is a photo of that person or a folder of them. Without it,
+    every path is a folder holding one sub-folder of photos per identity.
+    """
+    items: list[tuple[Path, str]] = []
+    errors: list[tuple[str, str]] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            errors.append((str(raw), "no such file or folder"))
+        elif name is not None:
+            photos = [path] if path.is_file() else iter_image_files(path)
+            if not photos:
+                errors.append((str(raw), "folder holds no photos"))
+            items += [(p, name) for p in photos]
+        elif path.is_file():
+            errors.append((str(raw), "a single photo needs --name NAME"))
+        else:
+            subdirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+            loose = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+            for p in sorted(loose):
+                errors.append((str(p), "photo is not inside an identity folder; use --name NAME"))
+            if not subdirs and not loose:
+                errors.append((str(raw), "folder holds no identity sub-folders"))
+            for sub in subdirs:
+                items += [(p, sub.name) for p in iter_image_files(sub)]
+    return items, errors
+
+
+class Gallery:
+    """A folder of enrolled people.
+
+    Args:
+        home: gallery folder (default :func:`default_home`); holds ``db/`` and ``index/``.
+        db_url: any SQLAlchemy URL instead of ``sqlite:///<home>/db/gallery.sqlite``.
+        analysis: the :class:`FaceAnalysis` to use (default settings if omitted; models load
+            on first use).
+        cache: folder of the per-photo face cache used by enrollment, ``None`` for the default
+            (under the model cache folder), ``False`` to disable it.
+    """
+
+    def __init__(self, home: str | os.PathLike | None = None, *, db_url: str | None = None,
+                 analysis: FaceAnalysis | None = None, cache: str | os.PathLike | bool | None = None) -> None:
+        from .embed import EMBEDDING_DIM
+        from .weights import MODEL_ID, cache_dir
+
+        self.home = Path(home).expanduser() if home is not None else default_home()
+        self.index_dir = self.home / "index"
+        if db_url is None:
+            (self.home / "db").mkdir(parents=True, exist_ok=True)
+            db_url = f"sqlite:///{(self.home / 'db' / DB_FILE).resolve()}"
+        self.analysis = analysis or FaceAnalysis()
+        self.store = Store(db_url, model_id=MODEL_ID, embedding_dim=EMBEDDING_DIM)
+        self.model_id = MODEL_ID
+        self.dim = EMBEDDING_DIM
+        if cache is False:
+            self._cache_root = None
+        else:
+            self._cache_root = Path(cache) if cache not in (None, True) else cache_dir() / "faces"
+        self._index: GalleryIndex | None = None
+        self._face_owner: dict[int, str] | None = None
+
+    def __repr__(self) -> str:
+        return f"Gallery({str(self.home)!r})"
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Gallery":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- index ------------------------------------------------------------------------------
+
+    def _load_index(self) -> GalleryIndex:
+        # One cheap query per call: another process may have changed the gallery since.
+        gen = self.store.generation()
+        if self._index is None or self._index.generation != gen:
+            index = GalleryIndex.load(self.index_dir, generation=gen, model_id=self.model_id,
+                                      faces=self.store.count_faces())
+            self._face_owner = None
+            self._index = index if index is not None else self.reindex()
+        return self._index
+
+    def reindex(self) -> GalleryIndex:
+        """Rebuild both FAISS indexes from the database and save them. Returns the new index."""
+        gen = self.store.generation()
+        ids, owners, vectors = self.store.embeddings()
+        self._index = GalleryIndex.build(ids, owners, vectors, generation=gen, model_id=self.model_id,
+                                         dim=self.dim)
+        self._index.save(self.index_dir)
+        self._face_owner = None
+        return self._index
+
+    def _owners(self) -> dict[int, str]:
+        if self._face_owner is None:
+            names = self.store.identity_names()
+            ids, owners, _ = self.store.embeddings()
+            self._face_owner = {int(f): names[int(o)] for f, o in zip(ids, owners)}
+        return self._face_owner
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def identities(self) -> list[dict]:
+        """Every enrolled identity: ``{"name", "faces", "images"}``, by name."""
+        return [{"name": s.name, "faces": s.faces, "images": s.images} for s in self.store.identities()]
+
+    def __len__(self) -> int:
+        return len(self.store.identities())
+
+    def matcher(self, name: str = "knn", *, threshold: float | None = None, top_k: int = 5, k: int = 5):
+        """A fitted matcher (``"knn"`` or ``"centroid"``) over this gallery's indexes."""
+        index = self._load_index()
+        thr = DEFAULT_THRESHOLD if threshold is None else threshold
+        if name == "knn":
+            return make_matcher("knn", k=k, threshold=thr, top_k=top_k).from_index(index.faces, self._owners())
+        if name == "centroid":
+            return make_matcher("centroid", threshold=thr, top_k=top_k).from_index(
+                index.identities, self.store.identity_names())
+        return make_matcher(name)  # raises the clear "unknown matcher" error
+
+    def identify(self, image: np.ndarray, *, matcher: str = "knn", threshold: float | None = None,
+                 top_k: int = 5, k: int = 5) -> list[FaceMatch]:
+        """Every face in an ``(H, W, 3)`` uint8 RGB image and who it is, largest face first."""
+        if not self.store.count_faces():
+            raise GalleryError(f"{self.home}: the gallery is empty; enroll people first")
+        faces = self.analysis.get(image)
+        return self.match_faces(faces, matcher=matcher, threshold=threshold, top_k=top_k, k=k)
+
+    def match_faces(self, faces: Sequence[Face], *, matcher: str = "knn", threshold: float | None = None,
+                    top_k: int = 5, k: int = 5) -> list[FaceMatch]:
+        """Match faces already embedded (e.g. by :class:`FaceAnalysis`) against the gallery."""
+        if not faces:
+            return []
+        m = self.matcher(matcher, threshold=threshold, top_k=top_k, k=k)
+        matches = m.identify(np.stack([f.embedding for f in faces]))
+        return [FaceMatch(f, mt) for f, mt in zip(faces, matches)]
+
+    def query(self, photo: str | os.PathLike | np.ndarray, *, matcher: str = "knn",
+              threshold: float | None = None, top_k: int = 5, k: int = 5) -> QueryResult:
+        """Identify every face in one photo (a path or an RGB array).
+
+        Raises:
+            ImageError: the photo cannot be read.
+            GalleryError: the gallery is empty.
+        """
+        name = None if isinstance(photo, np.ndarray) else os.fspath(photo)
+        image = load_image(photo)
+        return QueryResult(name, self.identify(image, matcher=matcher, threshold=threshold, top_k=top_k, k=k))
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def enroll(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, name: str | None = None, *,
+               progress: Callable[[int], None] | None = None,
+               on_total: Callable[[int], None] | None = None) -> EnrollReport:
+        """Enroll photos: folders of ``<identity>/<photos>``, or photos of one person with ``name``.
+
+        Each photo contributes its largest face (photos with several faces are reported). A
+        photo already enrolled (same bytes) is skipped. Unreadable photos are reported and
+        the rest carry on. Work is committed in batches of :data:`CHUNK` photos, so an
+        interrupted enrollment keeps every finished batch and leaves the gallery consistent.
+
+        Args:
+            progress: called with the number of photos just processed (for progress bars).
+            on_total: called once with the number of photos found.
+        """
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        if name is not None and not name.strip():
+            raise GalleryError("--name is empty")
+        items, errors = collect_photos(paths, name.strip() if name else None)
+        report = EnrollReport(errors=list(errors))
+        if on_total:
+            on_total(len(items))
+        cache = FaceCache(self._cache_root, self.analysis.settings) if self._cache_root else None
+        seen: dict[str, str] = {}
+        try:
+            for start in range(0, len(items), CHUNK):
+                chunk = items[start:start + CHUNK]
+                self._enroll_chunk(chunk, report, seen, cache)
+                if progress:
+                    progress(len(chunk))
+        finally:
+            # Also after an interruption: the committed batches get an up-to-date index now
+            # rather than a rebuild at the next open.
+            if report.enrolled:
+                self.reindex()
+        return report
+
+    def _enroll_chunk(self, chunk, report: EnrollReport, seen: dict[str, str], cache) -> None:
+        todo, names = [], []
+        for path, identity in chunk:
+            sha = hash_photo(path)
+            if isinstance(sha, PhotoError):
+                report.errors.append((str(path), sha.reason))
+                continue
+            owner = seen.get(sha) or self.store.image_owner(sha)
+            if owner is not None:
+                report.duplicates.append((str(path), owner))
+                continue
+            seen[sha] = identity
+            todo.append((path, sha))
+            names.append(identity)
+
+        rows, enrolled = [], []
+        for identity, photo in zip(names, analyse_photos(todo, self.analysis, cache)):
+            if isinstance(photo, PhotoError):
+                report.errors.append((str(photo.path), photo.reason))
+                continue
+            if not photo.faces:
+                report.no_face.append(str(photo.path))
+                log.info("%s: no face found", photo.path)
+                continue
+            if len(photo.faces) > 1:
+                report.multiple_faces.append((str(photo.path), len(photo.faces)))
+            face = max(photo.faces, key=lambda f: f.area)
+            rows.append((identity, str(photo.path.resolve()), photo.sha256, photo.size_bytes, photo.width,
+                         photo.height, [NewFace(face.box, face.landmarks, face.score, face.quality, face.embedding)]))
+            enrolled.append((str(photo.path), identity))
+        if rows:
+            self.store.add_images(rows)
+            report.enrolled += enrolled
+
+    def remove(self, name: str) -> int:
+        """Remove an identity and its faces. Returns the number of faces removed."""
+        removed = self.store.remove_identity(name)
+        self.reindex()
+        return removed
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename an identity (merging into ``new`` if it already exists)."""
+        self.store.rename_identity(old, new)
+        self.reindex()

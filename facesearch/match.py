@@ -1,0 +1,196 @@
+"""Who is this face? Nearest-neighbour matchers with an "unknown" threshold.
+
+Both matchers follow scikit-learn's estimator API (``fit``, ``predict``, ``predict_proba``,
+``score``) so benchmarks can swap them, and add :meth:`identify`, which returns for every
+face the best identity (or ``None`` for unknown), its cosine similarity and the next
+candidates.
+
+* :class:`KNNMatcher`: the ``k`` most similar enrolled faces vote for their identity,
+  each with its similarity; only neighbours at or above the threshold vote, so one good
+  match is not outvoted by several poor ones of another person.
+* :class:`CentroidMatcher`: the identity whose average embedding is most similar.
+
+Similarities are cosines of L2-normalised FaceNet embeddings, in ``[-1, 1]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from .index import VectorIndex, centroids
+
+#: Cosine similarity at or above which two faces are taken to be the same person. Chosen on
+#: LFW pairsDevTrain.txt as the threshold of best verification accuracy (see README, "Threshold").
+DEFAULT_THRESHOLD = 0.40
+
+
+@dataclass
+class Candidate:
+    identity: str
+    similarity: float
+
+
+@dataclass
+class Match:
+    """The answer for one face.
+
+    Attributes:
+        identity: best identity, or ``None`` when its similarity is under the threshold.
+        similarity: cosine similarity of the best candidate (even when unknown).
+        candidates: best first, at most ``top_k``.
+    """
+
+    identity: str | None
+    similarity: float
+    candidates: list[Candidate] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"identity": self.identity, "similarity": round(float(self.similarity), 4),
+                "candidates": [{"identity": c.identity, "similarity": round(float(c.similarity), 4)}
+                               for c in self.candidates]}
+
+
+class _NearestMatcher(BaseEstimator):
+    """Shared machinery: a vector index whose ids map to identity names."""
+
+    threshold: float
+    top_k: int
+
+    def _set_reference(self, index: VectorIndex, names: Mapping[int, str]) -> None:
+        self.index_ = index
+        self.names_ = dict(names)
+        self.classes_ = np.array(sorted(set(self.names_.values())), dtype=object)
+
+    def _neighbours(self, X: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if not hasattr(self, "index_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() or from_index() first")
+        X = np.atleast_2d(np.asarray(X, dtype=np.float32))
+        return self.index_.search(X, min(n, max(len(self.index_), 1)))
+
+    def _scores(self, X: np.ndarray) -> list[list[tuple[str, float, float]]]:
+        """Per face: ``(identity, vote, best similarity)`` for each identity seen, best first."""
+        raise NotImplementedError
+
+    def identify(self, X: np.ndarray) -> list[Match]:
+        """Best identity (or unknown), similarity and candidates for each row of ``X`` (N, D)."""
+        out = []
+        for ranked in self._scores(X):
+            if not ranked:
+                out.append(Match(None, float("nan"), []))
+                continue
+            name, vote, sim = ranked[0]
+            cands = [Candidate(n, s) for n, _, s in ranked[: self.top_k]]
+            out.append(Match(name if vote > 0 and sim >= self.threshold else None, sim, cands))
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Identity name per row, ``None`` for unknown; object array (N,)."""
+        return np.array([m.identity for m in self.identify(X)], dtype=object)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Vote shares over :attr:`classes_`, float (N, C). A row of zeros means unknown."""
+        col = {c: i for i, c in enumerate(self.classes_)}
+        proba = np.zeros((len(np.atleast_2d(X)), len(self.classes_)))
+        for row, ranked in enumerate(self._scores(X)):
+            votes = {n: v for n, v, _ in ranked if v > 0}
+            total = sum(votes.values())
+            for n, v in votes.items():
+                proba[row, col[n]] = v / total
+        return proba
+
+    def score(self, X: np.ndarray, y: Sequence[str | None]) -> float:
+        """Fraction of rows whose prediction equals ``y`` (``None`` in ``y`` means unknown)."""
+        pred = self.predict(X)
+        return float(np.mean([p == t for p, t in zip(pred, y)])) if len(pred) else float("nan")
+
+
+class KNNMatcher(_NearestMatcher):
+    """Similarity-weighted vote of the ``k`` nearest enrolled faces.
+
+    Args:
+        k: neighbours that vote.
+        threshold: cosine similarity under which a face is unknown.
+        top_k: candidates reported per face.
+    """
+
+    def __init__(self, k: int = 5, threshold: float = DEFAULT_THRESHOLD, top_k: int = 5) -> None:
+        self.k = k
+        self.threshold = threshold
+        self.top_k = top_k
+
+    def fit(self, X: np.ndarray, y: Sequence[str]) -> "KNNMatcher":
+        """Enroll faces ``X`` (N, D) float32 L2-normalised with names ``y`` (N,)."""
+        X = np.asarray(X, dtype=np.float32)
+        ids = np.arange(len(X), dtype=np.int64)
+        self._set_reference(VectorIndex.build(ids, X, kind="flat"), dict(zip(ids.tolist(), y)))
+        return self
+
+    def from_index(self, index: VectorIndex, names: Mapping[int, str]) -> "KNNMatcher":
+        """Use an existing faces index; ``names`` maps its ids (face ids) to identity names."""
+        self._set_reference(index, names)
+        return self
+
+    def _scores(self, X):
+        # Look past k so the candidate list can hold top_k distinct identities.
+        sims, ids = self._neighbours(X, max(self.k, 4 * self.top_k))
+        out = []
+        for srow, irow in zip(sims, ids):
+            best: dict[str, list[float]] = {}
+            for rank, (s, i) in enumerate(zip(srow, irow)):
+                if i < 0:
+                    continue
+                name = self.names_[int(i)]
+                vote, top = best.get(name, (0.0, -np.inf))
+                if rank < self.k and s >= self.threshold:
+                    vote += float(s)
+                best[name] = [vote, max(top, float(s))]
+            out.append(sorted(((n, v, s) for n, (v, s) in best.items()), key=lambda t: (-t[1], -t[2])))
+        return out
+
+
+class CentroidMatcher(_NearestMatcher):
+    """Nearest identity average (centroid) embedding.
+
+    Args:
+        threshold: cosine similarity under which a face is unknown.
+        top_k: candidates reported per face.
+    """
+
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD, top_k: int = 5) -> None:
+        self.threshold = threshold
+        self.top_k = top_k
+
+    def fit(self, X: np.ndarray, y: Sequence[str]) -> "CentroidMatcher":
+        """Average the faces ``X`` (N, D) of each name in ``y`` into one centroid per name."""
+        labels = np.asarray(y, dtype=object)
+        classes = sorted(set(labels.tolist()))
+        code = {c: i for i, c in enumerate(classes)}
+        owners = np.array([code[v] for v in labels], dtype=np.int64)
+        ids, means = centroids(owners, np.asarray(X, dtype=np.float32))
+        self._set_reference(VectorIndex.build(ids, means, kind="flat"), {int(i): classes[i] for i in ids})
+        return self
+
+    def from_index(self, index: VectorIndex, names: Mapping[int, str]) -> "CentroidMatcher":
+        """Use an existing identities index; ``names`` maps its ids (identity ids) to names."""
+        self._set_reference(index, names)
+        return self
+
+    def _scores(self, X):
+        sims, ids = self._neighbours(X, self.top_k)
+        return [[(self.names_[int(i)], max(float(s), 0.0) if s >= self.threshold else 0.0, float(s))
+                 for s, i in zip(srow, irow) if i >= 0] for srow, irow in zip(sims, ids)]
+
+
+MATCHERS = {"knn": KNNMatcher, "centroid": CentroidMatcher}
+
+
+def make_matcher(name: str, **params) -> _NearestMatcher:
+    """A matcher by name (``"knn"`` or ``"centroid"``) with its parameters."""
+    try:
+        cls = MATCHERS[name]
+    except KeyError:
+        raise ValueError(f"unknown matcher {name!r}; choose one of {', '.join(MATCHERS)}") from None
+    return cls(**params)

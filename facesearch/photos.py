@@ -1,0 +1,79 @@
+"""Photo files in, faces out, in batches and through the face cache.
+
+Enrollment and the benchmarks both read many photo files; this is the one place that loads
+them, detects and embeds in batches, and remembers the result per photo content.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .analysis import Face, FaceAnalysis
+from .cache import FaceCache
+from .errors import ImageError
+from .images import image_sha256, load_image
+
+
+@dataclass
+class PhotoFaces:
+    """The faces of one photo file."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
+    width: int
+    height: int
+    faces: list[Face]
+
+
+@dataclass
+class PhotoError:
+    """A photo file that could not be read; ``reason`` is one line."""
+
+    path: Path
+    reason: str
+
+
+def hash_photo(path: str | os.PathLike) -> str | PhotoError:
+    """The sha256 of a photo file, or a :class:`PhotoError` if it cannot be read."""
+    try:
+        return image_sha256(path)
+    except ImageError as exc:
+        return PhotoError(Path(path), exc.reason)
+    except OSError as exc:
+        return PhotoError(Path(path), (exc.strerror or str(exc)).lower())
+
+
+def analyse_photos(photos: Sequence[tuple[Path, str]], analysis: FaceAnalysis,
+                   cache: FaceCache | None = None) -> list[PhotoFaces | PhotoError]:
+    """Faces of each ``(path, sha256)`` photo, one result per photo in order.
+
+    Cached photos are not decoded at all; the others are loaded, detected and embedded as
+    one batch and then cached.
+    """
+    results: list[PhotoFaces | PhotoError | None] = [None] * len(photos)
+    fresh, images = [], []
+    for i, (path, sha) in enumerate(photos):
+        path = Path(path)
+        hit = cache.get(sha) if cache else None
+        if hit is not None:
+            faces, (width, height) = hit
+            results[i] = PhotoFaces(path, sha, path.stat().st_size, width, height, faces)
+            continue
+        try:
+            image = load_image(path)
+        except ImageError as exc:
+            results[i] = PhotoError(path, exc.reason)
+            continue
+        fresh.append(i)
+        images.append(image)
+    if images:
+        for i, image, faces in zip(fresh, images, analysis.get_batch(images)):
+            path, sha = Path(photos[i][0]), photos[i][1]
+            height, width = image.shape[:2]
+            if cache:
+                cache.put(sha, faces, (width, height))
+            results[i] = PhotoFaces(path, sha, path.stat().st_size, width, height, faces)
+    return results  # type: ignore[return-value]

@@ -1,0 +1,269 @@
+"""The gallery's metadata and embeddings in a relational database (SQLAlchemy).
+
+The database is the source of truth: it holds every face's embedding, so the FAISS files can
+always be rebuilt from it. Each change runs in one transaction and bumps a ``generation``
+counter; an index whose recorded generation differs is stale and gets rebuilt.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+from sqlalchemy import (Float, ForeignKey, Integer, LargeBinary, String, create_engine, event, func,
+                        select, text)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+from .errors import GalleryError
+
+SCHEMA_VERSION = 1
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class GalleryState(Base):
+    """One row: which embedding model the gallery uses, and its change counter."""
+
+    __tablename__ = "gallery_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schema_version: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[str] = mapped_column(String(128))
+    embedding_dim: Mapped[int] = mapped_column(Integer)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+
+
+class Identity(Base):
+    __tablename__ = "identities"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    faces: Mapped[list["FaceRow"]] = relationship(back_populates="identity", cascade="all, delete-orphan")
+
+
+class SourceImage(Base):
+    __tablename__ = "images"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(4096))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    enrolled_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    faces: Mapped[list["FaceRow"]] = relationship(back_populates="image", cascade="all, delete-orphan")
+
+
+class FaceRow(Base):
+    __tablename__ = "faces"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    identity_id: Mapped[int] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"), index=True)
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    w: Mapped[float] = mapped_column(Float)
+    h: Mapped[float] = mapped_column(Float)
+    landmarks: Mapped[str] = mapped_column(String(512))  # JSON [[x, y] * 5]
+    score: Mapped[float] = mapped_column(Float)
+    quality: Mapped[float] = mapped_column(Float)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+    image: Mapped[SourceImage] = relationship(back_populates="faces")
+    identity: Mapped[Identity] = relationship(back_populates="faces")
+
+
+@dataclass(frozen=True)
+class NewFace:
+    """A face to store: what :class:`Store.add_image` needs of it."""
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray
+    score: float
+    quality: float
+    embedding: np.ndarray
+
+
+@dataclass(frozen=True)
+class IdentitySummary:
+    id: int
+    name: str
+    faces: int
+    images: int
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets a second process read while one enrolls, and a killed writer leaves the last
+    # committed state intact; foreign keys make deletes cascade.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Store:
+    """Tables, sessions and the queries the gallery needs.
+
+    Args:
+        url: any SQLAlchemy URL, e.g. ``sqlite:////path/to/gallery.sqlite``.
+        model_id, embedding_dim: the embedding model this gallery is for. A new database
+            records them; an existing one must match, or :class:`GalleryError` is raised.
+    """
+
+    def __init__(self, url: str, *, model_id: str, embedding_dim: int) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        with self.session() as s:
+            state = s.get(GalleryState, 1)
+            if state is None:
+                s.add(GalleryState(id=1, schema_version=SCHEMA_VERSION, model_id=model_id,
+                                   embedding_dim=embedding_dim, generation=0))
+            elif state.model_id != model_id or state.embedding_dim != embedding_dim:
+                raise GalleryError(
+                    f"{url}: gallery was built with {state.model_id} ({state.embedding_dim}-d), "
+                    f"not {model_id} ({embedding_dim}-d); use another --home or re-enroll")
+        self.model_id = model_id
+        self.embedding_dim = embedding_dim
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed on success, rolled back on any exception."""
+        with self._sessions.begin() as s:
+            yield s
+
+    @staticmethod
+    def _bump(s: Session) -> None:
+        s.execute(text("UPDATE gallery_state SET generation = generation + 1 WHERE id = 1"))
+
+    def generation(self) -> int:
+        """The change counter: it grows with every committed change to faces or identities."""
+        with self.session() as s:
+            return int(s.scalar(select(GalleryState.generation).where(GalleryState.id == 1)))
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def image_owner(self, sha256: str) -> str | None:
+        """Name of the identity an image (by content hash) is enrolled under, else ``None``."""
+        with self.session() as s:
+            row = s.execute(
+                select(Identity.name).join(FaceRow, FaceRow.identity_id == Identity.id)
+                .join(SourceImage, SourceImage.id == FaceRow.image_id)
+                .where(SourceImage.sha256 == sha256).limit(1)).first()
+            return None if row is None else row[0]
+
+    def identities(self) -> list[IdentitySummary]:
+        """Every identity with its face and image counts, by name."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Identity.id, Identity.name, func.count(FaceRow.id),
+                       func.count(func.distinct(FaceRow.image_id)))
+                .outerjoin(FaceRow, FaceRow.identity_id == Identity.id)
+                .group_by(Identity.id).order_by(Identity.name)).all()
+        return [IdentitySummary(int(i), n, int(f), int(im)) for i, n, f, im in rows]
+
+    def identity_names(self) -> dict[int, str]:
+        with self.session() as s:
+            return {int(i): n for i, n in s.execute(select(Identity.id, Identity.name))}
+
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All stored faces: ``(face_ids int64 (N,), identity_ids int64 (N,), embeddings float32 (N, D))``."""
+        with self.session() as s:
+            rows = s.execute(select(FaceRow.id, FaceRow.identity_id, FaceRow.embedding)
+                             .order_by(FaceRow.id)).all()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        owners = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        if rows:
+            vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        else:
+            vectors = np.zeros((0, self.embedding_dim), dtype=np.float32)
+        return ids, owners, vectors.astype(np.float32, copy=True)
+
+    def count_faces(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count(FaceRow.id))))
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def add_images(self, items: Sequence[tuple[str, str, str, int, int, int, Sequence[NewFace]]]) -> list[list[int]]:
+        """Store photos and their faces in one transaction.
+
+        Args:
+            items: ``(identity_name, path, sha256, size_bytes, width, height, faces)`` each.
+        Returns:
+            The new face ids, one list per item.
+        """
+        out: list[list[int]] = []
+        with self.session() as s:
+            for name, path, sha, size, width, height, faces in items:
+                identity = s.scalar(select(Identity).where(Identity.name == name))
+                if identity is None:
+                    identity = Identity(name=name)
+                    s.add(identity)
+                image = SourceImage(path=path, sha256=sha, size_bytes=size, width=width, height=height)
+                s.add(image)
+                rows = []
+                for f in faces:
+                    emb = np.asarray(f.embedding, dtype="<f4")
+                    if emb.shape != (self.embedding_dim,):
+                        raise ValueError(f"embedding has shape {emb.shape}, expected ({self.embedding_dim},)")
+                    rows.append(FaceRow(
+                        image=image, identity=identity, x=float(f.box[0]), y=float(f.box[1]),
+                        w=float(f.box[2]), h=float(f.box[3]),
+                        landmarks=json.dumps(np.round(np.asarray(f.landmarks, dtype=float), 2).tolist()),
+                        score=float(f.score), quality=float(f.quality), embedding=emb.tobytes()))
+                s.add_all(rows)
+                s.flush()
+                out.append([r.id for r in rows])
+            self._bump(s)
+        return out
+
+    def remove_identity(self, name: str) -> int:
+        """Delete an identity, its faces and the photos left without faces. Returns faces removed."""
+        with self.session() as s:
+            identity = s.scalar(select(Identity).where(Identity.name == name))
+            if identity is None:
+                raise GalleryError(f"no identity named {name!r} in the gallery")
+            image_ids = {f.image_id for f in identity.faces}
+            removed = len(identity.faces)
+            s.delete(identity)
+            s.flush()
+            for image_id in image_ids:
+                if not s.scalar(select(func.count(FaceRow.id)).where(FaceRow.image_id == image_id)):
+                    s.delete(s.get(SourceImage, image_id))
+            self._bump(s)
+        return removed
+
+    def rename_identity(self, old: str, new: str) -> None:
+        """Rename ``old`` to ``new``; if ``new`` exists, ``old``'s faces are merged into it."""
+        new = new.strip()
+        if not new:
+            raise GalleryError("the new name is empty")
+        with self.session() as s:
+            identity = s.scalar(select(Identity).where(Identity.name == old))
+            if identity is None:
+                raise GalleryError(f"no identity named {old!r} in the gallery")
+            target = s.scalar(select(Identity).where(Identity.name == new))
+            if target is None:
+                identity.name = new
+            elif target.id != identity.id:
+                for face in list(identity.faces):
+                    face.identity = target
+                s.flush()
+                s.delete(identity)
+            self._bump(s)

@@ -1,0 +1,70 @@
+"""Shared fixtures: real photos from ../shared/data, real weights, galleries in tmp folders."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+KNOWN = DATA / "fixtures" / "known"
+QUERIES = DATA / "fixtures" / "queries"
+CELEB = DATA / "5celeb"
+
+# Weights and per-photo faces are cached inside the checkout (git-ignored), so a second run of
+# the suite, and every test after the first in one run, skips conversion and re-embedding.
+os.environ.setdefault("FACESEARCH_CACHE", str(REPO / ".cache" / "facesearch"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_sessionstart(session):
+    if not DATA.is_dir():
+        raise pytest.UsageError(f"{DATA}: shared test data not found (expected ../shared/data beside the checkout)")
+
+
+@pytest.fixture(scope="session")
+def analysis():
+    from facesearch.analysis import FaceAnalysis
+
+    return FaceAnalysis()
+
+
+@pytest.fixture(scope="session")
+def known_gallery_template(tmp_path_factory, analysis):
+    """A gallery with fixtures/known enrolled, built once; copy it with ``known_gallery``."""
+    from facesearch.gallery import Gallery
+
+    home = tmp_path_factory.mktemp("known-template")
+    with Gallery(home, analysis=analysis) as g:
+        report = g.enroll([KNOWN])
+    assert not report.errors, report.errors
+    return home
+
+
+@pytest.fixture
+def known_gallery(tmp_path, known_gallery_template, analysis):
+    """A private copy of the fixtures/known gallery (tests may change it)."""
+    from facesearch.gallery import Gallery
+
+    home = tmp_path / "gallery"
+    shutil.copytree(known_gallery_template, home)
+    g = Gallery(home, analysis=analysis)
+    yield g
+    g.close()
+
+
+@pytest.fixture
+def cli(analysis):
+    """Run the real CLI in-process: ``cli("--home", h, "query", ...)`` -> click Result."""
+    from click.testing import CliRunner
+
+    from facesearch.cli import main
+
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return run
