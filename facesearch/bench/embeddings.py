@@ -1,0 +1,75 @@
+"""One embedding per photo of a dataset, batched and cached by photo content.
+
+Benchmarks need the face each photo is *about*: in LFW that is the face nearest the centre
+(photos are centred on their subject, and other people may appear beside them); elsewhere the
+largest face. A photo where no face is found gets a row of NaN and counts as a failure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..analysis import Face, FaceAnalysis
+from ..cache import FaceCache
+from ..photos import PhotoError, analyse_photos, hash_photo
+
+CHUNK = 32
+
+
+def pick_face(faces: Sequence[Face], width: int, height: int, how: str = "largest") -> Face | None:
+    """The face a photo is about: ``"largest"`` box, or ``"center"`` (nearest the photo's centre)."""
+    if not faces:
+        return None
+    if how == "largest":
+        return max(faces, key=lambda f: f.area)
+    cx, cy = width / 2, height / 2
+    return min(faces, key=lambda f: (f.box[0] + f.box[2] / 2 - cx) ** 2 + (f.box[1] + f.box[3] / 2 - cy) ** 2)
+
+
+@dataclass
+class DatasetEmbeddings:
+    """``vectors`` float32 (N, D), NaN rows where ``ok`` is False; ``errors`` maps path -> reason."""
+
+    paths: list[Path]
+    vectors: np.ndarray
+    ok: np.ndarray
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def of(self) -> dict[Path, int]:
+        return {p: i for i, p in enumerate(self.paths)}
+
+
+def embed_photos(paths: Sequence[Path], analysis: FaceAnalysis, cache: FaceCache | None, *,
+                 pick: str = "largest", dim: int = 512,
+                 progress: Callable[[int], None] | None = None) -> DatasetEmbeddings:
+    """Embed the chosen face of every photo in ``paths`` (duplicates are embedded once)."""
+    paths = list(dict.fromkeys(Path(p) for p in paths))
+    vectors = np.full((len(paths), dim), np.nan, np.float32)
+    ok = np.zeros(len(paths), bool)
+    errors: dict[str, str] = {}
+    for start in range(0, len(paths), CHUNK):
+        chunk = paths[start:start + CHUNK]
+        todo, where = [], []
+        for i, p in enumerate(chunk, start):
+            sha = hash_photo(p)
+            if isinstance(sha, PhotoError):
+                errors[str(p)] = sha.reason
+            else:
+                todo.append((p, sha))
+                where.append(i)
+        for i, res in zip(where, analyse_photos(todo, analysis, cache)):
+            if isinstance(res, PhotoError):
+                errors[str(res.path)] = res.reason
+                continue
+            face = pick_face(res.faces, res.width, res.height, pick)
+            if face is None:
+                errors[str(res.path)] = "no face found"
+                continue
+            vectors[i] = face.embedding
+            ok[i] = True
+        if progress:
+            progress(len(chunk))
+    return DatasetEmbeddings(paths, vectors, ok, errors)
