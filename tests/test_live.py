@@ -1,0 +1,268 @@
+"""Live identification on real videos built from the fixture photos (real weights, no mocks).
+
+The main video is 640x480 at 10 fps: obama (QUERIES/obama1.jpg), a gap, biden (his face cut
+out of QUERIES/two_people.jpg, not one of his enrolled photos), a gap, then Lin-Manuel
+Miranda, who is not enrolled. Each person drifts and zooms a little from frame to frame so
+the tracker has work to do; each gap is longer than a track survives without its face.
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import QUERIES
+
+FPS = 10
+SIZE = (640, 480)   # width, height
+PERSON_FRAMES = 20
+GAP_FRAMES = 7      # > live.DEFAULT_MAX_MISSED: the next person must be a new track
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def _frame(size=SIZE) -> np.ndarray:
+    return np.full((size[1], size[0], 3), 60, dtype=np.uint8)
+
+
+def _place(picture: np.ndarray, i: int, size=SIZE, fill: float = 0.8) -> np.ndarray:
+    """``picture`` pasted into a frame, its size and position varying smoothly with ``i``."""
+    frame = _frame(size)
+    scale = fill * min(size[0] / picture.shape[1], size[1] / picture.shape[0]) * (1 + 0.08 * math.sin(i / 3))
+    w, h = int(picture.shape[1] * scale), int(picture.shape[0] * scale)
+    small = cv2.resize(picture, (w, h), interpolation=cv2.INTER_AREA)
+    x = (size[0] - w) // 2 + int(10 * math.sin(i / 2))
+    y = (size[1] - h) // 2 + int(6 * math.cos(i / 3))
+    x, y = max(0, min(x, size[0] - w)), max(0, min(y, size[1] - h))
+    frame[y:y + h, x:x + w] = small
+    return frame
+
+
+def _write(path: Path, frames, fps=FPS, fourcc="mp4v") -> Path:
+    first = frames[0]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (first.shape[1], first.shape[0]))
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def _count_frames(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened(), f"{path} cannot be read back"
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def _biden_picture(gallery) -> np.ndarray:
+    """Biden's head and shoulders from two_people.jpg, found by asking the gallery who is who."""
+    image = _rgb(QUERIES / "two_people.jpg")
+    (biden,) = [f for f in gallery.identify(image) if f.match.identity == "biden"]
+    x, y, w, h = biden.face.box
+    cx, cy = x + w / 2, y + h / 2
+    x0, x1 = int(max(0, cx - 1.6 * w)), int(min(image.shape[1], cx + 1.6 * w))
+    y0, y1 = int(max(0, cy - 1.3 * h)), int(min(image.shape[0], cy + 1.6 * h))
+    return image[y0:y1, x0:x1]
+
+
+@pytest.fixture(scope="module")
+def people_video(tmp_path_factory, known_gallery_template, analysis):
+    from facesearch.gallery import Gallery
+
+    with Gallery(known_gallery_template, analysis=analysis) as gallery:
+        biden = _biden_picture(gallery)
+    pictures = [_rgb(QUERIES / "obama1.jpg"), biden, _rgb(QUERIES / "lin-manuel-miranda.png")]
+    frames = []
+    for k, picture in enumerate(pictures):
+        if k:
+            frames += [_frame()] * GAP_FRAMES
+        frames += [_place(picture, i) for i in range(PERSON_FRAMES)]
+    return _write(tmp_path_factory.mktemp("live") / "people.mp4", frames)
+
+
+def _events(result) -> list[dict]:
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def test_live_video_names_each_person_once_in_order_and_writes_every_frame(cli, known_gallery, people_video,
+                                                                             tmp_path):
+    out = tmp_path / "out.mp4"
+    res = cli("--home", known_gallery.home, "live", "--video", people_video, "--no-display", "--json",
+              "--output", out)
+    assert res.exit_code == 0, res.output
+    events = _events(res)
+    total = 3 * PERSON_FRAMES + 2 * GAP_FRAMES
+
+    appeared = [e for e in events if e["event"] == "appeared"]
+    assert [e["identity"] for e in appeared] == ["obama", "biden", None]
+    assert len({e["track"] for e in appeared}) == 3
+    # Each appears in its own stretch of the video, and time is the video timestamp.
+    starts = [0, PERSON_FRAMES + GAP_FRAMES, 2 * (PERSON_FRAMES + GAP_FRAMES)]
+    for e, start in zip(appeared, starts):
+        assert start <= e["frame"] < start + 3
+        assert e["time"] == pytest.approx(e["frame"] / FPS)
+    # Settled once per track, to the same person, never flipped.
+    identified = [(e["track"], e["identity"]) for e in events if e["event"] == "identified"]
+    assert identified == [(e["track"], e["identity"]) for e in appeared]
+    left = [e for e in events if e["event"] == "left"]
+    assert [e["track"] for e in left] == [e["track"] for e in appeared]
+    # obama and biden are gone max_missed analysed frames into the gap that follows them.
+    for e, start in zip(left[:2], starts):
+        assert start + PERSON_FRAMES <= e["frame"] < start + PERSON_FRAMES + GAP_FRAMES
+
+    summary = events[-1]
+    assert summary["event"] == "summary"
+    assert summary["frames"] == summary["analysed"] == total
+    assert summary["tracks"] == 3
+    assert summary["identities"] == ["biden", "obama"]
+    assert summary["stopped"] == "end"
+    assert summary["analysed_fps"] > 0 and summary["displayed_fps"] > 0
+    # Tracking spares most embeddings: far fewer than one per face per frame.
+    assert summary["embedded"] < 3 * PERSON_FRAMES * 0.6
+    assert "fps" in res.stderr
+
+    assert _count_frames(out) == total
+    cap = cv2.VideoCapture(str(out))
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(FPS)
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == SIZE
+    cap.release()
+
+
+def test_analyse_every_other_frame_still_writes_every_frame(known_gallery, tmp_path):
+    from facesearch import live
+
+    video = _write(tmp_path / "obama.avi", [_place(_rgb(QUERIES / "obama1.jpg"), i) for i in range(6)],
+                   fourcc="MJPG")
+    out = tmp_path / "out.avi"
+    events = []
+    summary = live.run(known_gallery, live.Source.video(video), output=out, display=False,
+                       on_event=events.append, analyse_every=2)
+    assert summary["frames"] == 6 and summary["analysed"] == 3
+    assert [e["identity"] for e in events if e["event"] == "appeared"] == ["obama"]
+    assert _count_frames(out) == 6
+
+
+def test_a_stream_never_waits_for_analysis(known_gallery, tmp_path):
+    """A file opened as a stream comes far faster than analysis: frames are dropped, never queued."""
+    from facesearch import live
+
+    video = _write(tmp_path / "obama.avi", [_place(_rgb(QUERIES / "obama1.jpg"), i) for i in range(30)],
+                   fourcc="MJPG")
+    out = tmp_path / "out.avi"
+    events = []
+    summary = live.run(known_gallery, live.Source.stream(str(video)), output=out, display=False,
+                       on_event=events.append)
+    assert summary["frames"] == 30
+    assert summary["analysed"] >= 1 and summary["dropped"] > 0
+    assert summary["analysed"] + summary["dropped"] == 30
+    assert summary["analysed"] < 15
+    assert _count_frames(out) == 30
+    appeared = [e for e in events if e["event"] == "appeared"]
+    assert [e["identity"] for e in appeared] == ["obama"]
+    assert events[-1]["event"] == "summary"
+
+
+def test_ctrl_c_ends_cleanly_and_closes_the_output(known_gallery, people_video, tmp_path):
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "facesearch.cli", "--home", str(known_gallery.home), "live",
+                             "--video", str(people_video), "--no-display", "--json", "--output", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
+    try:
+        # Running, and frame 0 written: obama appeared on it and is identified on frame 1.
+        assert [json.loads(proc.stdout.readline())["event"] for _ in range(2)] == ["appeared", "identified"]
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    summary = json.loads(rest.splitlines()[-1])
+    assert summary["event"] == "summary" and summary["stopped"] == "interrupted"
+    assert 0 < summary["frames"] < 3 * PERSON_FRAMES
+    assert _count_frames(out) == summary["frames"]
+
+
+def _one_line_error(res) -> str:
+    assert res.exit_code == 1, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("Error: ")
+    return lines[0]
+
+
+def test_missing_video(cli, known_gallery, tmp_path):
+    line = _one_line_error(cli("--home", known_gallery.home, "live", "--no-display", "--video", tmp_path / "nope.mp4"))
+    assert "nope.mp4" in line and "no such" in line
+
+
+def test_text_file_is_not_a_video(cli, known_gallery, tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    line = _one_line_error(cli("--home", known_gallery.home, "live", "--no-display", "--video", text))
+    assert "notes.mp4" in line and "cannot be opened as a video" in line
+
+
+def test_empty_gallery(cli, people_video, tmp_path):
+    line = _one_line_error(cli("--home", tmp_path / "empty", "live", "--no-display", "--video", people_video))
+    assert "empty" in line
+
+
+def test_no_camera_at_that_index(cli, known_gallery):
+    line = _one_line_error(cli("--home", known_gallery.home, "live", "--no-display", "--camera", "57"))
+    assert "camera 57" in line
+
+
+def test_unsupported_output_and_no_display(cli, known_gallery, people_video, tmp_path, monkeypatch):
+    line = _one_line_error(cli("--home", known_gallery.home, "live", "--no-display", "--video", people_video,
+                               "--output", tmp_path / "out.gif"))
+    assert "out.gif" in line
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    line = _one_line_error(cli("--home", known_gallery.home, "live", "--video", people_video))
+    assert "--no-display" in line
+
+
+def test_video_broken_midway_is_an_error_and_the_output_is_still_playable(cli, known_gallery, tmp_path):
+    small = (160, 120)
+    whole = _write(tmp_path / "whole.avi", [_frame(small)] * 30, fourcc="MJPG")
+    broken = tmp_path / "broken.avi"
+    data = whole.read_bytes()
+    broken.write_bytes(data[: len(data) // 2])  # the header still promises 30 frames
+    out = tmp_path / "out.mp4"
+    res = cli("--home", known_gallery.home, "live", "--no-display", "--json", "--video", broken, "--output", out)
+    assert res.exit_code == 1
+    error = res.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: ") and "broken.avi" in error and "of 30" in error
+    summary = _events(res)[-1]
+    assert summary["event"] == "summary" and summary["stopped"] == "error"
+    assert 0 < summary["frames"] < 30
+    assert f"frame {summary['frames']} of 30" in error
+    assert _count_frames(out) == summary["frames"]
+
+
+def test_benchmark_on_a_640x480_video_with_one_face(known_gallery, tmp_path):
+    from facesearch import live
+
+    obama = _rgb(QUERIES / "obama1.jpg")
+    video = _write(tmp_path / "bench.mp4", [_place(obama, i, size=(640, 480), fill=0.6) for i in range(8)])
+    on = live.benchmark(known_gallery, video, tracking=True)
+    off = live.benchmark(known_gallery, video, tracking=False)
+    for row in (on, off):
+        assert row["frames"] == row["analysed"] == 8
+        assert 0 < row["analysed_fps"] < 1000
+        assert row["seconds"] > 0
+    assert off["embedded"] == 8            # one face, embedded on every frame
+    assert on["embedded"] < off["embedded"]
+    assert on["tracking"] is True and off["tracking"] is False
