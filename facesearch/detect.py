@@ -138,7 +138,9 @@ class Detector:
         for indices in groups.values():
             batch = [prepared[i][0] for i in indices]
             scale0 = prepared[indices[0]][1]
-            min_face = max(12, int(round(self.min_face_size * scale0)))
+            # mtcnn 1.0 breaks (a conv on a pyramid level under 12 px) when asked for a minimum
+            # face above 20 px on common frame sizes, so larger minimums are applied afterwards.
+            min_face = min(20, max(12, int(round(self.min_face_size * scale0))))
             raw = self._model().detect_faces(
                 batch if len(batch) > 1 else batch[0],
                 min_face_size=min_face,

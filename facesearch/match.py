@@ -22,9 +22,10 @@ from sklearn.base import BaseEstimator
 
 from .index import VectorIndex, centroids
 
-#: Cosine similarity at or above which two faces are taken to be the same person. Chosen on
-#: LFW pairsDevTrain.txt as the threshold of best verification accuracy (see README, "Threshold").
-DEFAULT_THRESHOLD = 0.40
+#: Cosine similarity at or above which two faces are taken to be the same person: the threshold
+#: of best verification accuracy on LFW pairsDevTrain.txt (2,200 pairs, box crops, 98.55%;
+#: see README, "The unknown threshold", and docs/benchmarks.md).
+DEFAULT_THRESHOLD = 0.35
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 Protocol (LFW View 2): for each of the 10 folds, the threshold that maximises accuracy on the
 other 9 folds is applied to it. A pair with a photo where no face was found is a failure of
-the system: it counts as wrong whatever the threshold (pessimistic, never dropped).
+the system, never dropped: in accuracy it counts as wrong whatever the threshold, and in the
+ROC (TAR at FAR) it counts as rejected.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ..datasets import Pair
+from ..match import DEFAULT_THRESHOLD
 from .embeddings import DatasetEmbeddings
 
 
@@ -54,20 +56,20 @@ def best_threshold(sims: np.ndarray, same: np.ndarray) -> tuple[float, float]:
     return float(thr), float(correct[i] / len(sims))
 
 
-def _pessimistic(sims: np.ndarray, same: np.ndarray) -> np.ndarray:
-    """Failed pairs scored so they are always wrong: same -> -inf, different -> +inf."""
-    out = sims.copy()
-    bad = np.isnan(out)
-    out[bad & same] = -np.inf
-    out[bad & ~same] = np.inf
-    return out
+def _rejected(sims: np.ndarray) -> np.ndarray:
+    """Failed pairs (NaN) scored as rejected at every threshold.
+
+    A photo without a face cannot be accepted as a match: a failed same-person pair is a false
+    reject (it lowers TAR), a failed different-person pair a correct reject.
+    """
+    return np.where(np.isnan(sims), -np.inf, sims)
 
 
 def roc(sims: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(far, tar, thresholds)`` over every distinct threshold, failures scored pessimistically."""
+    """``(far, tar, thresholds)`` over every distinct threshold; failed pairs count as rejected."""
     from sklearn.metrics import roc_curve
 
-    s = _pessimistic(sims, same)
+    s = _rejected(sims)
     finite = np.clip(s, -2.0, 2.0)
     far, tar, thr = roc_curve(same.astype(int), finite, drop_intermediate=False)
     return far, tar, thr
@@ -78,6 +80,12 @@ def tar_at_far(sims: np.ndarray, same: np.ndarray, far_target: float) -> float:
     far, tar, _ = roc(sims, same)
     ok = far <= far_target
     return float(tar[ok].max()) if ok.any() else 0.0
+
+
+def rates_at(sims: np.ndarray, same: np.ndarray, threshold: float) -> dict[str, float]:
+    """TAR and FAR when pairs with similarity >= ``threshold`` are accepted (failed pairs rejected)."""
+    accepted = _rejected(sims) >= threshold
+    return {"threshold": threshold, "tar": float(accepted[same].mean()), "far": float(accepted[~same].mean())}
 
 
 @dataclass
@@ -91,6 +99,7 @@ class VerificationResult:
     failed_pairs: int
     failed_photos: int
     subtract_mean: bool
+    at_default_threshold: dict[str, float]
     sims: np.ndarray = field(repr=False)
     same: np.ndarray = field(repr=False)
 
@@ -102,6 +111,7 @@ class VerificationResult:
             "tar_at_far": {k: round(v, 5) for k, v in self.tar_at_far.items()},
             "pairs": self.pairs, "failed_pairs": self.failed_pairs, "failed_photos": self.failed_photos,
             "subtract_mean": self.subtract_mean,
+            "at_default_threshold": {k: round(v, 5) for k, v in self.at_default_threshold.items()},
         }
 
 
@@ -134,7 +144,7 @@ def verify(pairs: Sequence[Pair], emb: DatasetEmbeddings, *, subtract_mean: bool
         accuracy=float(np.mean(accs)), accuracy_std=float(np.std(accs)), fold_accuracies=accs, thresholds=thrs,
         tar_at_far={"0.001": tar_at_far(sims, same, 1e-3), "0.01": tar_at_far(sims, same, 1e-2)},
         pairs=len(pairs), failed_pairs=failed, failed_photos=bad_photos, subtract_mean=subtract_mean,
-        sims=sims, same=same)
+        at_default_threshold=rates_at(sims, same, DEFAULT_THRESHOLD), sims=sims, same=same)
 
 
 def plot_roc(results: dict[str, VerificationResult], path: str | Path) -> None:
