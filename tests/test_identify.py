@@ -110,3 +110,19 @@ def test_5celeb_val_identified(tmp_path, analysis, matcher):
             faces = g.query(path, matcher=matcher).faces
             correct += bool(faces) and max(faces, key=lambda f: f.face.area).match.identity == name
     assert correct >= 24, f"{matcher}: {correct}/25"
+
+
+def test_python_api_as_in_the_readme(known_gallery, analysis):
+    import numpy as np
+
+    from facesearch import FaceAnalysis, Gallery, load_image
+
+    assert isinstance(known_gallery, Gallery) and isinstance(analysis, FaceAnalysis)
+    faces = analysis.get(load_image(QUERIES / "two_people.jpg"))
+    assert len(faces) == 2
+    for f in faces:
+        assert f.embedding.shape == (512,) and f.embedding.dtype == np.float32
+        assert abs(float(np.linalg.norm(f.embedding)) - 1) < 1e-5
+        assert f.landmarks.shape == (5, 2) and f.quality > 0
+    names = sorted(fm.match.identity for fm in known_gallery.query(QUERIES / "two_people.jpg").faces)
+    assert names == ["biden", "obama"]
