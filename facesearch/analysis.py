@@ -61,6 +61,13 @@ class FaceAnalysis:
         return self._embedder
 
     @property
+    def dim(self) -> int:
+        """Embedding length."""
+        from .embed import EMBEDDING_DIM
+
+        return EMBEDDING_DIM
+
+    @property
     def model_id(self) -> str:
         # Known without loading the model, so caches can be checked before any photo is embedded.
         from .weights import MODEL_ID

@@ -43,10 +43,10 @@ class DatasetEmbeddings:
 
 
 def embed_photos(paths: Sequence[Path], analysis: FaceAnalysis, cache: FaceCache | None, *,
-                 pick: str = "largest", dim: int = 512,
-                 progress: Callable[[int], None] | None = None) -> DatasetEmbeddings:
+                 pick: str = "largest", progress: Callable[[int], None] | None = None) -> DatasetEmbeddings:
     """Embed the chosen face of every photo in ``paths`` (duplicates are embedded once)."""
     paths = list(dict.fromkeys(Path(p) for p in paths))
+    dim = analysis.dim
     vectors = np.full((len(paths), dim), np.nan, np.float32)
     ok = np.zeros(len(paths), bool)
     errors: dict[str, str] = {}
