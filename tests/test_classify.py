@@ -1,0 +1,165 @@
+"""Classifiers on top of the gallery (issue 5): mlp + reranking, reports, dataset tools, image models.
+
+Real data, kept small: the mlp trains on 5celeb/train's 92 cached embeddings in seconds; image
+models train one epoch on 75x75 crops (InceptionV3's smallest input) from random weights.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import CELEB, KNOWN, QUERIES
+
+
+def _run(*args):
+    """The real CLI in-process; click's result (stdout and stderr apart)."""
+    from facesearch.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _png_ok(path) -> None:
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.size[0] > 50 and im.size[1] > 50
+
+
+# -- mlp on 5celeb ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def celeb_home(tmp_path_factory, analysis):
+    """A gallery with 5celeb/train enrolled (embeddings from the face cache after the first run)."""
+    from facesearch.gallery import Gallery
+
+    home = tmp_path_factory.mktemp("celeb")
+    with Gallery(home, analysis=analysis) as g:
+        report = g.enroll([CELEB / "train"])
+    assert len(report.identities) == 5 and not report.errors
+    return home
+
+
+@pytest.fixture(scope="module")
+def celeb_mlp(celeb_home, tmp_path_factory):
+    """``train mlp`` on that gallery, evaluated on 5celeb/val: (summary dict, reports folder)."""
+    out = tmp_path_factory.mktemp("mlp-reports")
+    res = _run("--home", celeb_home, "train", "mlp", "--out", out, "--eval", CELEB / "val", "--json")
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout), out
+
+
+def test_mlp_beats_chance_on_5celeb_val(celeb_mlp, celeb_home, analysis):
+    from facesearch.classify.base import Classifier
+    from facesearch.classify.train import embed_folder
+
+    summary, _ = celeb_mlp
+    assert summary["samples"] >= 20
+    # Five identities: chance is 20%. FaceNet embeddings separate these people well.
+    assert summary["accuracy"] >= 0.8, summary
+    # The saved model, reloaded, gives the same answer as the report.
+    clf = Classifier.load(celeb_home / "models" / "mlp")
+    X, y, _ = embed_folder(CELEB / "val", analysis)
+    assert list(clf.classes_) == sorted(p.name for p in (CELEB / "train").iterdir())
+    assert clf.score(X, y) == pytest.approx(summary["accuracy"], abs=1e-3)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 5) and proba.dtype == np.float32
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_mlp_metadata_records_gallery_state(celeb_mlp, celeb_home):
+    from facesearch.classify.base import Classifier
+    from facesearch.gallery import Gallery
+
+    meta = Classifier.read_metadata(celeb_home / "models" / "mlp")
+    with Gallery(celeb_home) as g:
+        assert meta["trained_on"]["generation"] == g.store.generation()
+        assert meta["trained_on"]["model_id"] == g.model_id
+    assert meta["kind"] == "mlp" and meta["classes"] == sorted(meta["classes"]) and len(meta["classes"]) == 5
+    assert len(meta["history"]["loss"]) == celeb_mlp[0]["epochs"]
+
+
+def test_mlp_reports_exist_and_parse(celeb_mlp):
+    summary, out = celeb_mlp
+    report = json.loads((out / "classification_report.json").read_text())
+    for name in ("ben_afflek", "madonna", "weighted avg", "macro avg"):
+        assert set(report[name]) == {"precision", "recall", "f1-score", "support"}
+    assert 0 <= report["accuracy"] <= 1
+    assert json.loads((out / "summary.json").read_text())["accuracy"] == summary["accuracy"]
+    _png_ok(out / "history.png")
+    _png_ok(out / "confusion_matrix.png")
+
+
+def test_mlp_is_reproducible_with_a_seed():
+    from facesearch.classify.mlp import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 16)).astype(np.float32)
+    y = ["a" if v > 0 else "b" for v in X[:, 0]]
+    p1 = MLPClassifier(epochs=3, seed=1).fit(X, y).predict_proba(X)
+    p2 = MLPClassifier(epochs=3, seed=1).fit(X, y).predict_proba(X)
+    np.testing.assert_allclose(p1, p2, atol=1e-6)
+
+
+# -- reranking -------------------------------------------------------------------------------
+
+def test_rerank_match_orders_eligible_candidates_only():
+    from facesearch.classify.rerank import combined_score, rerank_match
+    from facesearch.match import Candidate, Match
+
+    classes = ["a", "b", "c"]
+    m = Match("a", 0.6, [Candidate("a", 0.6), Candidate("b", 0.55), Candidate("c", 0.2)])
+    r = rerank_match(m, np.array([0.1, 0.4, 0.5]), classes, threshold=0.35, by="mlp")
+    # b: sqrt(0.55 * 0.4) = 0.469 beats a: sqrt(0.6 * 0.1) = 0.245; c is under the threshold.
+    assert r.identity == "b" and r.similarity == pytest.approx(0.55) and r.matcher_identity == "a"
+    assert [c.identity for c in r.candidates] == ["b", "a", "c"]
+    assert r.candidates[0].score == pytest.approx(combined_score(0.55, 0.4)) and r.candidates[2].score is None
+    # A classifier sure of c changes nothing: c never reached the threshold.
+    assert rerank_match(m, np.array([0.0, 0.0, 1.0]), classes, threshold=0.35).identity in {"a", "b"}
+    # Unknown stays unknown, however sure the classifier is.
+    unknown = Match(None, 0.3, [Candidate("a", 0.3), Candidate("b", 0.1)])
+    r = rerank_match(unknown, np.array([0.99, 0.01, 0.0]), classes, threshold=0.35)
+    assert r.identity is None and r.as_dict()["identity"] is None
+
+
+@pytest.fixture
+def known_mlp(known_gallery, tmp_path):
+    """The fixtures/known gallery copy with an mlp trained on it."""
+    res = _run("--home", known_gallery.home, "train", "mlp", "--out", tmp_path / "reports", "--json")
+    assert res.exit_code == 0, res.output
+    return known_gallery
+
+
+def test_rerank_keeps_unknown_unknown_and_known_known(known_mlp):
+    res = _run("--home", known_mlp.home, "query", "--rerank", "mlp", "--json",
+               QUERIES / "lin-manuel-miranda.png", QUERIES / "obama_and_biden.jpg")
+    assert res.exit_code == 0, res.output
+    stranger, pair = json.loads(res.stdout)["results"]
+    face = stranger["faces"][0]
+    assert face["identity"] is None and face["reranked_by"] == "mlp"
+    # The classifier has an opinion about him (its probabilities sum to one over five people) ...
+    assert sum(c["probability"] for c in face["candidates"]) == pytest.approx(1.0, abs=0.01)
+    # ... but it is not allowed to name him.
+    assert all(c["score"] is None for c in face["candidates"])
+    names = [f["identity"] for f in pair["faces"]]
+    assert names[:2] == ["obama", "biden"] and names[2] is None
+
+
+def test_stale_classifier_is_refused_until_retrained(known_mlp):
+    home = known_mlp.home
+    assert _run("--home", home, "enroll", "--name", "alex_lacamoire", QUERIES / "alex_lacamoire1.jpg").exit_code == 0
+    res = _run("--home", home, "query", "--rerank", "mlp", QUERIES / "obama1.jpg")
+    assert res.exit_code == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "generation" in lines[0] and "facesearch train mlp" in lines[0], res.stderr
+    assert _run("--home", home, "train", "mlp").exit_code == 0
+    res = _run("--home", home, "query", "--rerank", "mlp", "--json", QUERIES / "obama1.jpg")
+    assert res.exit_code == 0 and json.loads(res.stdout)["results"][0]["faces"][0]["identity"] == "obama"
+
+
+def test_rerank_without_a_trained_classifier_is_one_line(known_gallery):
+    res = _run("--home", known_gallery.home, "query", "--rerank", "mlp", QUERIES / "obama1.jpg")
+    assert res.exit_code == 1 and "facesearch train mlp" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
