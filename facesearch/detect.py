@@ -98,10 +98,14 @@ class Detector:
         return self._mtcnn
 
     def _scale_for(self, shape: tuple[int, ...]) -> float:
+        # A face of min_face_size pixels still spans MTCNN's 20-pixel floor after this scale:
+        # shrinking the photo is how a larger minimum saves work (mtcnn's own min_face_size
+        # keeps the pyramid's level count and breaks once a level falls under 12 px).
+        scale = min(1.0, 20.0 / max(self.min_face_size, 20))
         longest = max(shape[0], shape[1])
-        if self.max_side is None or longest <= self.max_side:
-            return 1.0
-        return self.max_side / longest
+        if self.max_side is not None and longest * scale > self.max_side:
+            scale = self.max_side / longest
+        return scale
 
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         """Find every face in one photo.
@@ -126,6 +130,8 @@ class Detector:
         for i, image in enumerate(images):
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+            if min(image.shape[:2]) < self.min_face_size:
+                continue  # no face of the minimum size fits; MTCNN would fail on the tiny pyramid
             scale = self._scale_for(image.shape)
             if scale != 1.0:
                 size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
@@ -137,14 +143,9 @@ class Detector:
 
         for indices in groups.values():
             batch = [prepared[i][0] for i in indices]
-            scale0 = prepared[indices[0]][1]
-            # mtcnn 1.0 breaks (a conv on a pyramid level under 12 px) when asked for a minimum
-            # face above 20 px on common frame sizes, so larger minimums are applied afterwards.
-            min_face = min(20, max(12, int(round(self.min_face_size * scale0))))
-            raw = self._model().detect_faces(
-                batch if len(batch) > 1 else batch[0],
-                min_face_size=min_face,
-            )
+            # At most 20 px: see _scale_for. Smaller when a large photo was shrunk to max_side.
+            min_face = max(12, min(20, int(round(self.min_face_size * prepared[indices[0]][1]))))
+            raw = self._model().detect_faces(batch if len(batch) > 1 else batch[0], min_face_size=min_face)
             if len(batch) == 1:
                 raw = [raw]
             for i, faces in zip(indices, raw):
