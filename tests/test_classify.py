@@ -163,3 +163,91 @@ def test_rerank_without_a_trained_classifier_is_one_line(known_gallery):
     res = _run("--home", known_gallery.home, "query", "--rerank", "mlp", QUERIES / "obama1.jpg")
     assert res.exit_code == 1 and "facesearch train mlp" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+# -- dataset tools ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def celeb_crops(tmp_path_factory, celeb_home):
+    """5celeb/train cropped to 75x75 by `facesearch crop` (detections from the face cache)."""
+    dst = tmp_path_factory.mktemp("crops") / "train"
+    res = _run("crop", CELEB / "train", dst, "--size", 75, "--json", "-q")
+    assert res.exit_code == 0, res.output
+    return dst, json.loads(res.stdout)
+
+
+def test_crop_keeps_the_layout_and_logs_odd_photos(celeb_crops):
+    dst, log = celeb_crops
+    assert sorted(p.name for p in dst.iterdir() if p.is_dir()) == sorted(p.name for p in (CELEB / "train").iterdir())
+    crops = sorted(dst.glob("*/*.jpg"))
+    assert len(crops) == log["cropped"] == 92  # 93 photos, one without a detectable face
+    with Image.open(crops[0]) as im:
+        assert im.size == (75, 75)
+    assert len(log["no_face"]) == 1 and "elton_john" in log["no_face"][0]
+    assert len(log["multiple_faces"]) == 2
+    assert json.loads((dst / "crop_log.json").read_text())["no_face"] == log["no_face"]
+
+
+def test_export_then_import_round_trips_the_averages(known_gallery, tmp_path, cli):
+    home = known_gallery.home
+    out1, out2, other = tmp_path / "export1", tmp_path / "export2", tmp_path / "imported"
+    assert cli("--home", home, "export", out1).exit_code == 0
+    images = np.load(out1 / "all_images.npy")
+    labels = np.load(out1 / "all_labels.npy")
+    mapping = np.load(out1 / "label_mapping.npy")
+    emb = np.load(out1 / "face_embeddings.npy")
+    assert images.shape == (9, 160, 160, 3) and images.dtype == np.float32 and -1.01 <= images.min() < images.max() <= 1.0
+    assert labels.dtype == np.int64 and list(mapping) == ["alex_lacamoire", "biden", "kit_harington", "obama", "rose_leslie"]
+    _, _, stored = known_gallery.store.embeddings()
+    np.testing.assert_array_equal(emb, stored)
+    averages = json.loads((out1 / "average_embeddings.json").read_text())
+    assert sorted(averages) == list(mapping) and all(len(v) == 512 for v in averages.values())
+    obama = emb[labels == list(mapping).index("obama")].mean(axis=0)
+    np.testing.assert_allclose(averages["obama"], obama / np.linalg.norm(obama), atol=1e-6)
+
+    res = cli("--home", other, "import", "--json", out1 / "average_embeddings.json")
+    assert res.exit_code == 0 and len(json.loads(res.stdout)["imported"]) == 5
+    assert cli("--home", other, "export", out2).exit_code == 0
+    assert json.loads((out2 / "average_embeddings.json").read_text()) == averages  # exactly, float for float
+    assert np.load(out2 / "all_images.npy").shape[0] == 0  # averages have no pixels
+    # Importing the same file again adds nothing; the imported identities are matched like any face.
+    assert json.loads(cli("--home", other, "import", "--json", out1 / "average_embeddings.json").stdout)["duplicates"]
+    res = cli("--home", other, "query", "--json", QUERIES / "obama1.jpg")
+    assert json.loads(res.stdout)["results"][0]["faces"][0]["identity"] == "obama"
+
+
+def test_import_refuses_a_bad_file_in_one_line(tmp_path, cli):
+    bad = tmp_path / "avg.json"
+    bad.write_text(json.dumps({"someone": [0.1, 0.2]}))
+    res = cli("--home", tmp_path / "g", "import", bad)
+    assert res.exit_code == 1 and "512" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_split_is_stratified_and_seeded(celeb_crops, tmp_path):
+    from facesearch.classify.dataset import split_items, write_split
+    from facesearch.datasets import folder_dataset
+
+    src, _ = celeb_crops
+    items = folder_dataset(src)
+    a, b = split_items(items, seed=3), split_items(items, seed=3)
+    assert a == b and split_items(items, seed=4) != a
+    assert sorted(p for s in a.values() for p, _ in s) == sorted(p for p, _ in items)
+    for who in {w for _, w in items}:
+        n = sum(1 for _, w in items if w == who)
+        assert sum(1 for _, w in a["test"] if w == who) == round(0.15 * n)
+    info = write_split(src, tmp_path / "split", seed=3)
+    assert info["totals"] == {k: len(v) for k, v in a.items()}
+    assert len(list((tmp_path / "split" / "val").glob("*/*.jpg"))) == len(a["val"])
+    _png_ok(tmp_path / "split" / "class_distribution.png")
+
+
+def test_augmentation_preview_and_inference_identity(tmp_path, cli):
+    from facesearch.classify.dataset import augmentation
+
+    res = cli("augment-preview", QUERIES / "obama1.jpg", tmp_path / "aug.png", "-n", 3)
+    assert res.exit_code == 0, res.output
+    _png_ok(tmp_path / "aug.png")
+    x = np.random.default_rng(0).uniform(0, 255, size=(2, 32, 32, 3)).astype(np.float32)
+    aug = augmentation(seed=0)
+    np.testing.assert_allclose(np.asarray(aug(x, training=False)), x)
+    assert not np.allclose(np.asarray(aug(x, training=True)), x)

@@ -61,6 +61,116 @@ def _print_summary(d: dict) -> None:
         click.echo(f"  {name:<28} {path}")
 
 
+# -- dataset tools ----------------------------------------------------------------------------
+
+@click.command()
+@click.argument("src", type=click.Path(exists=True, file_okay=False))
+@click.argument("dst", type=click.Path(file_okay=False))
+@click.option("--size", type=click.IntRange(16, 1024), default=224, show_default=True, help="Crop side in pixels.")
+@click.option("--all-faces", is_flag=True, help="Write every face of a photo (default: its largest, the labelled person).")
+@click.option("--no-cache", is_flag=True, help="Detect again even for photos seen before.")
+@click.option("--json", "as_json", is_flag=True, help="Print the log as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def crop(src, dst, size, all_faces, no_cache, as_json, quiet):
+    """Crop the faces of a folder-per-identity tree SRC into DST (same layout).
+
+    Writes DST/crop_log.json listing photos with no face and with several faces.
+    """
+    from ..cli import _progress
+    from ..datasets import folder_dataset
+    from .dataset import crop_tree
+
+    bar = _progress(len(folder_dataset(src)), "cropping", quiet)
+    try:
+        report = crop_tree(src, dst, size=size, all_faces=all_faces, use_cache=not no_cache, progress=bar.update)
+    finally:
+        bar.close()
+    data = {**report.as_dict(), "log": str(Path(dst) / "crop_log.json")}
+
+    def human(d):
+        click.echo(f"Cropped {d['cropped']} face(s) into {dst}; {len(d['no_face'])} photo(s) without a face, "
+                   f"{len(d['multiple_faces'])} with several, {len(d['errors'])} error(s). Log: {d['log']}")
+        for p in d["no_face"]:
+            click.echo(f"  {p}: no face found")
+        for m in d["multiple_faces"]:
+            click.echo(f"  {m['path']}: {m['faces']} faces")
+
+    _emit(data, as_json, human)
+    for e in data["errors"]:
+        click.echo(f"Error: {e['path']}: {e['error']}", err=True)
+
+
+@click.command(name="export")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--size", type=click.IntRange(16, 1024), default=160, show_default=True, help="Crop side in pixels.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def export_cmd(ctx, out, size, as_json):
+    """Export the gallery to OUT as NumPy arrays and average_embeddings.json.
+
+    all_images.npy (crops, (x - 127.5) / 128), all_labels.npy, label_mapping.npy,
+    face_embeddings.npy, average_embeddings.json (name -> L2-normalised mean embedding).
+    """
+    from .dataset import export_gallery
+
+    data = export_gallery(_gallery(ctx), out, size=size)
+    _emit(data, as_json, lambda d: click.echo(
+        f"Exported {d['exported_images']} of {d['faces']} face(s) of {d['identities']} identities to {d['folder']}"
+        f" ({d['synthetic_faces']} imported average(s) and {len(d['missing_photos'])} missing photo(s) "
+        f"left out of the image arrays)."))
+
+
+@click.command(name="import")
+@click.argument("averages", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def import_cmd(ctx, averages, as_json):
+    """Enroll the identities of an average_embeddings.json (from `facesearch export`).
+
+    Each becomes one synthetic face whose embedding is the average (no source photo).
+    """
+    from .dataset import import_averages
+
+    data = import_averages(_gallery(ctx), averages)
+    _emit(data, as_json, lambda d: click.echo(
+        f"Imported {len(d['imported'])} identit{'y' if len(d['imported']) == 1 else 'ies'} from {averages}; "
+        f"{len(d['duplicates'])} already there."))
+
+
+@click.command()
+@click.argument("src", type=click.Path(exists=True, file_okay=False))
+@click.argument("dst", type=click.Path(file_okay=False))
+@click.option("--val", type=click.FloatRange(0, 0.9), default=0.15, show_default=True, help="Fraction to val/.")
+@click.option("--test", type=click.FloatRange(0, 0.9), default=0.15, show_default=True, help="Fraction to test/.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the split as JSON.")
+def split(src, dst, val, test, seed, as_json):
+    """Copy SRC into DST/train, DST/val, DST/test, stratified by identity, seeded.
+
+    Also writes DST/split.json and DST/class_distribution.png.
+    """
+    from .dataset import write_split
+
+    data = write_split(src, dst, val=val, test=test, seed=seed)
+    _emit(data, as_json, lambda d: click.echo(
+        "Split " + ", ".join(f"{k} {v}" for k, v in d["totals"].items()) + f" photos; chart: {d['class_distribution_png']}"))
+
+
+@click.command(name="augment-preview")
+@click.argument("photo", type=click.Path(exists=True, dir_okay=False))
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("-n", "count", type=click.IntRange(1, 35), default=8, show_default=True, help="Augmented versions.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def augment_preview(photo, out, count, seed):
+    """Write a grid PNG of PHOTO and COUNT versions of it through the training augmentation."""
+    from ..images import load_image
+    from .dataset import preview_augmentation
+
+    preview_augmentation(load_image(photo), out, n=count, seed=seed)
+    click.echo(f"Wrote {out}")
+
+
 def register(main: click.Group) -> None:
     """Add this module's commands to the ``facesearch`` group."""
-    main.add_command(train)
+    for command in (train, crop, export_cmd, import_cmd, split, augment_preview):
+        main.add_command(command)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -92,7 +93,7 @@ def plot_confusion(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequen
                 if cm[i, j]:
                     ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if cm[i, j] > top / 2 else "black")
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, 60), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
