@@ -1,0 +1,365 @@
+"""``facesearch bench speed``: how fast each stage runs on this machine.
+
+Measured in one run, so the figures share the same machine and load:
+
+* the float32 matmul ceiling (numpy, GFLOP/s), to say how close FaceNet gets to the CPU;
+* MTCNN detection, images/s, on LFW 250x250 photos and on a 1080p photo;
+* FaceNet embedding, faces/s, at batch 1 (a query) and batch 32 (enrollment), and as a
+  fraction of the ceiling at :data:`GFLOP_PER_FACE`;
+* end-to-end enrollment, images/s (:meth:`Gallery.enroll` with the face cache disabled);
+* query latency through the Python API (warm) and of a ``facesearch query`` process (cold);
+* FAISS search latency and recall@1 against exact search at several gallery sizes, for every
+  index kind: real FaceNet embeddings (stored and queried) among random unit-vector distractors.
+
+Everything is wall-clock time (``time.perf_counter``) on whatever else the machine runs; the
+load average is reported next to the figures for that reason.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..analysis import FaceAnalysis
+from ..datasets import folder_dataset, lfw_root
+from ..errors import FaceSearchError
+from ..images import iter_image_files, load_image
+
+log = logging.getLogger(__name__)
+
+#: Multiply-adds of one FaceNet (Inception-ResNet-v1) forward pass on a 160x160 crop, x2, in GFLOP.
+GFLOP_PER_FACE = 2.84
+#: The index kinds of facesearch.index compared by the search benchmark; "flat" is the exact reference.
+INDEX_KINDS = ("flat", "hnsw")
+#: The photo of the 1080p detection figure and the query latency figures, under the data folder.
+PHOTO_1080P = Path("fixtures") / "queries" / "obama-1080p.jpg"
+QUERY_PHOTO = Path("fixtures") / "queries" / "obama1.jpg"
+
+#: Repetitions per figure: (quick smoke run, normal run).
+REPEATS = {
+    "matmul_n": (2048, 2048), "matmul": (3, 5),
+    "detect_lfw": (2, 8), "detect_1080p": (1, 3),
+    "embed_1": (3, 20), "embed_32": (1, 4),
+    "enroll": (4, 32), "query_warm": (5, 30), "query_cold": (1, 3),
+    "real_photos": (48, 400), "search_queries": (24, 200),
+}
+
+
+def _n(name: str, quick: bool) -> int:
+    return REPEATS[name][0 if quick else 1]
+
+
+def default_data() -> Path | None:
+    """``$FACESEARCH_DATA``, or the shared data folder beside a checkout, if present."""
+    env = os.environ.get("FACESEARCH_DATA")
+    if env:
+        return Path(env)
+    guess = Path(__file__).resolve().parents[3] / "shared" / "data"
+    return guess if guess.is_dir() else None
+
+
+def machine() -> dict:
+    """Cores, CPU model (from /proc/cpuinfo), load average and thread settings of this machine."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    try:
+        import faiss
+
+        faiss_threads = faiss.omp_get_max_threads()
+    except Exception:  # noqa: BLE001 - a report detail, never a reason to fail
+        faiss_threads = None
+    return {"cpu": model, "cores": os.cpu_count(), "usable_cores": usable, "load_average": _load(),
+            "python": platform.python_version(), "numpy": np.__version__, "faiss_threads": faiss_threads}
+
+
+def _load() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _ms(seconds: Sequence[float]) -> dict:
+    """p50 / p95 / min of durations in seconds, as milliseconds."""
+    s = np.asarray(seconds, np.float64) * 1e3
+    return {"p50_ms": round(float(np.percentile(s, 50)), 3), "p95_ms": round(float(np.percentile(s, 95)), 3),
+            "min_ms": round(float(s.min()), 3), "repeats": len(s)}
+
+
+def _durations(fn: Callable[[], object], repeats: int) -> list[float]:
+    """Wall time of each of ``repeats`` calls of ``fn``, seconds."""
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+# --- compute -----------------------------------------------------------------------------------
+
+
+def matmul_ceiling(n: int = 2048, repeats: int = 5) -> dict:
+    """numpy float32 ``(n, n) @ (n, n)`` GFLOP/s, best of ``repeats`` (2 n^3 flops per product)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    a @ b  # warm-up: BLAS thread start and page faults
+    best = min(_durations(lambda: a @ b, repeats))
+    return {"n": n, "repeats": repeats, "gflops": round(2 * n ** 3 / best / 1e9, 2)}
+
+
+def detection_speed(analysis: FaceAnalysis, images: Sequence[np.ndarray], repeats: int) -> dict:
+    """MTCNN images/s, one photo per call (the query path); ``images`` are (H, W, 3) uint8 RGB."""
+    det = analysis.detector
+    det.detect(images[0])  # warm-up: loads MTCNN
+    times = _durations(lambda: [det.detect(im) for im in images], repeats)
+    total = len(images) * repeats
+    return {"images": total, "size": list(images[0].shape[1::-1]),
+            "images_per_s": round(total / sum(times), 3), "ms_per_image": round(1e3 * sum(times) / total, 1)}
+
+
+def embedding_speed(analysis: FaceAnalysis, batch: int, repeats: int, ceiling_gflops: float) -> dict:
+    """FaceNet faces/s at ``batch`` crops per call, and that as a fraction of the matmul ceiling."""
+    embedder = analysis.embedder
+    # The network's cost does not depend on the pixels, so random crops measure the same work.
+    crops = np.random.default_rng(0).integers(0, 256, (batch, 160, 160, 3), dtype=np.uint8)
+    embedder.embed(crops)  # warm-up: traces the tf.function for this batch size
+    times = _durations(lambda: embedder.embed(crops), repeats)
+    faces_per_s = batch * repeats / sum(times)
+    return {"batch": batch, "faces": batch * repeats, "faces_per_s": round(faces_per_s, 2),
+            "ms_per_face": round(1e3 / faces_per_s, 1),
+            "gflops": round(faces_per_s * GFLOP_PER_FACE, 2),
+            "fraction_of_ceiling": round(faces_per_s * GFLOP_PER_FACE / ceiling_gflops, 4)}
+
+
+# --- the product's paths -----------------------------------------------------------------------
+
+
+def _copy_people(photos: Sequence[tuple[Path, str]], folder: Path) -> None:
+    """Copy ``(photo, identity)`` into ``folder/<identity>/`` (the layout enroll reads)."""
+    for photo, who in photos:
+        (folder / who).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(photo, folder / who / photo.name)
+
+
+def enrollment_speed(analysis: FaceAnalysis, photos: Sequence[tuple[Path, str]], home: Path) -> dict:
+    """Images/s of :meth:`Gallery.enroll` of ``photos`` into a new gallery at ``home``, no face cache.
+
+    The models are already loaded (their start-up is in the cold query figure).
+    """
+    from ..gallery import Gallery
+
+    source = home.parent / "enroll-photos"
+    _copy_people(photos, source)
+    with Gallery(home, analysis=analysis, cache=False) as g:
+        start = time.perf_counter()
+        report = g.enroll([source])
+        seconds = time.perf_counter() - start
+    return {"images": len(photos), "enrolled": len(report.enrolled), "seconds": round(seconds, 3),
+            "images_per_s": round(len(photos) / seconds, 3)}
+
+
+def warm_query_latency(analysis: FaceAnalysis, home: Path, photo: Path, repeats: int) -> dict:
+    """Latency of :meth:`Gallery.query` on ``photo``, after one warm-up query."""
+    from ..gallery import Gallery
+
+    with Gallery(home, analysis=analysis) as g:
+        g.query(photo)
+        times = _durations(lambda: g.query(photo), repeats)
+    return {"photo": str(photo), **_ms(times)}
+
+
+def _facesearch_command() -> list[str]:
+    """The installed ``facesearch`` script beside this interpreter, else the same entry point via ``-c``."""
+    script = Path(sys.executable).parent / "facesearch"
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from facesearch.cli import main; sys.exit(main())"]
+
+
+def cold_query_time(home: Path, photo: Path, repeats: int) -> dict:
+    """Wall time of a whole ``facesearch query`` process (interpreter, TensorFlow, models, query).
+
+    Raises:
+        FaceSearchError: the command failed.
+    """
+    cmd = _facesearch_command() + ["--home", str(home), "query", "--json", str(photo)]
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            raise FaceSearchError(f"facesearch query failed (exit {proc.returncode}): {last}")
+    return {"photo": str(photo), "runs_s": [round(t, 3) for t in times],
+            "median_s": round(float(np.median(times)), 3)}
+
+
+# --- FAISS search ------------------------------------------------------------------------------
+
+
+def real_embeddings(photos: Sequence[Path], analysis: FaceAnalysis) -> np.ndarray:
+    """FaceNet embeddings of the largest face of each photo, through the face cache; float32 (R, 512)."""
+    from .embeddings import embed_photos
+    from ..cache import FaceCache
+    from ..weights import cache_dir
+
+    emb = embed_photos(photos, analysis, FaceCache(cache_dir() / "faces", analysis.settings))
+    return emb.vectors[emb.ok]
+
+
+def unit_vectors(n: int, dim: int, rng: np.random.Generator, chunk: int = 100_000) -> np.ndarray:
+    """``n`` random unit vectors, float32 (n, dim), made in chunks to keep float64 temporaries small."""
+    out = np.empty((n, dim), np.float32)
+    for start in range(0, n, chunk):
+        block = rng.standard_normal((min(chunk, n - start), dim), dtype=np.float32)
+        out[start:start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def _hnsw_params(index) -> dict:
+    """M / efSearch / efConstruction of a facesearch HNSW index, if they can be read (else {})."""
+    try:
+        import faiss
+
+        inner = faiss.downcast_index(index._index.index)  # IndexIDMap2 around IndexHNSWFlat
+        return {"M": int(inner.hnsw.nb_neighbors(1)), "ef_search": int(inner.hnsw.efSearch),
+                "ef_construction": int(inner.hnsw.efConstruction)}
+    except Exception:  # noqa: BLE001 - report detail only
+        return {}
+
+
+def _one_by_one(index, queries: np.ndarray) -> tuple[list[float], np.ndarray]:
+    """Search ``queries`` (float32 (Q, D)) one at a time: durations (s) and top-1 ids int64 (Q,)."""
+    index.search(queries[:1], 1)  # warm-up
+    top1 = np.empty(len(queries), np.int64)
+    times = []
+    for i, q in enumerate(queries):
+        start = time.perf_counter()
+        _, found = index.search(q[None], 1)
+        times.append(time.perf_counter() - start)
+        top1[i] = found[0, 0]
+    return times, top1
+
+
+def _single_thread_p50(index, queries: np.ndarray) -> float:
+    """p50 ms of the same searches with FAISS limited to one OpenMP thread.
+
+    On a busy machine a one-query search can wait for a second thread that has no free core
+    (a scheduler time slice, milliseconds); this figure shows what that costs.
+    """
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        times, _ = _one_by_one(index, queries)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return _ms(times)["p50_ms"]
+
+
+def search_speed(stored_real: np.ndarray, queries: np.ndarray, size: int, kinds: Sequence[str] = INDEX_KINDS,
+                 seed: int = 0) -> list[dict]:
+    """Per-query search latency and recall@1 of each index kind holding ``size`` vectors.
+
+    The index holds ``stored_real`` (float32 (R, D), real faces) at random positions among
+    ``size - R`` random unit vectors; ``queries`` (float32 (Q, D), other real faces) are
+    searched one at a time for their nearest neighbour. Recall@1 is the fraction of queries
+    whose top-1 id equals exact (flat) search's.
+    """
+    from ..index import VectorIndex
+
+    rng = np.random.default_rng(seed)
+    real = stored_real[:size]
+    vectors = unit_vectors(size, queries.shape[1], rng)
+    vectors[rng.choice(size, len(real), replace=False)] = real
+    ids = np.arange(size, dtype=np.int64)
+    exact = None
+    rows = []
+    for kind in ["flat"] + [k for k in kinds if k != "flat"]:
+        start = time.perf_counter()
+        index = VectorIndex.build(ids, vectors, kind=kind)
+        build_s = time.perf_counter() - start
+        times, top1 = _one_by_one(index, queries)
+        if exact is None:
+            exact = top1
+        if kind in kinds:
+            rows.append({"size": size, "kind": kind, "build_s": round(build_s, 2), "queries": len(queries),
+                         "real_stored": len(real), **_ms(times), "p50_ms_1_thread": _single_thread_p50(index, queries),
+                         "recall_at_1": round(float(np.mean(top1 == exact)), 4), **_hnsw_params(index)})
+        del index  # at 1M vectors each index is ~2 GB: free it before building the next
+    return rows
+
+
+# --- the whole run ------------------------------------------------------------------------------
+
+
+def _lfw_photos(lfw: str | os.PathLike, n: int) -> list[tuple[Path, str]]:
+    """The first ``n`` LFW photos (alphabetical by person) with their identities."""
+    return folder_dataset(lfw_root(lfw))[:n]
+
+
+def run(data_dir: str | os.PathLike, lfw: str | os.PathLike, sizes: Sequence[int], *, quick: bool = False,
+        analysis: FaceAnalysis | None = None) -> dict:
+    """Every figure of this module; the dict ``facesearch bench speed --json`` prints."""
+    data_dir = Path(data_dir)
+    analysis = analysis or FaceAnalysis()
+    report: dict = {"benchmark": "speed", "quick": quick, "machine": machine()}
+    log.info("matmul ceiling")
+    report["matmul"] = ceiling = matmul_ceiling(_n("matmul_n", quick), _n("matmul", quick))
+
+    log.info("detection")
+    lfw_items = _lfw_photos(lfw, max(_n("detect_lfw", quick), _n("enroll", quick)))
+    lfw_images = [load_image(p) for p, _ in lfw_items[:_n("detect_lfw", quick)]]
+    report["detection"] = {
+        "lfw": detection_speed(analysis, lfw_images, 1 if quick else 2),
+        "photo_1080p": {"photo": str(data_dir / PHOTO_1080P),
+                        **detection_speed(analysis, [load_image(data_dir / PHOTO_1080P)], _n("detect_1080p", quick))},
+    }
+
+    log.info("embedding")
+    report["embedding"] = {"gflop_per_face": GFLOP_PER_FACE, **{
+        f"batch_{b}": embedding_speed(analysis, b, _n(f"embed_{b}", quick), ceiling["gflops"]) for b in (1, 32)}}
+
+    with tempfile.TemporaryDirectory(prefix="facesearch-speed-") as tmp:
+        home = Path(tmp) / "gallery"
+        log.info("enrollment")
+        report["enrollment"] = enrollment_speed(analysis, lfw_items[:_n("enroll", quick)], home)
+        log.info("queries")
+        photo = data_dir / QUERY_PHOTO
+        report["query_warm"] = warm_query_latency(analysis, home, photo, _n("query_warm", quick))
+        report["query_cold"] = cold_query_time(home, photo, _n("query_cold", quick))
+
+    log.info("FAISS search")
+    photos = [p for sub in ("5celeb", "fixtures") if (data_dir / sub).is_dir() for p in iter_image_files(data_dir / sub)]
+    n_real = _n("real_photos", quick)
+    photos = (photos + [p for p, _ in _lfw_photos(lfw, max(0, n_real - len(photos)))])[:n_real]
+    real = real_embeddings(photos, analysis)
+    # Alternate photos: stored ones are the gallery, the others are the queries.
+    stored, queries = real[0::2], real[1::2][:_n("search_queries", quick)]
+    report["search"] = [row for size in sizes for row in search_speed(stored, queries, size)]
+    report["machine"]["load_average_end"] = _load()
+    return report
+
