@@ -65,7 +65,9 @@ class Detector:
 
     Args:
         min_face_size: smallest face to look for, in pixels of the *original* photo.
-        min_confidence: faces scored below this by MTCNN's last stage are dropped.
+        min_confidence: faces scored below this by MTCNN's last stage are dropped. 0.8 is
+            MTCNN's own last-stage threshold; a stricter 0.9 missed 9 LFW photos whose faces
+            score 0.82-0.89 (docs/benchmarks.md).
         max_side: photos whose longer side exceeds this many pixels are downscaled for
             detection (boxes are mapped back to the original); ``None`` disables it.
     """
@@ -74,7 +76,7 @@ class Detector:
         self,
         *,
         min_face_size: int = 20,
-        min_confidence: float = 0.9,
+        min_confidence: float = 0.8,
         max_side: int | None = 1024,
     ) -> None:
         self.min_face_size = int(min_face_size)
