@@ -29,6 +29,8 @@ MANIFEST_FILE = "manifest.json"
 
 #: Galleries up to this many faces use exact search; above it, HNSW (see docs/benchmarks.md).
 EXACT_LIMIT = 200_000
+#: Fewer queries than this at once are searched on one thread.
+_PARALLEL_QUERIES = 16
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -106,7 +108,17 @@ class VectorIndex:
         if len(self) == 0 or k <= 0:
             q = len(queries)
             return np.full((q, max(k, 0)), -np.inf, np.float32), np.full((q, max(k, 0)), -1, np.int64)
-        sims, ids = self._index.search(queries, k)
+        if len(queries) < _PARALLEL_QUERIES:
+            # A handful of queries gains nothing from OpenMP threads, and on a busy machine
+            # waiting for the second thread costs more than the search itself (docs/benchmarks.md).
+            previous = faiss.omp_get_max_threads()
+            faiss.omp_set_num_threads(1)
+            try:
+                sims, ids = self._index.search(queries, k)
+            finally:
+                faiss.omp_set_num_threads(previous)
+        else:
+            sims, ids = self._index.search(queries, k)
         sims[ids < 0] = -np.inf
         return sims, ids
 
