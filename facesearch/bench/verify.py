@@ -75,11 +75,15 @@ def roc(sims: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     return far, tar, thr
 
 
-def tar_at_far(sims: np.ndarray, same: np.ndarray, far_target: float) -> float:
-    """Highest true-accept rate whose false-accept rate is at most ``far_target``."""
-    far, tar, _ = roc(sims, same)
+def tar_at_far(sims: np.ndarray, same: np.ndarray, far_target: float) -> tuple[float, float]:
+    """Highest true-accept rate whose false-accept rate is at most ``far_target``, and the
+    lowest threshold that achieves it."""
+    far, tar, thr = roc(sims, same)
     ok = far <= far_target
-    return float(tar[ok].max()) if ok.any() else 0.0
+    if not ok.any():
+        return 0.0, float("inf")
+    best = np.flatnonzero(ok)[np.argmax(tar[ok])]
+    return float(tar[best]), float(thr[best])
 
 
 def rates_at(sims: np.ndarray, same: np.ndarray, threshold: float) -> dict[str, float]:
@@ -95,6 +99,7 @@ class VerificationResult:
     fold_accuracies: list[float]
     thresholds: list[float]
     tar_at_far: dict[str, float]
+    threshold_at_far: dict[str, float]
     pairs: int
     failed_pairs: int
     failed_photos: int
@@ -109,6 +114,7 @@ class VerificationResult:
             "fold_accuracies": [round(a, 5) for a in self.fold_accuracies],
             "thresholds": [round(t, 4) for t in self.thresholds],
             "tar_at_far": {k: round(v, 5) for k, v in self.tar_at_far.items()},
+            "threshold_at_far": {k: round(v, 4) for k, v in self.threshold_at_far.items()},
             "pairs": self.pairs, "failed_pairs": self.failed_pairs, "failed_photos": self.failed_photos,
             "subtract_mean": self.subtract_mean,
             "at_default_threshold": {k: round(v, 5) for k, v in self.at_default_threshold.items()},
@@ -138,11 +144,12 @@ def verify(pairs: Sequence[Pair], emb: DatasetEmbeddings, *, subtract_mean: bool
         accs.append(float(correct.mean()))
         thrs.append(thr)
         sims[test] = s
+    at_far = {"0.001": tar_at_far(sims, same, 1e-3), "0.01": tar_at_far(sims, same, 1e-2)}
     failed = int(np.isnan(sims).sum())
     bad_photos = int((~emb.ok).sum())
     return VerificationResult(
         accuracy=float(np.mean(accs)), accuracy_std=float(np.std(accs)), fold_accuracies=accs, thresholds=thrs,
-        tar_at_far={"0.001": tar_at_far(sims, same, 1e-3), "0.01": tar_at_far(sims, same, 1e-2)},
+        tar_at_far={k: v[0] for k, v in at_far.items()}, threshold_at_far={k: v[1] for k, v in at_far.items()},
         pairs=len(pairs), failed_pairs=failed, failed_photos=bad_photos, subtract_mean=subtract_mean,
         at_default_threshold=rates_at(sims, same, DEFAULT_THRESHOLD), sims=sims, same=same)
 
