@@ -15,13 +15,13 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from .analysis import Face, FaceAnalysis
 from .cache import FaceCache
-from .errors import FaceSearchError, GalleryError, ImageError
+from .errors import GalleryError
 from .images import IMAGE_EXTENSIONS, iter_image_files, load_image
 from .photos import PhotoError, analyse_photos, hash_photo
 from .index import GalleryIndex
