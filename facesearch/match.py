@@ -24,7 +24,7 @@ from .index import VectorIndex, centroids
 
 #: Cosine similarity at or above which a face is named. Measured on LFW pairsDevTrain.txt: the
 #: lowest threshold that accepts at most 1 in 1,000 different-person pairs (0.445, rounded;
-#: FAR 0.09%, TAR 95.8%).
+#: FAR 0.09%, TAR 96.0%).
 #: A gallery compares each face with every identity, so a threshold tuned for best pair
 #: accuracy (0.35, FAR 1.3%) would name most strangers; see README, "The unknown threshold".
 DEFAULT_THRESHOLD = 0.45
