@@ -9,7 +9,10 @@ A classifier maps an input (a FaceNet embedding, a face crop or a whole photo, s
     >>> clf.predict(X), clf.score(X, y)
     >>> clf.save(folder); Classifier.load(folder)    # any kind, from its metadata
 
-A saved classifier is a folder with ``model.keras`` (the Keras model) and ``classifier.json``:
+A saved classifier is a folder with ``model.json`` (the Keras architecture, for
+``keras.models.model_from_json``), ``weights.npz`` (``model.get_weights()`` in order, for
+``set_weights``; Keras's own files also store the optimizer's state, which triples the size of
+the image models) and ``classifier.json``:
 its kind, identity list, parameters, training history and ``trained_on``, which records the
 gallery generation (:meth:`facesearch.store.Store.generation`) and embedding model id it was
 trained on, so that a classifier trained on an older state of the gallery can be refused
@@ -33,7 +36,8 @@ from ..errors import FaceSearchError, GalleryError
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "model.keras"
+MODEL_FILE = "model.json"
+WEIGHTS_FILE = "weights.npz"
 META_FILE = "classifier.json"
 #: Saved classifiers of a gallery live under ``<home>/models/<kind>/``.
 MODELS_DIR = "models"
@@ -202,7 +206,7 @@ class Classifier(BaseEstimator):
                 "facesearch": __version__, "keras": keras.__version__}
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write ``model.keras`` and ``classifier.json`` into ``folder``, replacing it atomically."""
+        """Write ``model.json``, ``weights.npz`` and ``classifier.json`` into ``folder``, atomically."""
         self._check_fitted()
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -210,7 +214,9 @@ class Classifier(BaseEstimator):
         # a new model with an old metadata file or a half-written model.
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
-            self.model_.save(tmp / MODEL_FILE)
+            (tmp / MODEL_FILE).write_text(self.model_.to_json())
+            weights = self.model_.get_weights()
+            np.savez(tmp / WEIGHTS_FILE, **{f"w{i:04d}": w for i, w in enumerate(weights)})
             (tmp / META_FILE).write_text(json.dumps(self.metadata(), indent=2))
             if folder.exists():
                 old = folder.with_name(f".{folder.name}.old")
@@ -244,8 +250,10 @@ class Classifier(BaseEstimator):
         keras = import_keras()
         obj = impl(**{k: _from_json(v) for k, v in meta.get("params", {}).items()})
         try:
-            obj.model_ = keras.models.load_model(Path(folder) / MODEL_FILE, compile=False)
-        except (OSError, ValueError) as exc:
+            obj.model_ = keras.models.model_from_json((Path(folder) / MODEL_FILE).read_text())
+            with np.load(Path(folder) / WEIGHTS_FILE) as saved:
+                obj.model_.set_weights([saved[k] for k in sorted(saved.files)])
+        except (OSError, ValueError, KeyError) as exc:
             raise ClassifierError(f"{folder}: cannot load {MODEL_FILE}: {str(exc).splitlines()[0]}") from None
         obj.classes_ = np.array(meta["classes"], dtype=object)
         obj.history_ = meta.get("history", {})

@@ -49,6 +49,60 @@ def train_mlp_cmd(ctx, out, eval_dir, epochs, hidden, dropout, learning_rate, se
     _emit(result.summary, as_json, _print_summary)
 
 
+def _image_command(kind: str, doc: str) -> click.Command:
+    """``train inception|ensemble|boxnet DATA``: the same options for the three image models."""
+
+    @click.argument("data", type=click.Path(exists=True, file_okay=False))
+    @click.option("--out", type=click.Path(file_okay=False), default=None,
+                  help="Write reports here (history, classification report, confusion matrix, misclassified).")
+    @click.option("--base-weights", default="imagenet", show_default=True, metavar="imagenet|PATH|none",
+                  help="Base network weights: Keras's ImageNet download, a weights file (or a folder of them), "
+                       "or none (train everything from random weights).")
+    @click.option("--epochs", type=click.IntRange(1), default=100, show_default=True, help="Most epochs (early stopping).")
+    @click.option("--input-size", type=click.IntRange(32, 1024), default=224, show_default=True,
+                  help="Input side in pixels (InceptionV3 needs at least 75).")
+    @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+    @click.option("--learning-rate", type=float, default=1e-3, show_default=True,
+                  help="Adam's first step, decayed x0.9 per epoch.")
+    @click.option("--fine-tune", type=click.IntRange(0), default=0, show_default=True,
+                  help="Then unfreeze the top N layers of the pretrained base and train on.")
+    @click.option("--fine-tune-epochs", type=click.IntRange(1), default=10, show_default=True)
+    @click.option("--augment/--no-augment", default=kind == "ensemble", show_default=True,
+                  help="Random rotation, shifts, shear, flips and brightness while training.")
+    @click.option("--val", type=click.FloatRange(0, 0.9), default=0.15, show_default=True,
+                  help="Validation fraction when DATA has no train/ val/ test/ inside.")
+    @click.option("--test", type=click.FloatRange(0, 0.9), default=0.15, show_default=True, help="Test fraction, same.")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--save-to", type=click.Path(file_okay=False), default=None,
+                  help=f"Save the model here (default: HOME/models/{kind}).")
+    @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+    @click.pass_context
+    def command(ctx, data, out, base_weights, epochs, input_size, batch_size, learning_rate, fine_tune,
+                fine_tune_epochs, augment, val, test, seed, save_to, as_json):
+        from ..gallery import default_home
+        from .base import model_dir
+        from .train import train_image_model
+
+        home = ctx.find_root().params["home"]
+        target = save_to or model_dir(Path(home) if home else default_home(), kind)
+        result = train_image_model(kind, data, save_to=target, out=out, val=val, test=test, base_weights=base_weights,
+                                   epochs=epochs, input_size=input_size, batch_size=batch_size,
+                                   learning_rate=learning_rate, fine_tune=fine_tune, fine_tune_epochs=fine_tune_epochs,
+                                   augment=augment, seed=seed)
+        _emit(result.summary, as_json, _print_summary)
+
+    command.__doc__ = doc
+    return train.command(name=kind)(command)
+
+
+_image_command("inception", """Train InceptionV3 on face crops (DATA: folder per identity, e.g. from `facesearch crop`).
+
+    Head: Flatten, Dense 1024 ReLU, Dropout 0.2, Dense 128 ELU, Dropout 0.1, softmax.
+    """)
+_image_command("ensemble", """Train MobileNetV2 + InceptionV3 features with a dense head on face crops, with augmentation.""")
+_image_command("boxnet", """Train InceptionV3 with two outputs on whole photos: face box (from the detector) and identity.""")
+
+
 def _print_summary(d: dict) -> None:
     click.echo(f"Trained {d['kind']} ({d['epochs']} epochs); saved to {d['model_dir']}")
     if d.get("accuracy") is not None:
@@ -57,6 +111,8 @@ def _print_summary(d: dict) -> None:
             line += (f", weighted precision {100 * d['weighted_precision']:.1f}%, recall "
                      f"{100 * d['weighted_recall']:.1f}%, F1 {100 * d['weighted_f1']:.1f}%")
         click.echo(f"{line} on {d['evaluated_on']}")
+    if "box_mean_iou" in d:
+        click.echo(f"  face box: mean IoU {d['box_mean_iou']:.3f} with the detector's boxes")
     for name, path in d.get("files", {}).items():
         click.echo(f"  {name:<28} {path}")
 

@@ -127,3 +127,150 @@ def train_mlp(gallery, *, out: str | os.PathLike | None = None, eval_dir: str | 
     log.info("mlp trained on %d faces of %d identities: accuracy %.3f on %s", len(y), len(clf.classes_),
              summary["accuracy"] or 0.0, evaluated_on)
     return TrainResult(clf, path, summary)
+
+
+# -- image models -------------------------------------------------------------------------------
+
+def load_images(items: list[tuple[Path, str]], size: int) -> np.ndarray:
+    """The photos of ``(path, identity)`` pairs resized to ``size`` x ``size``: uint8 (N, size, size, 3) RGB."""
+    import cv2
+
+    from ..images import load_image
+
+    out = np.zeros((len(items), size, size, 3), np.uint8)
+    for i, (path, _) in enumerate(items):
+        img = load_image(path)
+        interp = cv2.INTER_AREA if max(img.shape[:2]) > size else cv2.INTER_LINEAR
+        out[i] = cv2.resize(img, (size, size), interpolation=interp)
+    return out
+
+
+def data_splits(data: str | os.PathLike, *, val: float = 0.15, test: float = 0.15,
+                seed: int = 0) -> dict[str, list[tuple[Path, str]]]:
+    """``{"train", "val", "test"}`` -> ``(photo, identity)`` pairs of a dataset folder.
+
+    A folder with ``train/`` (and optionally ``val/``, ``test/``) sub-folders, as written by
+    ``facesearch split``, is used as split; any other folder-per-identity tree is split here
+    with :func:`.dataset.split_items` (stratified, seeded).
+    """
+    from ..datasets import folder_dataset
+    from .dataset import split_items
+
+    data = Path(data)
+    if (data / "train").is_dir():
+        return {name: folder_dataset(data / name) if (data / name).is_dir() else [] for name in ("train", "val", "test")}
+    items = folder_dataset(data)
+    if not items:
+        raise ClassifierError(f"{data}: no identity sub-folders with images")
+    return split_items(items, val=val, test=test, seed=seed)
+
+
+def photo_boxes(items: list[tuple[Path, str]], size: int, analysis) -> tuple[np.ndarray, list[str], np.ndarray, list[str]]:
+    """Whole photos and their largest face box, for boxnet.
+
+    Returns ``(photos uint8 (M, size, size, 3), names (M,), boxes float32 (M, 4) as fractions
+    (x, y, w, h) of the photo, paths without a face)``. Detections come through the face cache.
+    """
+    from ..cache import FaceCache
+    from ..photos import PhotoError, analyse_photos, hash_photo
+    from ..weights import cache_dir
+
+    cache = FaceCache(cache_dir() / "faces", analysis.settings)
+    todo, names, skipped = [], [], []
+    for path, who in items:
+        sha = hash_photo(path)
+        if isinstance(sha, PhotoError):
+            skipped.append(str(path))
+        else:
+            todo.append((path, sha))
+            names.append(who)
+    keep, boxes = [], []
+    for (path, who), res in zip(zip([p for p, _ in todo], names), analyse_photos(todo, analysis, cache)):
+        if isinstance(res, PhotoError) or not res.faces:
+            skipped.append(str(path))
+            continue
+        x, y, w, h = max(res.faces, key=lambda f: f.area).box
+        W, H = res.width, res.height
+        box = np.clip([x / W, y / H, w / W, h / H], 0.0, 1.0)
+        keep.append((path, who))
+        boxes.append(box)
+    photos = load_images(keep, size)
+    return photos, [who for _, who in keep], np.asarray(boxes, np.float32).reshape(-1, 4), skipped
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of ``(x, y, w, h)`` boxes, row by row: float (N,)."""
+    ax1, ay1, ax2, ay2 = a[:, 0], a[:, 1], a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx1, by1, bx2, by2 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    inter = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None) * \
+        np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
+    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def train_image_model(kind: str, data: str | os.PathLike, *, save_to: str | os.PathLike,
+                      out: str | os.PathLike | None = None, val: float = 0.15, test: float = 0.15,
+                      analysis=None, **params) -> TrainResult:
+    """Train an image classifier (``inception``, ``ensemble`` or ``boxnet``) on a dataset folder.
+
+    Args:
+        data: folder-per-identity images (face crops from ``facesearch crop`` for inception and
+            ensemble; whole photos for boxnet), or a folder with train/ val/ test/ inside.
+        save_to: where to save the model.
+        out: folder for the reports (evaluated on test/, else val/, else the training images).
+        val, test: fractions for the split when ``data`` is not split already.
+        analysis: the :class:`~facesearch.analysis.FaceAnalysis` finding boxnet's boxes.
+        params: the classifier's parameters (:class:`.images.ImageClassifier`).
+    """
+    from .images import BASES, IMAGE_MODELS
+
+    clf = IMAGE_MODELS[kind](**params)
+    clf.check_weights()  # a missing ImageNet file fails here, before minutes of data loading
+    splits = data_splits(data, val=val, test=test, seed=clf.seed)
+    size = clf.input_size
+    arrays, skipped = {}, []
+    for name, items in splits.items():
+        if kind == "boxnet":
+            from ..analysis import FaceAnalysis
+
+            X, y, B, missed = photo_boxes(items, size, analysis or FaceAnalysis())
+            skipped += missed
+        else:
+            X, y, B = load_images(items, size), [who for _, who in items], None
+        arrays[name] = (X, y, B)
+    X, y, B = arrays["train"]
+    if len(set(y)) < 2:
+        raise ClassifierError(f"{data}: the training split holds {len(set(y))} identity; need at least two")
+    vx, vy, vb = arrays["val"]
+    validation = None if not len(vy) else ((vx, vy, vb) if kind == "boxnet" else (vx, vy))
+    trained_on = {"data": str(data), "generation": None, "model_id": "+".join(BASES[b].name for b in clf.bases),
+                  "base_weights": str(clf.base_weights), "input_size": size,
+                  "split": {k: len(v[1]) for k, v in arrays.items()}}
+    started = time.perf_counter()
+    if kind == "boxnet":
+        clf.fit(X, y, boxes=B, validation_data=validation, trained_on=trained_on)
+    else:
+        clf.fit(X, y, validation_data=validation, trained_on=trained_on)
+    train_s = time.perf_counter() - started
+    path = clf.save(save_to)
+    eval_name = next((n for n in ("test", "val", "train") if len(arrays[n][1])), "train")
+    ex, ey, eb = arrays[eval_name]
+    known = set(clf.classes_)
+    keep = [i for i, v in enumerate(ey) if v in known]
+    ex, ey = ex[keep], [ey[i] for i in keep]
+    pred = list(clf.predict(ex)) if len(ey) else []
+    summary = {"kind": kind, "model_dir": str(path), "trained_on": trained_on, "train_seconds": round(train_s, 2),
+               "params": clf.get_params(), "skipped_photos": skipped}
+    if kind == "boxnet" and len(ey):
+        summary["box_mean_iou"] = round(float(box_iou(clf.predict_boxes(ex), eb[keep]).mean()), 4)
+    evaluated_on = f"{eval_name} split ({len(ey)} images)"
+    if out is not None:
+        from .report import write_reports
+
+        summary = write_reports(out, history=clf.history_, y_true=ey, y_pred=pred, classes=clf.classes_,
+                                evaluated_on=evaluated_on, images=ex, extra=summary, title=kind)
+    else:
+        summary.update(evaluated_on=evaluated_on, samples=len(ey), epochs=len(clf.history_.get("loss", [])),
+                       accuracy=round(float(np.mean(np.asarray(pred, dtype=object) == np.asarray(ey, dtype=object))), 4)
+                       if len(ey) else None)
+    return TrainResult(clf, path, summary)
