@@ -322,3 +322,24 @@ def test_imagenet_weights_unavailable_is_one_line(tiny_crops, tmp_path, monkeypa
     assert not (tmp_path / "models").exists()  # nothing trained from scratch behind the user's back
     res = _run("--home", tmp_path, "train", "inception", tiny_crops, "--base-weights", tmp_path / "nope.h5")
     assert res.exit_code == 1 and "nope.h5" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+# -- bench rows ------------------------------------------------------------------------------
+
+def test_bench_rows_for_matchers_classifiers_and_rerankers(celeb_mlp, celeb_home, analysis):
+    from facesearch.classify.base import Classifier
+    from facesearch.classify.bench import classifier_rows, folder_probes
+    from facesearch.classify.train import embed_folder
+
+    train_x, train_y, _ = embed_folder(CELEB / "train", analysis)
+    probes = folder_probes(CELEB / "val", analysis)
+    clf = Classifier.load(celeb_home / "models" / "mlp")
+    rows = {r["method"]: r for r in classifier_rows(train_x, train_y, probes, [clf])}
+    assert set(rows) == {"knn", "centroid", "mlp", "knn+mlp", "centroid+mlp"}
+    assert rows["mlp"]["role"] == "alone" and rows["knn+mlp"]["role"] == "reranker"
+    for r in rows.values():
+        assert 0 <= r["weighted_f1"] <= 1 and 0 <= r["weighted_precision"] <= 1
+    assert rows["mlp"]["accuracy"] == pytest.approx(celeb_mlp[0]["accuracy"], abs=0.05)
+    # Reranking only reorders above-threshold candidates: it cannot add unknowns or remove them.
+    assert rows["knn+mlp"]["unknown"] == rows["knn"]["unknown"]
+    assert rows["knn+mlp"]["accuracy"] >= 0.8

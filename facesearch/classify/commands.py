@@ -226,7 +226,58 @@ def augment_preview(photo, out, count, seed):
     click.echo(f"Wrote {out}")
 
 
+# -- bench ------------------------------------------------------------------------------------
+
+@click.command(name="classify")
+@click.option("--train", "train_dir", type=click.Path(exists=True, file_okay=False), required=True,
+              help="Folder-per-identity photos enrolled (and the mlp's training data).")
+@click.option("--test", "test_dir", type=click.Path(exists=True, file_okay=False), required=True,
+              help="Folder-per-identity photos of the same people to name.")
+@click.option("--model", "models", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="A saved classifier (any kind) to add; repeatable. A fresh mlp is always included.")
+@click.option("--threshold", type=float, default=None, help="The matchers' threshold (default: the product's).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fresh mlp.")
+@click.option("--json", "as_json", is_flag=True, help="Print rows as JSON.")
+def bench_classify(train_dir, test_dir, models, threshold, seed, as_json):
+    """Closed-set accuracy and weighted P/R/F1: matchers, classifiers alone, and classifiers reranking."""
+    from ..analysis import FaceAnalysis
+    from ..match import DEFAULT_THRESHOLD
+    from .base import Classifier
+    from .bench import classifier_rows, folder_probes
+    from .mlp import MLPClassifier
+    from .train import embed_folder
+
+    analysis = FaceAnalysis()
+    train_x, train_y, failed = embed_folder(train_dir, analysis)
+    loaded = [Classifier.load(m) for m in models]
+    sizes = [c.input_size for c in loaded if c.input_kind == "crop"]
+    photo_sizes = [c.input_size for c in loaded if c.input_kind == "photo"]
+    probes = folder_probes(test_dir, analysis, crop_size=max(sizes, default=None),
+                           photo_size=max(photo_sizes, default=None))
+    mlp = MLPClassifier(seed=seed).fit(train_x, train_y)
+    thr = DEFAULT_THRESHOLD if threshold is None else threshold
+    rows = classifier_rows(train_x, train_y, probes, [mlp, *loaded], threshold=thr)
+    data = {"benchmark": "classify", "train": train_dir, "test": test_dir, "train_faces": len(train_y),
+            "train_no_face": len(failed), "test_faces": len(probes.names), "identities": len(set(train_y)),
+            "threshold": thr, "rows": rows}
+
+    def human(d):
+        click.echo(f"Closed-set identification: {d['identities']} identities, {d['train_faces']} enrolled faces, "
+                   f"{d['test_faces']} test faces (threshold {d['threshold']:.2f} for matchers and rerankers)")
+        click.echo(f"{'method':<22} {'role':<9} {'accuracy':>8} {'precision':>9} {'recall':>7} {'F1':>6} {'unknown':>7}")
+        for r in d["rows"]:
+            click.echo(f"{r['method']:<22} {r['role']:<9} {100 * r['accuracy']:8.1f} {100 * r['weighted_precision']:9.1f} "
+                       f"{100 * r['weighted_recall']:7.1f} {100 * r['weighted_f1']:6.1f} {r['unknown']:>7}"
+                       + (f"   changed {r['changed']}" if "changed" in r else ""))
+        click.echo("  (percentages; precision/recall/F1 weighted by support; unknown answers count as wrong)")
+
+    _emit(data, as_json, human)
+
+
 def register(main: click.Group) -> None:
-    """Add this module's commands to the ``facesearch`` group."""
+    """Add this module's commands to the ``facesearch`` group (and ``bench classify`` to ``bench``)."""
     for command in (train, crop, export_cmd, import_cmd, split, augment_preview):
         main.add_command(command)
+    bench = main.commands.get("bench")
+    if isinstance(bench, click.Group):
+        bench.add_command(bench_classify)

@@ -1,0 +1,133 @@
+"""Closed-set benchmark rows for classifiers: alone, and as rerankers of the gallery's matchers.
+
+Given a training split (enrolled) and a test split of the same identities, every method
+names each test face, and a row reports closed-set accuracy and support-weighted precision,
+recall and F1 (scikit-learn's ``average="weighted"`` over the enrolled identities):
+
+* ``knn`` / ``centroid`` (role ``matcher``): the gallery's matchers at ``threshold``; a face
+  they call unknown counts as wrong (closed set: every test face is someone enrolled);
+* ``<classifier>`` (role ``alone``): the classifier's most probable identity, no threshold;
+* ``<matcher>+<classifier>`` (role ``reranker``): :func:`.rerank.rerank_match` on the
+  matcher's candidates, so unknown stays unknown and only candidates above the threshold
+  compete. ``changed`` counts faces whose answer differs from the matcher's alone.
+
+This module only computes rows; ``facesearch bench classify`` prints them. (The open-set
+figures — DIR at FPIR, unknown rejection — are :mod:`facesearch.bench.identify`'s.)
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..match import DEFAULT_THRESHOLD, make_matcher
+from .base import Classifier
+from .rerank import rerank_match
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Probes:
+    """Test faces: names (N,) and inputs for every kind of classifier, rows aligned.
+
+    ``embeddings`` float32 (N, 512); ``crops`` uint8 (N, S, S, 3) face crops and ``photos``
+    uint8 (N, S, S, 3) whole photos, at the size of the image models (``None`` when unused).
+    """
+
+    names: list[str]
+    embeddings: np.ndarray
+    crops: np.ndarray | None = None
+    photos: np.ndarray | None = None
+
+    def inputs(self, clf: Classifier) -> np.ndarray:
+        """What ``clf`` reads: embeddings, crops or photos."""
+        data = {"embedding": self.embeddings, "crop": self.crops, "photo": self.photos}[clf.input_kind]
+        if data is None:
+            raise ValueError(f"no {clf.input_kind} inputs were prepared for the {clf.kind} classifier")
+        return data
+
+
+def scores(y_true: Sequence[str], y_pred: Sequence[str | None], classes: Sequence[str]) -> dict:
+    """Closed-set accuracy and weighted P/R/F1 over ``classes``; ``None`` predictions are wrong."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    pred = ["<unknown>" if p is None else str(p) for p in y_pred]
+    p, r, f, _ = precision_recall_fscore_support(list(y_true), pred, labels=list(classes), average="weighted",
+                                                 zero_division=0)
+    return {"accuracy": round(float(np.mean(np.asarray(pred, dtype=object) == np.asarray(y_true, dtype=object))), 4),
+            "weighted_precision": round(float(p), 4), "weighted_recall": round(float(r), 4),
+            "weighted_f1": round(float(f), 4), "unknown": int(sum(x is None for x in y_pred))}
+
+
+def classifier_rows(train_x: np.ndarray, train_y: Sequence[str], probes: Probes, classifiers: Sequence[Classifier],
+                    *, threshold: float = DEFAULT_THRESHOLD, matchers: Sequence[str] = ("knn", "centroid"),
+                    k: int = 5, top_k: int = 5) -> list[dict]:
+    """One row per matcher, per classifier alone, and per (matcher, classifier) reranker.
+
+    Args:
+        train_x, train_y: enrolled embeddings float32 (M, 512) and their names.
+        probes: the test faces (their identities must be enrolled: closed set).
+        classifiers: trained classifiers (any kind; their inputs come from ``probes``).
+    """
+    classes = sorted(set(train_y))
+    rows = []
+    matches = {}
+    for name in matchers:
+        params = {"k": k} if name == "knn" else {}
+        m = make_matcher(name, threshold=threshold, top_k=top_k, **params).fit(train_x, list(train_y))
+        matches[name] = m.identify(probes.embeddings)
+        rows.append({"method": name, "role": "matcher", "threshold": threshold,
+                     **scores(probes.names, [mt.identity for mt in matches[name]], classes)})
+    for clf in classifiers:
+        proba = clf.predict_proba(probes.inputs(clf))
+        pred = list(clf.classes_[np.argmax(proba, axis=1)])
+        rows.append({"method": clf.kind, "role": "alone", **scores(probes.names, pred, classes)})
+        for name, mts in matches.items():
+            reranked = [rerank_match(mt, p, clf.classes_, threshold=threshold, by=clf.kind) for mt, p in zip(mts, proba)]
+            row = scores(probes.names, [r.identity for r in reranked], classes)
+            row["changed"] = int(sum(r.identity != mt.identity for r, mt in zip(reranked, mts)))
+            rows.append({"method": f"{name}+{clf.kind}", "role": "reranker", "threshold": threshold, **row})
+    return rows
+
+
+def folder_probes(folder: str | os.PathLike, analysis, *, crop_size: int | None = None,
+                  photo_size: int | None = None) -> Probes:
+    """:class:`Probes` of a folder-per-identity tree: each photo's largest face (photos without one left out).
+
+    Crops (the product's box crop at ``crop_size``) and resized whole photos (``photo_size``) are
+    made only when asked for. Detections and embeddings come through the face cache.
+    """
+    import cv2
+
+    from ..align import crop_box
+    from ..cache import FaceCache
+    from ..datasets import folder_dataset
+    from ..images import load_image
+    from ..photos import PhotoError, analyse_photos, hash_photo
+    from ..weights import cache_dir
+
+    cache = FaceCache(cache_dir() / "faces", analysis.settings)
+    names, vectors, crops, photos = [], [], [], []
+    for path, who in folder_dataset(folder):
+        sha = hash_photo(path)
+        if isinstance(sha, PhotoError):
+            continue
+        res = analyse_photos([(path, sha)], analysis, cache)[0]
+        if isinstance(res, PhotoError) or not res.faces:
+            continue
+        face = max(res.faces, key=lambda f: f.area)
+        names.append(who)
+        vectors.append(face.embedding)
+        if crop_size or photo_size:
+            image = load_image(Path(path))
+            if crop_size:
+                crops.append(crop_box(image, face.box, size=crop_size))
+            if photo_size:
+                photos.append(cv2.resize(image, (photo_size, photo_size), interpolation=cv2.INTER_AREA))
+    return Probes(names, np.asarray(vectors, np.float32).reshape(len(names), -1),
+                  np.stack(crops) if crops else None, np.stack(photos) if photos else None)
