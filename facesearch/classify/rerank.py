@@ -21,7 +21,7 @@ The product is unchanged in ranking when either number is multiplied by a consta
 both pieces of evidence to be high (a near-zero probability vetoes a candidate, as does a
 low similarity), and is what multiplying two independent likelihood-like scores gives; the
 square root only keeps the score in ``[0, 1]`` and comparable to a similarity. Similarities are
-clipped at 0 because only candidates at or above the threshold (0.35 by default) compete.
+clipped to [0, 1]; in practice only candidates at or above the (positive) threshold compete.
 """
 from __future__ import annotations
 
