@@ -138,7 +138,8 @@ class Classifier(BaseEstimator):
         val = None
         if validation_data is not None:
             vx, vy = validation_data
-            keep = [i for i, v in enumerate(vy) if str(v) in set(self.classes_)]
+            known = set(self.classes_)  # validation faces of identities it does not train on are dropped
+            keep = [i for i, v in enumerate(vy) if str(v) in known]
             val = (self._prepare(np.asarray(vx)[keep]), one_hot([str(vy[i]) for i in keep], self.classes_))
         self.model_ = self._build(X.shape[1:], len(self.classes_))
         self.history_ = self._train(self.model_, X, one_hot(y, self.classes_), val)
