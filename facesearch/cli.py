@@ -5,6 +5,14 @@ non-zero exit status.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":
+    # `python -m facesearch.cli`: run the importable module instead of this __main__ copy, so
+    # modules that add commands (facesearch.classify.commands imports facesearch.cli) see one CLI.
+    from facesearch.cli import main as _main
+
+    _main()
+    raise SystemExit(0)
+
 import json
 import logging
 import os
@@ -29,6 +37,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except FaceSearchError as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            # Whatever was committed stays; the gallery's next open repairs a stale index.
+            click.echo("Interrupted; work committed so far is kept.", err=True)
+            ctx.exit(130)
 
 
 def _emit(data, as_json: bool, human) -> None:
@@ -123,13 +135,19 @@ def enroll(ctx, paths, name, as_json, quiet):
               help="Cosine similarity under which a face is unknown (default: the measured one, see README).")
 @click.option("--annotate", "annotate_out", type=click.Path(), default=None,
               help="Write each photo with boxes and names: a file for one photo, else a folder.")
+@click.option("--rerank", type=click.Choice(["mlp"]), default=None,
+              help="Reorder the candidates above the threshold with a classifier trained by `facesearch train`.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @click.pass_context
-def query(ctx, photos, matcher, top_k, k, threshold, annotate_out, as_json):
+def query(ctx, photos, matcher, top_k, k, threshold, annotate_out, rerank, as_json):
     """Identify every face in PHOTOS."""
     from .errors import ImageError
 
     gallery = _gallery(ctx)
+    if rerank:  # issue 5: loaded (and refused if stale) before any photo is read
+        from .classify.rerank import Reranker
+
+        gallery = Reranker(gallery, rerank)
     results, failed = [], 0
     for photo in photos:
         try:
@@ -242,11 +260,15 @@ def bench():
     """Measure accuracy and speed on real data."""
 
 
-def _analysis(align: str, min_confidence: float):
+def _analysis(align: str, min_confidence: float, embedder: str = "facenet", min_face_size: int = 20):
+    if embedder == "dlib":
+        from .dlib_backend import DlibAnalysis
+
+        return DlibAnalysis()
     from .analysis import FaceAnalysis
     from .detect import Detector
 
-    return FaceAnalysis(Detector(min_confidence=min_confidence), align=align)
+    return FaceAnalysis(Detector(min_confidence=min_confidence, min_face_size=min_face_size), align=align)
 
 
 def _face_cache(analysis, use_cache: bool):
@@ -266,12 +288,20 @@ def _face_cache(analysis, use_cache: bool):
 @click.option("--align", type=click.Choice(["box", "5point"]), default="box", show_default=True)
 @click.option("--subtract-mean/--no-subtract-mean", default=True, show_default=True,
               help="Subtract the training folds' mean embedding before comparing.")
-@click.option("--min-confidence", type=float, default=0.9, show_default=True, help="MTCNN confidence floor.")
+@click.option("--min-confidence", type=float, default=0.8, show_default=True, help="MTCNN confidence floor.")
+@click.option("--min-face-size", type=click.IntRange(12), default=20, show_default=True,
+              help="Smallest face looked for, in pixels; larger is faster.")
+@click.option("--embedder", type=click.Choice(["facenet", "dlib"]), default="facenet", show_default=True,
+              help="dlib: face_recognition's HOG + ResNet pipeline (pip install 'facesearch[dlib]').")
+@click.option("--compare", is_flag=True, help="Run facenet and dlib on the same pairs, one row each.")
 @click.option("--no-cache", is_flag=True, help="Recompute every embedding.")
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Write roc.png and results.json here.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Write roc.png and lfw.json here.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-def bench_lfw(lfw, pairs, limit, align, subtract_mean, min_confidence, no_cache, out, as_json):
+def bench_lfw(lfw, pairs, limit, align, subtract_mean, min_confidence, min_face_size, embedder, compare, no_cache,
+              out, as_json):
     """LFW verification: k-fold accuracy, TAR at FAR 0.1% and 1%, ROC."""
+    import time
+
     from .bench.lfw import default_lfw, embed_pairs, lfw_pairs
     from .bench.verify import plot_roc, verify
 
@@ -279,6 +309,121 @@ def bench_lfw(lfw, pairs, limit, align, subtract_mean, min_confidence, no_cache,
     if lfw is None:
         raise click.UsageError("no LFW data: pass --lfw PATH or set FACESEARCH_LFW")
     pair_list = lfw_pairs(lfw, pairs, limit)
+    rows, results = [], {}
+    for name in (["facenet", "dlib"] if compare else [embedder]):
+        analysis = _analysis(align, min_confidence, name, min_face_size)
+        bar = None
+
+        def on_total(n):
+            nonlocal bar
+            bar = _progress(n, f"embedding ({name})", False)
+
+        started = time.perf_counter()
+        try:
+            emb = embed_pairs(pair_list, analysis, _face_cache(analysis, not no_cache),
+                              progress=lambda n: bar.update(n), on_total=on_total)
+        finally:
+            if bar is not None:
+                bar.close()
+        seconds = time.perf_counter() - started
+        result = verify(pair_list, emb, subtract_mean=subtract_mean)
+        label = f"{name} {align}" if name == "facenet" else name
+        results[label] = result
+        rows.append({"embedder": name, "align": align if name == "facenet" else "dlib-5point",
+                     **result.as_dict(), "embedding_seconds": round(seconds, 1), "photos": len(emb.paths),
+                     "no_face": sorted(emb.errors)})
+    data = {"benchmark": "lfw", "pairs_file": str(pairs or "pairs.txt"), "rows": rows}
+    if compare:
+        a, b = rows
+        errors = (1 - a["accuracy"], 1 - b["accuracy"])
+        data["error_ratio_dlib_over_facenet"] = round(errors[1] / errors[0], 3) if errors[0] > 0 else None
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        plot_roc(results, Path(out) / "roc.png")
+        (Path(out) / "lfw.json").write_text(json.dumps(data, indent=2))
+
+    def human(d):
+        for r in d["rows"]:
+            click.echo(f"LFW verification [{r['embedder']}, {r['align']}], {r['pairs']} pairs in "
+                       f"{len(r['fold_accuracies'])} fold(s), subtract-mean={r['subtract_mean']}")
+            click.echo(f"  accuracy     {100 * r['accuracy']:.2f}% +- {100 * r['accuracy_std']:.2f}")
+            for far, label in (("0.001", "0.1%"), ("0.01", "1%  ")):
+                click.echo(f"  TAR@FAR={label} {100 * r['tar_at_far'][far]:.2f}% "
+                           f"(threshold {r['threshold_at_far'][far]:.3f})")
+            click.echo(f"  threshold    {sum(r['thresholds']) / len(r['thresholds']):.3f} "
+                       "(best accuracy, mean over folds)")
+            if r["embedder"] == "facenet":
+                at = r["at_default_threshold"]
+                click.echo(f"  at the default threshold {at['threshold']:.2f}: TAR {100 * at['tar']:.2f}%, "
+                           f"FAR {100 * at['far']:.2f}%")
+            click.echo(f"  failures     {r['failed_pairs']} pair(s), {r['failed_photos']} photo(s) without a face")
+        if d.get("error_ratio_dlib_over_facenet") is not None:
+            click.echo(f"dlib makes {d['error_ratio_dlib_over_facenet']:.2f}x the errors of facenet")
+
+    _emit(data, as_json, human)
+
+
+# --- bench identify / bench speed (issue 4): see facesearch/bench/identify.py and speed.py ---
+
+def _identify_split(lfw, dataset, gallery_dir, probes_dir, unknown, gallery_per_id, max_people):
+    """The :class:`~facesearch.bench.identify.Split` the options describe."""
+    from .bench import identify as ident
+    from .bench.lfw import default_lfw
+
+    if dataset and (gallery_dir or probes_dir):
+        raise click.UsageError("give --dataset or --gallery/--probes, not both")
+    if bool(gallery_dir) != bool(probes_dir):
+        raise click.UsageError("--gallery and --probes go together")
+    if dataset:
+        split = ident.folder_split(dataset, gallery_per_id, max_people)
+    elif gallery_dir:
+        split = ident.gallery_probe_split(gallery_dir, probes_dir, gallery_per_id, max_people)
+    else:
+        lfw = lfw or default_lfw()
+        if lfw is None:
+            raise click.UsageError("no LFW data: pass --lfw PATH, --dataset DIR or --gallery/--probes")
+        split = ident.lfw_split(lfw, gallery_per_id, max_people)
+    if unknown:
+        try:
+            split = ident.add_unknown(split, unknown, max_people)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    if not split.gallery:
+        raise click.UsageError("nothing to enroll: the gallery part of the data holds no photos")
+    return split
+
+
+@bench.command(name="identify")
+@click.option("--lfw", "lfw", type=click.Path(exists=True), default=None,
+              help="lfw-deepfunneled folder or .tgz (default: $FACESEARCH_LFW or ../shared/data/lfw).")
+@click.option("--dataset", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder-per-identity data instead of LFW: first N photos of each enrolled, the rest probes.")
+@click.option("--gallery", "gallery_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder-per-identity photos to enroll (with --probes).")
+@click.option("--probes", "probes_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder-per-identity probes; identities not in --gallery are unknown probes.")
+@click.option("--unknown", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Photos of people never enrolled: folder-per-identity or a flat folder.")
+@click.option("--gallery-per-id", type=click.IntRange(1), default=None,
+              help="Photos enrolled per identity, lowest-numbered first [default: 1; all with --gallery].")
+@click.option("--max-people", type=click.IntRange(1), default=None,
+              help="Only the first N people (alphabetical) of each group, for quick runs.")
+@click.option("--threshold", type=float, default=None,
+              help="Similarity for the 'at the threshold' figures (default: the product's default).")
+@click.option("--align", type=click.Choice(["box", "5point"]), default="box", show_default=True)
+@click.option("--min-confidence", type=float, default=0.8, show_default=True, help="MTCNN confidence floor.")
+@click.option("--no-cache", is_flag=True, help="Recompute every embedding.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Write det.png and identify.json here.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def bench_identify(lfw, dataset, gallery_dir, probes_dir, unknown, gallery_per_id, max_people, threshold, align,
+                   min_confidence, no_cache, out, as_json):
+    """Open-set 1:N identification: rank-1/5, DIR at FPIR 1% and 10%, DET curve, per matcher."""
+    from .bench import identify as ident
+    from .match import DEFAULT_THRESHOLD
+
+    # Default: one photo per identity, except that a separate gallery folder is enrolled whole.
+    per_id = gallery_per_id or (None if gallery_dir else 1)
+    split = _identify_split(lfw, dataset, gallery_dir, probes_dir, unknown, per_id, max_people)
     analysis = _analysis(align, min_confidence)
     bar = None
 
@@ -287,29 +432,103 @@ def bench_lfw(lfw, pairs, limit, align, subtract_mean, min_confidence, no_cache,
         bar = _progress(n, "embedding", False)
 
     try:
-        emb = embed_pairs(pair_list, analysis, _face_cache(analysis, not no_cache),
-                          progress=lambda n: bar.update(n), on_total=on_total)
+        emb = ident.embed_split(split, analysis, _face_cache(analysis, not no_cache),
+                                progress=lambda n: bar.update(n), on_total=on_total)
     finally:
         if bar is not None:
             bar.close()
-    result = verify(pair_list, emb, subtract_mean=subtract_mean)
-    data = {"benchmark": "lfw", "pairs_file": str(pairs or "pairs.txt"), "align": align, **result.as_dict(),
-            "no_face": sorted(emb.errors)}
+    result = ident.identify(split, emb, DEFAULT_THRESHOLD if threshold is None else threshold)
+    source = dataset or (f"{gallery_dir} + {probes_dir}" if gallery_dir else str(lfw or "lfw"))
+    data = {"benchmark": "identify", "source": source, "unknown_source": unknown, "align": align,
+            "gallery_per_id": per_id, "max_people": max_people, **result.as_dict()}
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
-        plot_roc({f"facenet {align}": result}, Path(out) / "roc.png")
-        (Path(out) / "lfw.json").write_text(json.dumps(data, indent=2))
+        ident.plot_det(result, Path(out) / "det.png")
+        (Path(out) / "identify.json").write_text(json.dumps(data, indent=2))
+        data["det_png"] = str(Path(out) / "det.png")
+    _emit(data, as_json, _print_identify)
 
-    def human(d):
-        click.echo(f"LFW verification, {d['pairs']} pairs in {len(d['fold_accuracies'])} fold(s), align={align}, "
-                   f"subtract-mean={d['subtract_mean']}")
-        click.echo(f"  accuracy     {100 * d['accuracy']:.2f}% +- {100 * d['accuracy_std']:.2f}")
-        click.echo(f"  TAR@FAR=0.1% {100 * d['tar_at_far']['0.001']:.2f}%")
-        click.echo(f"  TAR@FAR=1%   {100 * d['tar_at_far']['0.01']:.2f}%")
-        click.echo(f"  threshold    {sum(d['thresholds']) / len(d['thresholds']):.3f} (mean over folds)")
-        click.echo(f"  failures     {d['failed_pairs']} pair(s), {d['failed_photos']} photo(s) without a face")
 
-    _emit(data, as_json, human)
+def _print_identify(d: dict) -> None:
+    def pct(v):
+        return "    -" if v is None else f"{100 * v:5.1f}"
+
+    click.echo(f"Open-set identification: {d['identities']} enrolled identities ({d['gallery_photos']} photos, "
+               f"{d['gallery_no_face']} without a face), {d['known_probes']} known probes, "
+               f"{d['unknown_probes']} unknown probes")
+    click.echo(f"{'matcher':<10} {'rank-1':>6} {'rank-5':>6} {'DIR@FPIR1%':>10} {'DIR@FPIR10%':>11}   "
+               f"at threshold {d['threshold']:.2f}: {'known ok':>8} {'unknown rejected':>16}")
+    for m in d["matchers"]:
+        f1, f10, at = m["dir_at_fpir"]["0.01"], m["dir_at_fpir"]["0.1"], m["at_threshold"]
+        click.echo(f"{m['matcher']:<10} {pct(m['rank1']):>6} {pct(m['rank5']):>6} {pct(f1['dir']):>10} "
+                   f"{pct(f10['dir']):>11}   {'':>22}{pct(at['known_accuracy']):>8} {pct(at['unknown_rejection']):>16}")
+    click.echo("  (percentages; DIR at FPIR uses the threshold that lets that fraction of unknown probes through)")
+    click.echo(f"  failures: {d['known_no_face']} known probe(s) without a face (counted wrong); "
+               f"{d['unknown_no_face']} unknown probe(s) without a face (left out of FPIR and rejection, "
+               f"not counted as rejected)")
+    if d.get("det_png"):
+        click.echo(f"  DET curve: {d['det_png']}")
+
+
+@bench.command(name="speed")
+@click.option("--lfw", "lfw", type=click.Path(exists=True), default=None,
+              help="lfw-deepfunneled folder or .tgz (default: $FACESEARCH_LFW or ../shared/data/lfw).")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The shared data folder with fixtures/ and 5celeb/ (default: $FACESEARCH_DATA or ../shared/data).")
+@click.option("--sizes", default="10000,100000,1000000", show_default=True,
+              help="Stored faces for the FAISS search figures, comma-separated (1M needs ~8 GB of memory, "
+                   "and its HNSW build takes long on few cores).")
+@click.option("--quick", is_flag=True, help="Few repetitions of everything (a smoke run, rough figures).")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def bench_speed(lfw, data_dir, sizes, quick, as_json):
+    """Detection, embedding, enrollment, query and FAISS search speed on this machine."""
+    from .bench import speed
+    from .bench.lfw import default_lfw
+
+    try:
+        size_list = [int(s) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        raise click.UsageError(f"--sizes: expected comma-separated integers, got {sizes!r}") from None
+    if not size_list or min(size_list) < 1:
+        raise click.UsageError("--sizes: give at least one positive size")
+    data_dir = Path(data_dir) if data_dir else speed.default_data()
+    if data_dir is None:
+        raise click.UsageError("no shared data folder: pass --data DIR or set FACESEARCH_DATA")
+    lfw = lfw or default_lfw()
+    if lfw is None:
+        raise click.UsageError("no LFW data: pass --lfw PATH or set FACESEARCH_LFW")
+    data = speed.run(data_dir, lfw, size_list, quick=quick)
+    _emit(data, as_json, _print_speed)
+
+
+def _print_speed(d: dict) -> None:
+    """The human form of :func:`facesearch.bench.speed.run`'s dict."""
+    m = d["machine"]
+    echo = click.echo
+    echo(f"Machine: {m['cpu']}, {m['usable_cores']} usable of {m['cores']} cores, load average "
+         f"{m['load_average']} -> {m.get('load_average_end')}{' (quick run: rough figures)' if d['quick'] else ''}")
+    echo(f"  float32 matmul ceiling   {d['matmul']['gflops']:8.1f} GFLOP/s (numpy {d['matmul']['n']}^2, best of "
+         f"{d['matmul']['repeats']})")
+    for key, label in (("lfw", "LFW 250x250"), ("photo_1080p", "1080p photo")):
+        r = d["detection"][key]
+        echo(f"  detection {label:<14} {r['images_per_s']:8.2f} images/s ({r['ms_per_image']} ms/image)")
+    for b in (1, 32):
+        r = d["embedding"][f"batch_{b}"]
+        echo(f"  embedding batch {b:<8} {r['faces_per_s']:8.2f} faces/s ({r['ms_per_face']} ms/face, "
+             f"{100 * r['fraction_of_ceiling']:.0f}% of the ceiling at {d['embedding']['gflop_per_face']} GFLOP/face)")
+    r = d["enrollment"]
+    echo(f"  enrollment (no cache)    {r['images_per_s']:8.2f} images/s ({r['images']} LFW images)")
+    r = d["query_warm"]
+    echo(f"  query, warm (Python API) p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms ({r['repeats']} runs)")
+    echo(f"  query, cold process      {d['query_cold']['median_s']:.2f} s (median of {len(d['query_cold']['runs_s'])})")
+    echo("  FAISS search, one query at a time:")
+    echo(f"    {'faces':>9} {'kind':<5} {'build s':>8} {'p50 ms':>8} {'p95 ms':>8} {'1 thread':>8} {'recall@1':>9}")
+    for r in d["search"]:
+        echo(f"    {r['size']:>9} {r['kind']:<5} {r['build_s']:>8.2f} {r['p50_ms']:>8.3f} {r['p95_ms']:>8.3f} "
+             f"{r['p50_ms_1_thread']:>8.3f} {r['recall_at_1']:>9.4f}")
+    echo("    (ms per query; '1 thread': p50 with FAISS on one OpenMP thread; recall@1 against exact search)")
+
+# --- end bench identify / bench speed ---
 
 
 # --- live (issue 6): camera / stream / video identification with tracking; see facesearch/live.py ---
@@ -369,6 +588,13 @@ def live_(ctx, camera, video, stream, output, no_display, as_json, matcher, thre
 # --- end live ---
 
 
+# --- classify (issue 5): train, crop, export, import, split, augment; see facesearch/classify/commands.py ---
+from .classify.commands import register as _register_classify  # noqa: E402
+
+_register_classify(main)
+# --- end classify ---
+
+
 def _version(package: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -377,6 +603,3 @@ def _version(package: str) -> str:
     except PackageNotFoundError:
         return "not installed"
 
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
