@@ -12,12 +12,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .analysis import Face
+from .atomic import replace_atomically
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,6 @@ class FaceCache:
     def put(self, sha256: str, faces: list[Face], size: tuple[int, int]) -> None:
         """Store the faces of a photo (atomically, so concurrent readers never see half a file)."""
         path = self._path(sha256)
-        path.parent.mkdir(parents=True, exist_ok=True)
         dim = faces[0].embedding.shape[0] if faces else 0
         arrays = {
             "boxes": np.array([f.box for f in faces], np.float32).reshape(-1, 4),
@@ -72,11 +71,9 @@ class FaceCache:
             "embeddings": np.array([f.embedding for f in faces], np.float32).reshape(len(faces), dim),
             "size": np.array(size, np.int64),
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
+        # A file object, not a name: np.savez would append ".npz" to the temporary name.
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+
+        replace_atomically(path, write)

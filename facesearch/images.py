@@ -98,6 +98,15 @@ def _megapixels(pixels: int) -> str:
     return f"{mp:.1f} MP" if mp >= 1 else f"{mp:.2g} MP"
 
 
+def _read_error(path: str, exc: OSError) -> ImageError:
+    """The one-line error for a file the OS would not let us read."""
+    if isinstance(exc, FileNotFoundError):
+        return ImageError(path, "file does not exist")
+    if isinstance(exc, PermissionError):
+        return ImageError(path, "permission denied")
+    return ImageError(path, f"cannot read file: {_one_line(exc.strerror or exc)}")
+
+
 def _open_file(path: str) -> BinaryIO:
     """Open ``path`` for reading, turning OS errors into one-line :class:`ImageError`."""
     if os.path.isdir(path):
@@ -105,12 +114,8 @@ def _open_file(path: str) -> BinaryIO:
         raise ImageError(path, "is a directory, not an image file")
     try:
         raw = io.FileIO(path, "rb")
-    except FileNotFoundError:
-        raise ImageError(path, "file does not exist") from None
-    except PermissionError:
-        raise ImageError(path, "permission denied") from None
     except OSError as e:
-        raise ImageError(path, f"cannot read file: {_one_line(e.strerror or e)}") from None
+        raise _read_error(path, e) from None
     try:
         if os.fstat(raw.fileno()).st_size == 0:
             raise ImageError(path, "file is empty (0 bytes)")
@@ -346,12 +351,8 @@ def image_sha256(path: str | os.PathLike) -> str:
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(_CHUNK), b""):
                 digest.update(chunk)
-    except FileNotFoundError:
-        raise ImageError(path, "file does not exist") from None
-    except PermissionError:
-        raise ImageError(path, "permission denied") from None
     except OSError as e:
-        raise ImageError(path, f"cannot read file: {_one_line(e.strerror or e)}") from None
+        raise _read_error(path, e) from None
     return digest.hexdigest()
 
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
+
+from .atomic import replace_atomically
 
 log = logging.getLogger(__name__)
 
@@ -31,24 +32,6 @@ MANIFEST_FILE = "manifest.json"
 EXACT_LIMIT = 200_000
 #: Fewer queries than this at once are searched on one thread.
 _PARALLEL_QUERIES = 16
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, fsync, then rename over ``path``.
-
-    A crash leaves either the old file or the new one, never a torn one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class VectorIndex:
@@ -128,7 +111,7 @@ class VectorIndex:
 
     def save(self, path: str | os.PathLike) -> None:
         """Atomically write the index to ``path``."""
-        _atomic_write(Path(path), lambda tmp: faiss.write_index(self._index, tmp))
+        replace_atomically(path, lambda tmp: faiss.write_index(self._index, str(tmp)))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "VectorIndex":
@@ -191,8 +174,7 @@ class GalleryIndex:
         manifest = {"generation": self.generation, "model_id": self.model_id,
                     "faces": len(self.faces), "identities": len(self.identities),
                     "faces_kind": self.faces.kind}
-        _atomic_write(folder / MANIFEST_FILE,
-                      lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2)))
+        replace_atomically(folder / MANIFEST_FILE, lambda tmp: tmp.write_text(json.dumps(manifest, indent=2)))
 
     @classmethod
     def load(cls, folder: str | os.PathLike, *, generation: int, model_id: str,

