@@ -530,6 +530,39 @@ def _print_speed(d: dict) -> None:
 
 # --- end bench identify / bench speed ---
 
+@bench.command(name="live")
+@click.option("--video", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Video to analyse (default: a 640x480 one-face clip made from --photo).")
+@click.option("--photo", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Photo for the generated clip (default: ../shared/data/fixtures/queries/obama1.jpg).")
+@click.option("--frames", type=click.IntRange(2), default=60, show_default=True, help="Frames of the generated clip.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.pass_context
+def bench_live(ctx, video, photo, frames, as_json):
+    """Analysed frames per second of `live` on a video, tracking on and off (uses the gallery at --home)."""
+    import tempfile
+
+    from .bench import live as bench_live_mod
+
+    gallery = _gallery(ctx)
+    with tempfile.TemporaryDirectory() as tmp:
+        if video is None:
+            photo = photo or Path(__file__).resolve().parents[2] / "shared/data/fixtures/queries/obama1.jpg"
+            if not Path(photo).exists():
+                raise click.UsageError("pass --video FILE or --photo PHOTO")
+            video = bench_live_mod.one_face_video(photo, Path(tmp) / "one-face.mp4", frames=frames)
+        rows = bench_live_mod.run(gallery, video)
+    data = {"benchmark": "live", "rows": rows}
+
+    def human(d):
+        click.echo(f"{'tracking':<10}{'frames':>8}{'analysed fps':>14}{'embeddings/frame':>18}")
+        for r in d["rows"]:
+            click.echo(f"{'on' if r['tracking'] else 'off':<10}{r['frames']:>8}{r['analysed_fps']:>14.2f}"
+                       f"{r['embeddings_per_frame']:>18.2f}")
+
+    _emit(data, as_json, human)
+
+
 
 # --- live (issue 6): camera / stream / video identification with tracking; see facesearch/live.py ---
 

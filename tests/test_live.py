@@ -266,3 +266,16 @@ def test_benchmark_on_a_640x480_video_with_one_face(known_gallery, tmp_path):
     assert off["embedded"] == 8            # one face, embedded on every frame
     assert on["embedded"] < off["embedded"]
     assert on["tracking"] is True and off["tracking"] is False
+
+
+def test_bench_live_rows(cli, known_gallery):
+    """The bench row of issue 6: analysed fps on a 640x480 one-face clip, tracking on and off."""
+    res = cli("--home", known_gallery.home, "bench", "live", "--frames", "12", "--json")
+    assert res.exit_code == 0, res.output
+    on, off = json.loads(res.stdout)["rows"]
+    assert (on["tracking"], off["tracking"]) == (True, False)
+    for row in (on, off):
+        assert row["frames"] == row["analysed"] == 12 and row["analysed_fps"] > 0
+    # Without tracking every face of every frame is embedded; with it, far fewer.
+    assert off["embeddings_per_frame"] == 1.0
+    assert on["embeddings_per_frame"] < 0.6
