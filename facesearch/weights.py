@@ -140,16 +140,22 @@ def _sidecar_path(weights_path: Path) -> Path:
     return weights_path.with_name(weights_path.name + ".json")
 
 
-def _published_sha256() -> str:
+def _published(field: str) -> str:
+    """A field of keras-facenet's published metadata for this model."""
+    from .runtime import import_tensorflow
+
+    import_tensorflow()  # keras_facenet's package imports TensorFlow: do it quietly first
     from keras_facenet.metadata import MODEL_METADATA
 
-    return MODEL_METADATA[MODEL_KEY]["keras_weights_sha256"]
+    return MODEL_METADATA[MODEL_KEY][field]
+
+
+def _published_sha256() -> str:
+    return _published("keras_weights_sha256")
 
 
 def _published_url() -> str:
-    from keras_facenet.metadata import MODEL_METADATA
-
-    return MODEL_METADATA[MODEL_KEY]["keras_weights_url"]
+    return _published("keras_weights_url")
 
 
 def _offline() -> bool:
