@@ -92,6 +92,17 @@ class NewFace:
 
 
 @dataclass(frozen=True)
+class FaceSource:
+    """A stored face and where it came from: ``box`` is ``(x, y, w, h)`` pixels of ``path``."""
+
+    identity: str
+    path: str
+    image_width: int
+    box: tuple[float, float, float, float]
+    embedding: np.ndarray
+
+
+@dataclass(frozen=True)
 class IdentitySummary:
     id: int
     name: str
@@ -193,6 +204,17 @@ class Store:
         else:
             vectors = np.zeros((0, self.embedding_dim), dtype=np.float32)
         return ids, owners, vectors.astype(np.float32, copy=True)
+
+    def face_sources(self) -> list[FaceSource]:
+        """Every stored face with its identity, source photo and box, by face id."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Identity.name, SourceImage.path, SourceImage.width, FaceRow.x, FaceRow.y, FaceRow.w,
+                       FaceRow.h, FaceRow.embedding)
+                .join(FaceRow, FaceRow.identity_id == Identity.id)
+                .join(SourceImage, SourceImage.id == FaceRow.image_id).order_by(FaceRow.id)).all()
+        return [FaceSource(name, path, int(width), (x, y, w, h), np.frombuffer(emb, dtype="<f4").astype(np.float32))
+                for name, path, width, x, y, w, h, emb in rows]
 
     def count_faces(self) -> int:
         with self.session() as s:

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import CELEB, KNOWN, QUERIES
+from conftest import CELEB, QUERIES
 
 
 def _run(*args):

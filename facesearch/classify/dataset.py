@@ -158,21 +158,6 @@ def load_image_tree(root: str | os.PathLike, size: int) -> tuple[np.ndarray, lis
 
 # -- export / import --------------------------------------------------------------------------
 
-def _face_rows(store) -> list[tuple[str, str, int, tuple[float, float, float, float], bytes]]:
-    """``(identity, image path, image width, box, embedding bytes)`` of every stored face, by face id."""
-    from sqlalchemy import select
-
-    from ..store import FaceRow, Identity, SourceImage
-
-    with store.session() as s:
-        rows = s.execute(
-            select(Identity.name, SourceImage.path, SourceImage.width, FaceRow.x, FaceRow.y, FaceRow.w, FaceRow.h,
-                   FaceRow.embedding)
-            .join(FaceRow, FaceRow.identity_id == Identity.id)
-            .join(SourceImage, SourceImage.id == FaceRow.image_id).order_by(FaceRow.id)).all()
-    return [(r[0], r[1], int(r[2]), (r[3], r[4], r[5], r[6]), r[7]) for r in rows]
-
-
 def average_embeddings(names: Sequence[str], vectors: np.ndarray) -> dict[str, np.ndarray]:
     """Identity -> L2-normalised mean of its rows of ``vectors`` (N, D); float32 (D,) each, by name."""
     out = {}
@@ -206,16 +191,17 @@ def export_gallery(gallery, out: str | os.PathLike, *, size: int = 160) -> dict:
     from ..images import load_image
 
     out = Path(out)
-    rows = _face_rows(gallery.store)
+    rows = gallery.store.face_sources()
     if not rows:
         raise DatasetError(f"{gallery.home}: the gallery is empty; nothing to export")
-    classes = sorted({r[0] for r in rows})
+    classes = sorted({r.identity for r in rows})
     code = {c: i for i, c in enumerate(classes)}
-    vectors = np.frombuffer(b"".join(r[4] for r in rows), dtype="<f4").reshape(len(rows), -1).astype(np.float32)
+    vectors = np.stack([r.embedding for r in rows])
     images, labels, keep, missing, synthetic = [], [], [], [], 0
     loaded: dict[str, np.ndarray | None] = {}
-    for i, (name, path, width, box, _) in enumerate(rows):
-        if path.startswith(AVERAGE_PATH_PREFIX) or width == 0:
+    for i, row in enumerate(rows):
+        path = row.path
+        if path.startswith(AVERAGE_PATH_PREFIX) or row.image_width == 0:
             synthetic += 1
             continue
         if path not in loaded:
@@ -227,8 +213,8 @@ def export_gallery(gallery, out: str | os.PathLike, *, size: int = 160) -> dict:
         if loaded[path] is None:
             missing.append(path)
             continue
-        images.append(crop_box(loaded[path], box, size=size))
-        labels.append(code[name])
+        images.append(crop_box(loaded[path], row.box, size=size))
+        labels.append(code[row.identity])
         keep.append(i)
     out.mkdir(parents=True, exist_ok=True)
     crops = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
@@ -236,7 +222,7 @@ def export_gallery(gallery, out: str | os.PathLike, *, size: int = 160) -> dict:
     np.save(out / "all_labels.npy", np.asarray(labels, dtype=np.int64))
     np.save(out / "label_mapping.npy", np.asarray(classes, dtype=str))
     np.save(out / "face_embeddings.npy", vectors[keep])
-    averages = average_embeddings([r[0] for r in rows], vectors)
+    averages = average_embeddings([r.identity for r in rows], vectors)
     (out / "average_embeddings.json").write_text(json.dumps({n: [float(x) for x in v] for n, v in averages.items()}))
     summary = {"gallery": str(gallery.home), "generation": gallery.store.generation(), "model_id": gallery.model_id,
                "faces": len(rows), "exported_images": len(keep), "identities": len(classes), "size": size,

@@ -32,11 +32,10 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from .base import Classifier, ClassifierError, import_keras, one_hot, stratified_holdout
+from .base import Classifier, ClassifierError, import_keras, stratified_holdout
 
 log = logging.getLogger(__name__)
 

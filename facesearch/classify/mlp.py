@@ -14,7 +14,6 @@ import logging
 import math
 from typing import Sequence
 
-import numpy as np
 
 from .base import Classifier, import_keras
 
