@@ -148,7 +148,9 @@ class Gallery:
         else:
             self._cache_root = Path(cache) if cache not in (None, True) else cache_dir() / "faces"
         self._index: GalleryIndex | None = None
-        self._face_owner: dict[int, str] | None = None
+        # Fitted matchers by their parameters, for the current index: building one maps every
+        # face id to a name, which is too much work to repeat on each query.
+        self._matchers: dict[tuple, object] = {}
 
     def __repr__(self) -> str:
         return f"Gallery({str(self.home)!r})"
@@ -170,7 +172,7 @@ class Gallery:
         if self._index is None or self._index.generation != gen:
             index = GalleryIndex.load(self.index_dir, generation=gen, model_id=self.model_id,
                                       faces=self.store.count_faces())
-            self._face_owner = None
+            self._matchers.clear()
             self._index = index if index is not None else self.reindex()
         return self._index
 
@@ -181,15 +183,9 @@ class Gallery:
         self._index = GalleryIndex.build(ids, owners, vectors, generation=gen, model_id=self.model_id,
                                          dim=self.dim)
         self._index.save(self.index_dir)
-        self._face_owner = None
+        self._matchers.clear()
         return self._index
 
-    def _owners(self) -> dict[int, str]:
-        if self._face_owner is None:
-            names = self.store.identity_names()
-            ids, owners, _ = self.store.embeddings()
-            self._face_owner = {int(f): names[int(o)] for f, o in zip(ids, owners)}
-        return self._face_owner
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -204,12 +200,18 @@ class Gallery:
         """A fitted matcher (``"knn"`` or ``"centroid"``) over this gallery's indexes."""
         index = self._load_index()
         thr = DEFAULT_THRESHOLD if threshold is None else threshold
-        if name == "knn":
-            return make_matcher("knn", k=k, threshold=thr, top_k=top_k).from_index(index.faces, self._owners())
-        if name == "centroid":
-            return make_matcher("centroid", threshold=thr, top_k=top_k).from_index(
-                index.identities, self.store.identity_names())
-        return make_matcher(name)  # raises the clear "unknown matcher" error
+        key = (name, thr, top_k, k)
+        if key not in self._matchers:
+            if name == "knn":
+                built = make_matcher("knn", k=k, threshold=thr, top_k=top_k).from_index(
+                    index.faces, self.store.face_owners())
+            elif name == "centroid":
+                built = make_matcher("centroid", threshold=thr, top_k=top_k).from_index(
+                    index.identities, self.store.identity_names())
+            else:
+                return make_matcher(name)  # raises the clear "unknown matcher" error
+            self._matchers[key] = built
+        return self._matchers[key]
 
     def identify(self, image: np.ndarray, *, matcher: str = "knn", threshold: float | None = None,
                  top_k: int = 5, k: int = 5) -> list[FaceMatch]:

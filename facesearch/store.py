@@ -192,6 +192,12 @@ class Store:
         with self.session() as s:
             return {int(i): n for i, n in s.execute(select(Identity.id, Identity.name))}
 
+    def face_owners(self) -> dict[int, str]:
+        """Face id -> identity name, for every stored face (no embeddings read)."""
+        with self.session() as s:
+            return {int(f): n for f, n in s.execute(
+                select(FaceRow.id, Identity.name).join(Identity, FaceRow.identity_id == Identity.id))}
+
     def embeddings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All stored faces: ``(face_ids int64 (N,), identity_ids int64 (N,), embeddings float32 (N, D))``."""
         with self.session() as s:
