@@ -46,13 +46,18 @@ class FaceAnalysis:
         embedder: an :class:`~facesearch.embed.Embedder`; built on first use if omitted, so
             that creating a ``FaceAnalysis`` is cheap.
         align: ``"box"`` or ``"5point"``, see :mod:`facesearch.align`.
+        flip: also embed each crop mirrored left-right and use the normalised sum of both
+            embeddings (test-time augmentation, as FaceNet's authors evaluated LFW). Twice
+            the embedding cost for about +0.1 point of LFW accuracy (docs/benchmarks.md), so
+            off by default.
     """
 
     def __init__(self, detector: Detector | None = None, embedder: Embedder | None = None,
-                 align: str = "box") -> None:
+                 align: str = "box", flip: bool = False) -> None:
         self.detector = detector or Detector()
         self._embedder = embedder
         self.align = align
+        self.flip = bool(flip)
 
     @property
     def embedder(self) -> Embedder:
@@ -77,7 +82,10 @@ class FaceAnalysis:
     @property
     def settings(self) -> dict:
         """Everything that changes an embedding besides the pixels (keys embedding caches)."""
-        return {**self.detector.settings, "align": self.align, "model": self.model_id}
+        settings = {**self.detector.settings, "align": self.align, "model": self.model_id}
+        if self.flip:  # only when set, so caches made before the option existed stay valid
+            settings["flip"] = True
+        return settings
 
     def get(self, image: np.ndarray) -> list[Face]:
         """Every face in one ``(H, W, 3)`` uint8 RGB photo, largest first."""
@@ -101,6 +109,9 @@ class FaceAnalysis:
             return results
         stack = np.stack(crops)
         embeddings = self.embedder.embed(stack)
+        if self.flip:
+            embeddings = embeddings + self.embedder.embed(stack[:, :, ::-1])
+            embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
         for crop, (i, det), emb in zip(stack, owners, embeddings):
             results[i].append(Face(box=det.box, landmarks=det.landmarks, score=det.score,
                                    quality=sharpness(crop), embedding=emb))

@@ -260,7 +260,8 @@ def bench():
     """Measure accuracy and speed on real data."""
 
 
-def _analysis(align: str, min_confidence: float, embedder: str = "facenet", min_face_size: int = 20):
+def _analysis(align: str, min_confidence: float, embedder: str = "facenet", min_face_size: int = 20,
+              flip: bool = False):
     if embedder == "dlib":
         from .dlib_backend import DlibAnalysis
 
@@ -268,7 +269,8 @@ def _analysis(align: str, min_confidence: float, embedder: str = "facenet", min_
     from .analysis import FaceAnalysis
     from .detect import Detector
 
-    return FaceAnalysis(Detector(min_confidence=min_confidence, min_face_size=min_face_size), align=align)
+    return FaceAnalysis(Detector(min_confidence=min_confidence, min_face_size=min_face_size), align=align,
+                        flip=flip)
 
 
 def _face_cache(analysis, use_cache: bool):
@@ -293,12 +295,14 @@ def _face_cache(analysis, use_cache: bool):
               help="Smallest face looked for, in pixels; larger is faster.")
 @click.option("--embedder", type=click.Choice(["facenet", "dlib"]), default="facenet", show_default=True,
               help="dlib: face_recognition's HOG + ResNet pipeline (pip install 'facesearch[dlib]').")
+@click.option("--flip", is_flag=True,
+              help="FaceNet: add the embedding of the mirrored crop (test-time augmentation, twice the cost).")
 @click.option("--compare", is_flag=True, help="Run facenet and dlib on the same pairs, one row each.")
 @click.option("--no-cache", is_flag=True, help="Recompute every embedding.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Write roc.png and lfw.json here.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-def bench_lfw(lfw, pairs, limit, align, subtract_mean, min_confidence, min_face_size, embedder, compare, no_cache,
-              out, as_json):
+def bench_lfw(lfw, pairs, limit, align, subtract_mean, min_confidence, min_face_size, embedder, flip, compare,
+              no_cache, out, as_json):
     """LFW verification: k-fold accuracy, TAR at FAR 0.1% and 1%, ROC."""
     import time
 
@@ -311,7 +315,7 @@ def bench_lfw(lfw, pairs, limit, align, subtract_mean, min_confidence, min_face_
     pair_list = lfw_pairs(lfw, pairs, limit)
     rows, results = [], {}
     for name in (["facenet", "dlib"] if compare else [embedder]):
-        analysis = _analysis(align, min_confidence, name, min_face_size)
+        analysis = _analysis(align, min_confidence, name, min_face_size, flip)
         bar = None
 
         def on_total(n):
@@ -327,9 +331,10 @@ def bench_lfw(lfw, pairs, limit, align, subtract_mean, min_confidence, min_face_
                 bar.close()
         seconds = time.perf_counter() - started
         result = verify(pair_list, emb, subtract_mean=subtract_mean)
-        label = f"{name} {align}" if name == "facenet" else name
+        label = f"{name} {align}{' +flip' if flip else ''}" if name == "facenet" else name
         results[label] = result
         rows.append({"embedder": name, "align": align if name == "facenet" else "dlib-5point",
+                     "flip": flip and name == "facenet",
                      **result.as_dict(), "embedding_seconds": round(seconds, 1), "photos": len(emb.paths),
                      "no_face": sorted(emb.errors)})
     data = {"benchmark": "lfw", "pairs_file": str(pairs or "pairs.txt"), "rows": rows}
@@ -344,7 +349,8 @@ def bench_lfw(lfw, pairs, limit, align, subtract_mean, min_confidence, min_face_
 
     def human(d):
         for r in d["rows"]:
-            click.echo(f"LFW verification [{r['embedder']}, {r['align']}], {r['pairs']} pairs in "
+            click.echo(f"LFW verification [{r['embedder']}, {r['align']}{', flip' if r['flip'] else ''}], "
+                       f"{r['pairs']} pairs in "
                        f"{len(r['fold_accuracies'])} fold(s), subtract-mean={r['subtract_mean']}")
             click.echo(f"  accuracy     {100 * r['accuracy']:.2f}% +- {100 * r['accuracy_std']:.2f}")
             for far, label in (("0.001", "0.1%"), ("0.01", "1%  ")):
@@ -478,9 +484,14 @@ def _print_identify(d: dict) -> None:
 @click.option("--sizes", default="10000,100000,1000000", show_default=True,
               help="Stored faces for the FAISS search figures, comma-separated (1M needs ~8 GB of memory, "
                    "and its HNSW build takes long on few cores).")
+@click.option("--only", default=",".join(("detection", "embedding", "enrollment", "query", "search")),
+              show_default=True, help="The parts to measure, comma-separated.")
+@click.option("--compare", is_flag=True,
+              help="Also enroll the same photos through dlib's pipeline (needs the [dlib] extra), alternating "
+                   "with ours, and print the ratio.")
 @click.option("--quick", is_flag=True, help="Few repetitions of everything (a smoke run, rough figures).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-def bench_speed(lfw, data_dir, sizes, quick, as_json):
+def bench_speed(lfw, data_dir, sizes, only, compare, quick, as_json):
     """Detection, embedding, enrollment, query and FAISS search speed on this machine."""
     from .bench import speed
     from .bench.lfw import default_lfw
@@ -497,7 +508,14 @@ def bench_speed(lfw, data_dir, sizes, quick, as_json):
     lfw = lfw or default_lfw()
     if lfw is None:
         raise click.UsageError("no LFW data: pass --lfw PATH or set FACESEARCH_LFW")
-    data = speed.run(data_dir, lfw, size_list, quick=quick)
+    parts = [p.strip() for p in only.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(speed.PARTS))
+    if unknown or not parts:
+        raise click.UsageError(f"--only: unknown part(s) {', '.join(unknown) or '(none given)'}; "
+                               f"choose from {', '.join(speed.PARTS)}")
+    if compare and "enrollment" not in parts:
+        raise click.UsageError("--compare compares enrollment: include it in --only")
+    data = speed.run(data_dir, lfw, size_list, quick=quick, only=parts, compare=compare)
     _emit(data, as_json, _print_speed)
 
 
@@ -509,18 +527,34 @@ def _print_speed(d: dict) -> None:
          f"{m['load_average']} -> {m.get('load_average_end')}{' (quick run: rough figures)' if d['quick'] else ''}")
     echo(f"  float32 matmul ceiling   {d['matmul']['gflops']:8.1f} GFLOP/s (numpy {d['matmul']['n']}^2, best of "
          f"{d['matmul']['repeats']})")
-    for key, label in (("lfw", "LFW 250x250"), ("photo_1080p", "1080p photo")):
-        r = d["detection"][key]
-        echo(f"  detection {label:<14} {r['images_per_s']:8.2f} images/s ({r['ms_per_image']} ms/image)")
-    for b in (1, 32):
-        r = d["embedding"][f"batch_{b}"]
-        echo(f"  embedding batch {b:<8} {r['faces_per_s']:8.2f} faces/s ({r['ms_per_face']} ms/face, "
-             f"{100 * r['fraction_of_ceiling']:.0f}% of the ceiling at {d['embedding']['gflop_per_face']} GFLOP/face)")
-    r = d["enrollment"]
-    echo(f"  enrollment (no cache)    {r['images_per_s']:8.2f} images/s ({r['images']} LFW images)")
-    r = d["query_warm"]
-    echo(f"  query, warm (Python API) p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms ({r['repeats']} runs)")
-    echo(f"  query, cold process      {d['query_cold']['median_s']:.2f} s (median of {len(d['query_cold']['runs_s'])})")
+    if "detection" in d:
+        for key, label in (("lfw", "LFW 250x250"), ("photo_1080p", "1080p photo")):
+            r = d["detection"][key]
+            echo(f"  detection {label:<14} {r['images_per_s']:8.2f} images/s ({r['ms_per_image']} ms/image)")
+    if "embedding" in d:
+        for b in (1, 32):
+            r = d["embedding"][f"batch_{b}"]
+            echo(f"  embedding batch {b:<8} {r['faces_per_s']:8.2f} faces/s ({r['ms_per_face']} ms/face, "
+                 f"{100 * r['fraction_of_ceiling']:.0f}% of the ceiling at {d['embedding']['gflop_per_face']} "
+                 "GFLOP/face)")
+        r = d["embedding"]["efficiency"]
+        echo(f"  embedding efficiency     {100 * r['median_fraction']:7.0f}% of the ceiling at batch {r['batch']} "
+             f"(median of {r['rounds']} alternating rounds; best round {100 * r['best_round_fraction']:.0f}%)")
+    if "enrollment" in d:
+        r = d["enrollment"]
+        echo(f"  enrollment (no cache)    {r['images_per_s']:8.2f} images/s ({r['images']} LFW images)")
+    if "enrollment_vs_dlib" in d:
+        r = d["enrollment_vs_dlib"]
+        echo(f"  enrollment, alternating  facenet {r['facenet']['images_per_s']:.2f} images/s "
+             f"({r['facenet']['enrolled']} enrolled), dlib {r['dlib']['images_per_s']:.2f} images/s "
+             f"({r['dlib']['enrolled']} enrolled): {r['ratio']:.2f}x (median of {r['rounds']} rounds)")
+    if "query_warm" in d:
+        r = d["query_warm"]
+        echo(f"  query, warm (Python API) p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms ({r['repeats']} runs)")
+        echo(f"  query, cold process      {d['query_cold']['median_s']:.2f} s (median of "
+             f"{len(d['query_cold']['runs_s'])})")
+    if "search" not in d:
+        return
     echo("  FAISS search, one query at a time:")
     echo(f"    {'faces':>9} {'kind':<5} {'build s':>8} {'p50 ms':>8} {'p95 ms':>8} {'1 thread':>8} {'recall@1':>9}")
     for r in d["search"]:

@@ -124,15 +124,16 @@ class Gallery:
         home: gallery folder (default :func:`default_home`); holds ``db/`` and ``index/``.
         db_url: any SQLAlchemy URL instead of ``sqlite:///<home>/db/gallery.sqlite``.
         analysis: the :class:`FaceAnalysis` to use (default settings if omitted; models load
-            on first use).
+            on first use), or any object with its ``get_batch`` / ``settings`` / ``model_id``
+            / ``dim`` (dlib's pipeline in benchmarks). A gallery keeps the model it was
+            created with.
         cache: folder of the per-photo face cache used by enrollment, ``None`` for the default
             (under the model cache folder), ``False`` to disable it.
     """
 
     def __init__(self, home: str | os.PathLike | None = None, *, db_url: str | None = None,
                  analysis: FaceAnalysis | None = None, cache: str | os.PathLike | bool | None = None) -> None:
-        from .embed import EMBEDDING_DIM
-        from .weights import MODEL_ID, cache_dir
+        from .weights import cache_dir
 
         self.home = Path(home).expanduser() if home is not None else default_home()
         self.index_dir = self.home / "index"
@@ -140,9 +141,10 @@ class Gallery:
             (self.home / "db").mkdir(parents=True, exist_ok=True)
             db_url = f"sqlite:///{(self.home / 'db' / DB_FILE).resolve()}"
         self.analysis = analysis or FaceAnalysis()
-        self.store = Store(db_url, model_id=MODEL_ID, embedding_dim=EMBEDDING_DIM)
-        self.model_id = MODEL_ID
-        self.dim = EMBEDDING_DIM
+        # The analysis names the model: a gallery refuses to open with another one (store.py).
+        self.model_id = self.analysis.model_id
+        self.dim = self.analysis.dim
+        self.store = Store(db_url, model_id=self.model_id, embedding_dim=self.dim)
         if cache is False:
             self._cache_root = None
         else:

@@ -33,6 +33,13 @@ def test_bench_lfw_dev_test_slice(cli):
     assert all(math.isfinite(t) for t in d["thresholds"])
 
 
+def test_bench_lfw_flip(cli):
+    args = ("bench", "lfw", "--lfw", LFW, "--pairs", DATA / "lfw" / "pairsDevTest.txt", "--limit", 2, "--flip")
+    row = _json(cli(*args, "--json"))["rows"][0]
+    assert row["flip"] is True and row["pairs"] == 4 and 0.0 <= row["accuracy"] <= 1.0
+    assert "flip" in cli(*args).output
+
+
 def _check_identify(d: dict) -> None:
     assert [m["matcher"] for m in d["matchers"]] == ["knn k=1", "knn k=5", "centroid"]
     assert 0 <= d["gallery_no_face"] <= d["gallery_photos"]
@@ -108,6 +115,9 @@ def test_bench_speed_quick(cli):
     assert d["detection"]["lfw"]["images_per_s"] > 0 and d["detection"]["photo_1080p"]["images_per_s"] > 0
     for b in ("batch_1", "batch_32"):
         assert d["embedding"][b]["faces_per_s"] > 0 and d["embedding"][b]["fraction_of_ceiling"] > 0
+    eff = d["embedding"]["efficiency"]
+    assert eff["rounds"] == len(eff["fraction_of_ceiling"]) == len(eff["ceiling_gflops"]) == 2
+    assert 0 < eff["median_fraction"] <= eff["best_round_fraction"]
     assert d["enrollment"]["images_per_s"] > 0 and d["enrollment"]["enrolled"] >= 1
     assert 0 < d["query_warm"]["p50_ms"] <= d["query_warm"]["p95_ms"]
     assert d["query_cold"]["median_s"] > 0
@@ -116,3 +126,22 @@ def test_bench_speed_quick(cli):
     assert rows["flat"]["recall_at_1"] == 1.0
     for r in rows.values():
         assert 0.0 <= r["recall_at_1"] <= 1.0 and r["p50_ms"] > 0 and r["queries"] > 0
+
+
+def test_bench_speed_compares_enrollment_with_dlib(cli):
+    result = cli("bench", "speed", "--quick", "--only", "enrollment", "--compare", "--lfw", LFW, "--data", DATA,
+                 "--json")
+    d = _json(result)
+    assert d["parts"] == ["enrollment"] and "search" not in d and "detection" not in d
+    r = d["enrollment_vs_dlib"]
+    assert r["facenet"]["enrolled"] >= 3 and r["dlib"]["enrolled"] >= 3  # the first 4 LFW photos
+    assert abs(r["ratio"] - r["facenet"]["images_per_s"] / r["dlib"]["images_per_s"]) < 0.01
+    human = cli("bench", "speed", "--quick", "--only", "enrollment", "--lfw", LFW, "--data", DATA)
+    assert human.exit_code == 0 and "enrollment (no cache)" in human.output and "FAISS" not in human.output
+
+
+def test_bench_speed_rejects_unknown_parts(cli):
+    result = cli("bench", "speed", "--only", "detection,warp", "--lfw", LFW, "--data", DATA)
+    assert result.exit_code == 2 and "warp" in result.output
+    result = cli("bench", "speed", "--only", "search", "--compare", "--lfw", LFW, "--data", DATA)
+    assert result.exit_code == 2 and "--compare" in result.output

@@ -122,3 +122,21 @@ def test_bad_input_raises_value_error(embedder, bad, match):
 def test_bad_batch_size_raises_value_error(embedder):
     with pytest.raises(ValueError, match="batch_size"):
         Embedder(embedder.weights, batch_size=0)
+
+
+def test_flip_adds_the_mirrored_crops_embedding(embedder):
+    from facesearch.align import crop_face
+    from facesearch.analysis import FaceAnalysis
+    from facesearch.images import load_image
+
+    image = load_image(DATA / "fixtures" / "queries" / "obama1.jpg")
+    plain, flipped = FaceAnalysis(embedder=embedder), FaceAnalysis(embedder=embedder, flip=True)
+    assert "flip" not in plain.settings and flipped.settings["flip"] is True  # separate cache entries
+    detections = plain.detector.detect(image)
+    one = flipped.embed_detections([image], [detections[:1]])[0][0].embedding
+    crop = crop_face(image, detections[0], "box")
+    expected = embedder.embed(crop[None])[0] + embedder.embed(crop[None, :, ::-1])[0]
+    np.testing.assert_allclose(one, expected / np.linalg.norm(expected), atol=1e-5)
+    assert abs(float(np.linalg.norm(one)) - 1.0) < 1e-5
+    alone = plain.embed_detections([image], [detections[:1]])[0][0].embedding
+    assert 0.9 < float(one @ alone) < 0.9999  # the same face, not the same vector
