@@ -135,7 +135,7 @@ def enroll(ctx, paths, name, as_json, quiet):
               help="Cosine similarity under which a face is unknown (default: the measured one, see README).")
 @click.option("--annotate", "annotate_out", type=click.Path(), default=None,
               help="Write each photo with boxes and names: a file for one photo, else a folder.")
-@click.option("--rerank", type=click.Choice(["mlp"]), default=None,
+@click.option("--rerank", type=click.Choice(["mlp", "inception", "ensemble"]), default=None,
               help="Reorder the candidates above the threshold with a classifier trained by `facesearch train`.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @click.pass_context

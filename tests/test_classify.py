@@ -308,6 +308,42 @@ def test_image_model_trains_saves_and_reloads(kind, tiny_crops, tmp_path, analys
         assert 0 <= summary["box_mean_iou"] <= 1
 
 
+def test_query_rerank_with_an_image_model(celeb_home, celeb_crops, tiny_crops, tmp_path):
+    import shutil
+
+    from facesearch.classify.base import Classifier
+
+    home = tmp_path / "home"
+    shutil.copytree(celeb_home, home)  # the module's gallery stays as it is for the other tests
+
+    def train(data):
+        res = _run("--home", home, "train", "inception", data, "--base-weights", "none", "--input-size", 75,
+                   "--epochs", 1, "--batch-size", 16, "--json")
+        assert res.exit_code == 0, res.output
+
+    train(celeb_crops[0])  # crops of all five enrolled people
+    trained_on = Classifier.read_metadata(home / "models" / "inception")["trained_on"]
+    assert trained_on["generation"] is not None and trained_on["gallery"] == str(home)
+    madonna = sorted((CELEB / "val" / "madonna").iterdir())[0]
+    res = _run("--home", home, "query", "--rerank", "inception", "--json", madonna, QUERIES / "lin-manuel-miranda.png")
+    assert res.exit_code == 0, res.output
+    known, stranger = (r["faces"][0] for r in json.loads(res.stdout)["results"])
+    assert known["identity"] == "madonna" and known["reranked_by"] == "inception"
+    assert sum(c["probability"] for c in known["candidates"]) <= 1.0 + 1e-6
+    assert stranger["identity"] is None  # one epoch from scratch or not, unknown stays unknown
+
+    train(tiny_crops)  # three of the five people: the other two would be vetoed, so it is refused
+    res = _run("--home", home, "query", "--rerank", "inception", madonna)
+    assert res.exit_code == 1 and len(res.stderr.strip().splitlines()) == 1
+    assert "does not know 2 enrolled identities" in res.stderr
+
+    train(celeb_crops[0])
+    assert _run("--home", home, "enroll", "--name", "alex_lacamoire", QUERIES / "alex_lacamoire1.jpg").exit_code == 0
+    res = _run("--home", home, "query", "--rerank", "inception", madonna)
+    assert res.exit_code == 1 and "facesearch train inception" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
 def test_imagenet_weights_unavailable_is_one_line(tiny_crops, tmp_path, monkeypatch):
     from facesearch.classify import images
 

@@ -297,9 +297,9 @@ def check_fresh(meta: dict, generation: int, model_id: str, where: str | os.Path
     kind = meta.get("kind", "?")
     trained = meta.get("trained_on", {})
     if trained.get("generation") is None:
-        raise StaleClassifierError(f"{where}: the {kind} classifier was not trained on this gallery's "
-                                   f"embeddings, so it cannot rerank its matches; train one with "
-                                   f"`facesearch train mlp`")
+        raise StaleClassifierError(f"{where}: the {kind} classifier was not trained for a gallery, so it "
+                                   f"cannot rerank one's matches; train one with `facesearch --home HOME train "
+                                   f"{kind}` (saved under the gallery)")
     if trained.get("model_id") != model_id:
         raise StaleClassifierError(f"{where}: the {kind} classifier was trained on {trained.get('model_id')} "
                                    f"embeddings, the gallery uses {model_id}; retrain it with `facesearch train {kind}`")

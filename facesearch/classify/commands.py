@@ -79,16 +79,21 @@ def _image_command(kind: str, doc: str) -> click.Command:
     @click.pass_context
     def command(ctx, data, out, base_weights, epochs, input_size, batch_size, learning_rate, fine_tune,
                 fine_tune_epochs, augment, val, test, seed, save_to, as_json):
-        from ..gallery import default_home
         from .base import model_dir
         from .train import train_image_model
 
-        home = ctx.find_root().params["home"]
-        target = save_to or model_dir(Path(home) if home else default_home(), kind)
-        result = train_image_model(kind, data, save_to=target, out=out, val=val, test=test, base_weights=base_weights,
-                                   epochs=epochs, input_size=input_size, batch_size=batch_size,
-                                   learning_rate=learning_rate, fine_tune=fine_tune, fine_tune_epochs=fine_tune_epochs,
-                                   augment=augment, seed=seed)
+        # Saved under the gallery, a model is the gallery's: its state is recorded so that
+        # `query --rerank` refuses it once people are enrolled, removed or renamed.
+        gallery = None if save_to else _gallery(ctx)
+        target = save_to or model_dir(gallery.home, kind)
+        try:
+            result = train_image_model(kind, data, save_to=target, out=out, val=val, test=test,
+                                       base_weights=base_weights, epochs=epochs, input_size=input_size,
+                                       batch_size=batch_size, learning_rate=learning_rate, fine_tune=fine_tune,
+                                       fine_tune_epochs=fine_tune_epochs, augment=augment, seed=seed, gallery=gallery)
+        finally:
+            if gallery is not None:
+                gallery.close()
         _emit(result.summary, as_json, _print_summary)
 
     command.__doc__ = doc

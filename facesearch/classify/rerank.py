@@ -108,16 +108,25 @@ def rerank_match(match: Match, proba: np.ndarray, classes: Sequence[str], *, thr
 
 
 class Reranker:
-    """A gallery's saved embedding classifier, refused when the gallery has changed since training.
+    """A gallery's saved classifier, refused when the gallery has changed since training.
+
+    Embedding classifiers (``mlp``) read the query faces' FaceNet embeddings; face-crop
+    classifiers (``inception``, ``ensemble``) read each face cropped from the photo the way
+    ``facesearch crop`` made their training data (the box crop at the model's input size).
+    ``boxnet`` reads whole photos, one identity per photo, so it cannot say who each face is.
 
     Args:
         gallery: the :class:`~facesearch.gallery.Gallery` whose matches are reranked.
-        kind: the classifier kind (``"mlp"``); loaded from ``<home>/models/<kind>``.
+        kind: the classifier kind (``"mlp"``, ``"inception"``, ``"ensemble"``); loaded from
+            ``<home>/models/<kind>``.
         folder: load from here instead.
     Raises:
-        ClassifierError: nothing trained there, or not an embedding classifier.
+        ClassifierError: nothing trained there, or a classifier that cannot name single faces.
         StaleClassifierError: trained on another generation of the gallery (retrain).
     """
+
+    #: What a reranker can feed a classifier: per-face embeddings or per-face crops.
+    INPUT_KINDS = ("embedding", "crop")
 
     def __init__(self, gallery, kind: str = "mlp", folder: str | os.PathLike | None = None) -> None:
         self.gallery = gallery
@@ -127,33 +136,55 @@ class Reranker:
         except ClassifierError:
             raise ClassifierError(f"{self.folder}: no {kind} classifier trained for this gallery; "
                                   f"run `facesearch train {kind}` first") from None
-        if meta.get("input_kind") != "embedding":
+        if meta.get("input_kind") not in self.INPUT_KINDS:
             raise ClassifierError(f"{self.folder}: a {meta.get('kind')} classifier reads "
-                                  f"{meta.get('input_kind')}s, not embeddings; only mlp can rerank queries")
+                                  f"{meta.get('input_kind')}s, not single faces; it cannot rerank queries")
         self.check()
         self.classifier = Classifier.load(self.folder)
         self.kind = self.classifier.kind
+        # A person the classifier never saw would get probability 0 and be vetoed: refuse instead.
+        unseen = sorted(set(gallery.store.identity_names().values()) - set(self.classifier.classes_))
+        if unseen:
+            raise ClassifierError(f"{self.folder}: the {self.kind} classifier does not know {len(unseen)} enrolled "
+                                  f"identit{'y' if len(unseen) == 1 else 'ies'} ({', '.join(unseen[:3])}"
+                                  f"{', ...' if len(unseen) > 3 else ''}); train it on every enrolled person")
 
     def check(self) -> None:
         """Raise :class:`StaleClassifierError` if the gallery changed since the classifier was trained."""
         meta = Classifier.read_metadata(self.folder)
         check_fresh(meta, self.gallery.store.generation(), self.gallery.model_id, self.folder)
 
-    def rerank(self, face_matches: list, threshold: float | None = None) -> list:
-        """The gallery's :class:`~facesearch.gallery.FaceMatch` list with reranked matches."""
+    def _inputs(self, face_matches: list, image: np.ndarray | None) -> np.ndarray:
+        if self.classifier.input_kind == "embedding":
+            return np.stack([fm.face.embedding for fm in face_matches])
+        if image is None:
+            raise ValueError(f"the {self.kind} classifier reads face crops: pass the photo as image=")
+        from ..align import crop_box
+
+        size = self.classifier.input_size
+        return np.stack([crop_box(image, fm.face.box, size=size) for fm in face_matches])
+
+    def rerank(self, face_matches: list, threshold: float | None = None, *, image: np.ndarray | None = None) -> list:
+        """The gallery's :class:`~facesearch.gallery.FaceMatch` list with reranked matches.
+
+        ``image``: the ``(H, W, 3)`` uint8 RGB photo the faces come from (crop classifiers need it).
+        """
         from ..gallery import FaceMatch
 
         if not face_matches:
             return []
         self.check()  # the gallery may have changed since this reranker was made
         thr = DEFAULT_THRESHOLD if threshold is None else threshold
-        proba = self.classifier.predict_proba(np.stack([fm.face.embedding for fm in face_matches]))
+        proba = self.classifier.predict_proba(self._inputs(face_matches, image))
         return [FaceMatch(fm.face, rerank_match(fm.match, p, self.classifier.classes_, threshold=thr, by=self.kind))
                 for fm, p in zip(face_matches, proba)]
 
     def query(self, photo, *, threshold: float | None = None, **kwargs):
         """:meth:`Gallery.query <facesearch.gallery.Gallery.query>` with the matches reranked."""
         from ..gallery import QueryResult
+        from ..images import load_image
 
-        result = self.gallery.query(photo, threshold=threshold, **kwargs)
-        return QueryResult(result.image, self.rerank(result.faces, threshold))
+        image = load_image(photo)  # once, for the matcher and for the crops
+        result = self.gallery.query(image, threshold=threshold, **kwargs)
+        name = None if isinstance(photo, np.ndarray) else os.fspath(photo)
+        return QueryResult(name, self.rerank(result.faces, threshold, image=image))

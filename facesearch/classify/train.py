@@ -210,7 +210,7 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def train_image_model(kind: str, data: str | os.PathLike, *, save_to: str | os.PathLike,
                       out: str | os.PathLike | None = None, val: float = 0.15, test: float = 0.15,
-                      analysis=None, **params) -> TrainResult:
+                      analysis=None, gallery=None, **params) -> TrainResult:
     """Train an image classifier (``inception``, ``ensemble`` or ``boxnet``) on a dataset folder.
 
     Args:
@@ -220,6 +220,9 @@ def train_image_model(kind: str, data: str | os.PathLike, *, save_to: str | os.P
         out: folder for the reports (evaluated on test/, else val/, else the training images).
         val, test: fractions for the split when ``data`` is not split already.
         analysis: the :class:`~facesearch.analysis.FaceAnalysis` finding boxnet's boxes.
+        gallery: the :class:`~facesearch.gallery.Gallery` the model is trained for: its state
+            (generation, embedding model) is recorded, so that ``query --rerank`` uses the
+            model only until that gallery changes. ``None``: a model of the data alone.
         params: the classifier's parameters (:class:`.images.ImageClassifier`).
     """
     from .images import BASES, IMAGE_MODELS
@@ -243,9 +246,13 @@ def train_image_model(kind: str, data: str | os.PathLike, *, save_to: str | os.P
         raise ClassifierError(f"{data}: the training split holds {len(set(y))} identity; need at least two")
     vx, vy, vb = arrays["val"]
     validation = None if not len(vy) else ((vx, vy, vb) if kind == "boxnet" else (vx, vy))
-    trained_on = {"data": str(data), "generation": None, "model_id": "+".join(BASES[b].name for b in clf.bases),
+    trained_on = {"data": str(data), "gallery": None, "generation": None, "model_id": None,
+                  "bases": "+".join(BASES[b].name for b in clf.bases),
                   "base_weights": str(clf.base_weights), "input_size": size,
                   "split": {k: len(v[1]) for k, v in arrays.items()}}
+    if gallery is not None:
+        trained_on.update(gallery=str(gallery.home), generation=gallery.store.generation(),
+                          model_id=gallery.model_id)
     started = time.perf_counter()
     if kind == "boxnet":
         clf.fit(X, y, boxes=B, validation_data=validation, trained_on=trained_on)
