@@ -83,17 +83,23 @@ def main(home, db_url, verbose):
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--name", default=None, help="Enroll PATHS (photos or folders) as this one person.")
+@click.option("--min-face-size", type=click.IntRange(12), default=20, show_default=True,
+              help="Smallest face looked for, in pixels. 40 detects about 3x faster and still finds every "
+                   "face FaceNet can embed well; faces under it are not counted as extra faces either.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def enroll(ctx, paths, name, as_json, quiet):
+def enroll(ctx, paths, name, min_face_size, as_json, quiet):
     """Enroll people from photos.
 
     PATHS are folders with one sub-folder of photos per person (the usual dataset layout),
     or, with --name, photos or folders of photos of one person. Each photo contributes its
     largest face; a photo already enrolled is skipped.
     """
-    gallery = _gallery(ctx)
+    from .analysis import FaceAnalysis
+    from .detect import Detector
+
+    gallery = _gallery(ctx, analysis=FaceAnalysis(Detector(min_face_size=min_face_size)))
     bar = None
 
     def on_total(n):
@@ -489,9 +495,12 @@ def _print_identify(d: dict) -> None:
 @click.option("--compare", is_flag=True,
               help="Also enroll the same photos through dlib's pipeline (needs the [dlib] extra), alternating "
                    "with ours, and print the ratio.")
+@click.option("--min-face-size", type=click.IntRange(12), default=20, show_default=True,
+              help="Our detector's smallest face, in pixels (dlib's HOG, upsampled once, finds faces down to "
+                   "about 40).")
 @click.option("--quick", is_flag=True, help="Few repetitions of everything (a smoke run, rough figures).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-def bench_speed(lfw, data_dir, sizes, only, compare, quick, as_json):
+def bench_speed(lfw, data_dir, sizes, only, compare, min_face_size, quick, as_json):
     """Detection, embedding, enrollment, query and FAISS search speed on this machine."""
     from .bench import speed
     from .bench.lfw import default_lfw
@@ -515,7 +524,11 @@ def bench_speed(lfw, data_dir, sizes, only, compare, quick, as_json):
                                f"choose from {', '.join(speed.PARTS)}")
     if compare and "enrollment" not in parts:
         raise click.UsageError("--compare compares enrollment: include it in --only")
-    data = speed.run(data_dir, lfw, size_list, quick=quick, only=parts, compare=compare)
+    from .analysis import FaceAnalysis
+    from .detect import Detector
+
+    data = speed.run(data_dir, lfw, size_list, quick=quick, only=parts, compare=compare,
+                     analysis=FaceAnalysis(Detector(min_face_size=min_face_size)))
     _emit(data, as_json, _print_speed)
 
 

@@ -129,10 +129,11 @@ def test_bench_speed_quick(cli):
 
 
 def test_bench_speed_compares_enrollment_with_dlib(cli):
-    result = cli("bench", "speed", "--quick", "--only", "enrollment", "--compare", "--lfw", LFW, "--data", DATA,
-                 "--json")
+    result = cli("bench", "speed", "--quick", "--only", "enrollment", "--compare", "--min-face-size", 40,
+                 "--lfw", LFW, "--data", DATA, "--json")
     d = _json(result)
     assert d["parts"] == ["enrollment"] and "search" not in d and "detection" not in d
+    assert d["settings"]["min_face_size"] == 40
     r = d["enrollment_vs_dlib"]
     assert r["facenet"]["enrolled"] >= 3 and r["dlib"]["enrolled"] >= 3  # the first 4 LFW photos
     assert abs(r["ratio"] - r["facenet"]["images_per_s"] / r["dlib"]["images_per_s"]) < 0.01

@@ -387,7 +387,7 @@ def run(data_dir: str | os.PathLike, lfw: str | os.PathLike, sizes: Sequence[int
     data_dir = Path(data_dir)
     analysis = analysis or FaceAnalysis()
     report: dict = {"benchmark": "speed", "quick": quick, "parts": [p for p in PARTS if p in only],
-                    "machine": machine()}
+                    "settings": analysis.settings, "machine": machine()}
     log.info("matmul ceiling")
     report["matmul"] = matmul_ceiling(_n("matmul_n", quick), _n("matmul", quick))
     lfw_items = _lfw_photos(lfw, max(_n("detect_lfw", quick), _n("enroll", quick)))
