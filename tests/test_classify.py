@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import CELEB, QUERIES
+from conftest import CELEB, KNOWN, QUERIES
 
 
 def _run(*args):
@@ -379,3 +379,17 @@ def test_bench_rows_for_matchers_classifiers_and_rerankers(celeb_mlp, celeb_home
     # Reranking only reorders above-threshold candidates: it cannot add unknowns or remove them.
     assert rows["knn+mlp"]["unknown"] == rows["knn"]["unknown"]
     assert rows["knn+mlp"]["accuracy"] >= 0.8
+
+
+def test_bench_classify_open_set_rows(celeb_home):
+    res = _run("bench", "classify", "--train", CELEB / "train", "--test", CELEB / "val", "--unknown", KNOWN, "--json")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    rows = {r["method"]: r for r in d["rows"]}
+    assert d["unknown_faces"] >= 5 and all(r["unknown_probes"] == d["unknown_faces"] for r in rows.values())
+    assert rows["mlp"]["unknown_rejected"] == 0.0  # a softmax names every stranger
+    assert rows["knn"]["unknown_rejected"] >= 0.8  # the matcher's threshold keeps them unknown ...
+    for matcher in ("knn", "centroid"):  # ... and reranking cannot change that
+        assert rows[f"{matcher}+mlp"]["unknown_rejected"] == rows[matcher]["unknown_rejected"]
+    res = _run("bench", "classify", "--train", CELEB / "train", "--test", CELEB / "val", "--unknown", CELEB / "val")
+    assert res.exit_code == 2 and "not unknown" in res.output

@@ -64,33 +64,54 @@ def scores(y_true: Sequence[str], y_pred: Sequence[str | None], classes: Sequenc
             "weighted_f1": round(float(f), 4), "unknown": int(sum(x is None for x in y_pred))}
 
 
+def _open_set(answers: Sequence[str | None]) -> dict:
+    """Open-set figures of the answers given to never-enrolled faces."""
+    named = sum(a is not None for a in answers)
+    return {"unknown_probes": len(answers), "unknown_rejected": round(1 - named / len(answers), 4) if answers else None}
+
+
 def classifier_rows(train_x: np.ndarray, train_y: Sequence[str], probes: Probes, classifiers: Sequence[Classifier],
                     *, threshold: float = DEFAULT_THRESHOLD, matchers: Sequence[str] = ("knn", "centroid"),
-                    k: int = 5, top_k: int = 5) -> list[dict]:
+                    k: int = 5, top_k: int = 5, unknown: Probes | None = None) -> list[dict]:
     """One row per matcher, per classifier alone, and per (matcher, classifier) reranker.
 
     Args:
         train_x, train_y: enrolled embeddings float32 (M, 512) and their names.
         probes: the test faces (their identities must be enrolled: closed set).
         classifiers: trained classifiers (any kind; their inputs come from ``probes``).
+        unknown: faces of people never enrolled. Each row then adds ``unknown_rejected``, the
+            share of them left unknown: a classifier alone names everyone (a softmax has no
+            "none of them"), while a reranker keeps its matcher's figure by construction.
     """
     classes = sorted(set(train_y))
     rows = []
-    matches = {}
+    matches, strangers = {}, {}
     for name in matchers:
         params = {"k": k} if name == "knn" else {}
         m = make_matcher(name, threshold=threshold, top_k=top_k, **params).fit(train_x, list(train_y))
         matches[name] = m.identify(probes.embeddings)
-        rows.append({"method": name, "role": "matcher", "threshold": threshold,
-                     **scores(probes.names, [mt.identity for mt in matches[name]], classes)})
+        row = {"method": name, "role": "matcher", "threshold": threshold,
+               **scores(probes.names, [mt.identity for mt in matches[name]], classes)}
+        if unknown is not None:
+            strangers[name] = m.identify(unknown.embeddings) if len(unknown.names) else []
+            row.update(_open_set([mt.identity for mt in strangers[name]]))
+        rows.append(row)
     for clf in classifiers:
         proba = clf.predict_proba(probes.inputs(clf))
         pred = list(clf.classes_[np.argmax(proba, axis=1)])
-        rows.append({"method": clf.kind, "role": "alone", **scores(probes.names, pred, classes)})
+        row = {"method": clf.kind, "role": "alone", **scores(probes.names, pred, classes)}
+        if unknown is not None:
+            row.update(_open_set(["named"] * len(unknown.names)))  # argmax always names someone
+            stranger_proba = clf.predict_proba(unknown.inputs(clf)) if len(unknown.names) else None
+        rows.append(row)
         for name, mts in matches.items():
             reranked = [rerank_match(mt, p, clf.classes_, threshold=threshold, by=clf.kind) for mt, p in zip(mts, proba)]
             row = scores(probes.names, [r.identity for r in reranked], classes)
             row["changed"] = int(sum(r.identity != mt.identity for r, mt in zip(reranked, mts)))
+            if unknown is not None:
+                answers = [rerank_match(mt, p, clf.classes_, threshold=threshold).identity
+                           for mt, p in zip(strangers[name], stranger_proba if stranger_proba is not None else [])]
+                row.update(_open_set(answers))
             rows.append({"method": f"{name}+{clf.kind}", "role": "reranker", "threshold": threshold, **row})
     return rows
 

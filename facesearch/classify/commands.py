@@ -240,11 +240,16 @@ def augment_preview(photo, out, count, seed):
               help="Folder-per-identity photos of the same people to name.")
 @click.option("--model", "models", type=click.Path(exists=True, file_okay=False), multiple=True,
               help="A saved classifier (any kind) to add; repeatable. A fresh mlp is always included.")
+@click.option("--unknown", "unknown_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder-per-identity photos of people not in --train: adds the share of them left unknown.")
 @click.option("--threshold", type=float, default=None, help="The matchers' threshold (default: the product's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fresh mlp.")
 @click.option("--json", "as_json", is_flag=True, help="Print rows as JSON.")
-def bench_classify(train_dir, test_dir, models, threshold, seed, as_json):
-    """Closed-set accuracy and weighted P/R/F1: matchers, classifiers alone, and classifiers reranking."""
+def bench_classify(train_dir, test_dir, models, unknown_dir, threshold, seed, as_json):
+    """Accuracy and weighted P/R/F1 of matchers, classifiers alone, and classifiers reranking.
+
+    With --unknown, also the open-set figure: the share of never-enrolled people left unknown.
+    """
     from ..analysis import FaceAnalysis
     from ..match import DEFAULT_THRESHOLD
     from .base import Classifier
@@ -257,13 +262,20 @@ def bench_classify(train_dir, test_dir, models, threshold, seed, as_json):
     loaded = [Classifier.load(m) for m in models]
     sizes = [c.input_size for c in loaded if c.input_kind == "crop"]
     photo_sizes = [c.input_size for c in loaded if c.input_kind == "photo"]
-    probes = folder_probes(test_dir, analysis, crop_size=max(sizes, default=None),
-                           photo_size=max(photo_sizes, default=None))
+    inputs = dict(crop_size=max(sizes, default=None), photo_size=max(photo_sizes, default=None))
+    probes = folder_probes(test_dir, analysis, **inputs)
+    strangers = folder_probes(unknown_dir, analysis, **inputs) if unknown_dir else None
+    if strangers is not None:
+        overlap = sorted(set(strangers.names) & set(train_y))
+        if overlap:
+            raise click.UsageError(f"--unknown {unknown_dir}: {', '.join(overlap[:3])} "
+                                   f"{'is' if len(overlap) == 1 else 'are'} enrolled from --train, so not unknown")
     mlp = MLPClassifier(seed=seed).fit(train_x, train_y)
     thr = DEFAULT_THRESHOLD if threshold is None else threshold
-    rows = classifier_rows(train_x, train_y, probes, [mlp, *loaded], threshold=thr)
+    rows = classifier_rows(train_x, train_y, probes, [mlp, *loaded], threshold=thr, unknown=strangers)
     data = {"benchmark": "classify", "train": train_dir, "test": test_dir, "train_faces": len(train_y),
             "train_no_face": len(failed), "test_faces": len(probes.names), "identities": len(set(train_y)),
+            "unknown": unknown_dir, "unknown_faces": len(strangers.names) if strangers else None,
             "threshold": thr, "rows": rows}
 
     def human(d):
@@ -273,8 +285,12 @@ def bench_classify(train_dir, test_dir, models, threshold, seed, as_json):
         for r in d["rows"]:
             click.echo(f"{r['method']:<22} {r['role']:<9} {100 * r['accuracy']:8.1f} {100 * r['weighted_precision']:9.1f} "
                        f"{100 * r['weighted_recall']:7.1f} {100 * r['weighted_f1']:6.1f} {r['unknown']:>7}"
-                       + (f"   changed {r['changed']}" if "changed" in r else ""))
+                       + (f"   changed {r['changed']}" if "changed" in r else "")
+                       + (f"   strangers left unknown {100 * r['unknown_rejected']:.1f}%"
+                          if r.get("unknown_rejected") is not None else ""))
         click.echo("  (percentages; precision/recall/F1 weighted by support; unknown answers count as wrong)")
+        if d["unknown"]:
+            click.echo(f"  strangers: {d['unknown_faces']} faces of people not enrolled, from {d['unknown']}")
 
     _emit(data, as_json, human)
 
