@@ -187,7 +187,9 @@ def test_ctrl_c_ends_cleanly_and_closes_the_output(known_gallery, tmp_path):
         # Running, and frame 0 written: obama appeared on it and is identified on frame 1.
         assert [json.loads(proc.stdout.readline())["event"] for _ in range(2)] == ["appeared", "identified"]
         proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
+        # Generous: with four heavy jobs on two cores the interrupted run once needed more than
+        # 60 s to end; what is checked is that it ends cleanly, not how fast.
+        rest, _ = proc.communicate(timeout=240)
     finally:
         proc.kill()
     assert proc.returncode == 0
