@@ -1,0 +1,36 @@
+"""``facesearch.index.VectorIndex``: exact and HNSW indexes, saved and loaded as real FAISS files."""
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+
+from facesearch.index import HNSW_EF_SEARCH, VectorIndex
+
+
+def _unit(n: int, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal((n, 64)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_index_round_trip_finds_each_stored_vector(kind, tmp_path):
+    vectors = _unit(2000)
+    ids = np.arange(100, 2100, dtype=np.int64)
+    index = VectorIndex.build(ids, vectors, kind=kind)
+    path = tmp_path / f"{kind}.faiss"
+    index.save(path)
+    loaded = VectorIndex.load(path)
+    assert loaded.kind == kind and len(loaded) == 2000
+    np.testing.assert_array_equal(np.sort(loaded.ids()), ids)
+    sims, found = loaded.search(vectors[:50], 1)
+    np.testing.assert_array_equal(found[:, 0], ids[:50])  # each vector is its own nearest neighbour
+    np.testing.assert_allclose(sims[:, 0], 1.0, atol=1e-5)
+
+
+def test_loaded_hnsw_searches_with_the_current_ef_search(tmp_path):
+    index = VectorIndex.build(np.arange(300, dtype=np.int64), _unit(300), kind="hnsw")
+    faiss.downcast_index(index._index.index).hnsw.efSearch = 16  # as a file from an older version
+    index.save(tmp_path / "old.faiss")
+    loaded = VectorIndex.load(tmp_path / "old.faiss")
+    assert faiss.downcast_index(loaded._index.index).hnsw.efSearch == HNSW_EF_SEARCH
