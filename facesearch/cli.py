@@ -84,8 +84,8 @@ def main(home, db_url, verbose):
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--name", default=None, help="Enroll PATHS (photos or folders) as this one person.")
 @click.option("--min-face-size", type=click.IntRange(12), default=20, show_default=True,
-              help="Smallest face looked for, in pixels. 40 detects about 3x faster and still finds every "
-                   "face FaceNet can embed well; faces under it are not counted as extra faces either.")
+              help="Smallest face looked for, in pixels. 40 enrolls about twice as fast (docs/benchmarks.md); "
+                   "faces under it are neither enrolled nor reported as extra faces.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
