@@ -29,6 +29,7 @@ from facesearch.bench.embeddings import DatasetEmbeddings, pick_face
 from facesearch.bench.lfw import default_lfw, lfw_pairs
 from facesearch.bench.verify import verify
 from facesearch.cache import FaceCache
+from facesearch.images import load_image
 from facesearch.photos import analyse_photos, hash_photo
 from facesearch.weights import cache_dir
 
@@ -69,8 +70,6 @@ def main() -> None:
                 boxes[i] = face.box
     found = ~np.isnan(boxes[:, 0])
     print(f"{len(photos)} photos, {int((~found).sum())} without a face")
-
-    from facesearch.images import load_image
 
     for variant in args.variants:
         path = args.work / f"{variant}.npy"
