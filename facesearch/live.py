@@ -31,11 +31,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -371,13 +372,40 @@ class _Screen:
 
 @dataclass
 class _Run:
-    """Counters of one run, filled in by the loops."""
+    """Counters of one run, filled in by the loops; ``interrupt`` is set by Ctrl-C."""
 
     frames: int = 0
     dropped: int = 0
     seconds: float = 0.0
     stopped: str = "end"       # end, quit, interrupted, error
     error: str | None = None
+    interrupt: threading.Event = field(default_factory=threading.Event)
+
+    def interrupted(self) -> bool:
+        """True (and ``stopped`` set) once Ctrl-C was pressed: the loops end at the next frame."""
+        if self.interrupt.is_set():
+            self.stopped = "interrupted"
+            return True
+        return False
+
+
+@contextlib.contextmanager
+def _ctrl_c_sets(flag: threading.Event) -> Iterator[None]:
+    """While inside, SIGINT sets ``flag`` instead of raising KeyboardInterrupt.
+
+    A KeyboardInterrupt is raised wherever the main thread happens to be, including inside
+    TensorFlow's clean-up callbacks, whose exceptions Python prints and drops, so a run could
+    go on to the end after Ctrl-C. A flag the loops check once a frame cannot be lost. (Only
+    the main thread may set signal handlers; elsewhere KeyboardInterrupt handling stays.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _video_loop(cap, source: Source, expected: int, fps: float, analyser: Analyser, screen: _Screen,
@@ -385,7 +413,7 @@ def _video_loop(cap, source: Source, expected: int, fps: float, analyser: Analys
     """Every frame in order; analyse every ``analyse_every``-th. Raises LiveError if the file breaks off."""
     meter = RateMeter()
     start = time.perf_counter()
-    while True:
+    while not state.interrupted():
         ok, bgr = cap.read()
         if not ok:
             break
@@ -403,6 +431,8 @@ def _video_loop(cap, source: Source, expected: int, fps: float, analyser: Analys
             if not screen.show(out):
                 state.stopped = "quit"
                 return
+    if state.stopped == "interrupted":
+        return
     if state.frames == 0:
         raise LiveError(f"{source.name}: no frame could be read (not a video, or broken from the start)")
     # Some containers only estimate their frame count, so allow a frame (or 1%) of slack.
@@ -485,7 +515,7 @@ def _pump(cap, source: Source, analyser: Analyser, screen: _Screen, state: _Run,
     shown, analysed_at, dropped_at = RateMeter(), RateMeter(), RateMeter()
     analysed_before = 0
     failures = 0
-    while True:
+    while not state.interrupted():
         ok, bgr = cap.read()
         now = time.perf_counter() - start
         if not ok:
@@ -567,10 +597,11 @@ def run(gallery, source: Source, *, output: str | os.PathLike | None = None, dis
         try:
             width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
             analyser.warm_up((height or 480, width or 640))
-            if source.is_file:
-                _video_loop(cap, source, expected, fps, analyser, screen, analyse_every, state)
-            else:
-                _live_loop(cap, source, analyser, screen, state)
+            with _ctrl_c_sets(state.interrupt):
+                if source.is_file:
+                    _video_loop(cap, source, expected, fps, analyser, screen, analyse_every, state)
+                else:
+                    _live_loop(cap, source, analyser, screen, state)
         except KeyboardInterrupt:
             state.stopped = "interrupted"
         except LiveError as exc:
