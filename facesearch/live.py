@@ -393,10 +393,11 @@ class _Run:
 def _ctrl_c_sets(flag: threading.Event) -> Iterator[None]:
     """While inside, SIGINT sets ``flag`` instead of raising KeyboardInterrupt.
 
-    A KeyboardInterrupt is raised wherever the main thread happens to be, including inside
-    TensorFlow's clean-up callbacks, whose exceptions Python prints and drops, so a run could
-    go on to the end after Ctrl-C. A flag the loops check once a frame cannot be lost. (Only
-    the main thread may set signal handlers; elsewhere KeyboardInterrupt handling stays.)
+    A KeyboardInterrupt is raised wherever the main thread happens to be, which includes
+    clean-up callbacks (``__del__``, finalizers; TensorFlow has many) whose exceptions Python
+    prints and drops; under load a run once went on to its last frame after Ctrl-C. A flag the
+    loops check once a frame cannot be lost. (Only the main thread may set signal handlers;
+    elsewhere KeyboardInterrupt handling stays.)
     """
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -187,9 +187,8 @@ def test_ctrl_c_ends_cleanly_and_closes_the_output(known_gallery, tmp_path):
         # Running, and frame 0 written: obama appeared on it and is identified on frame 1.
         assert [json.loads(proc.stdout.readline())["event"] for _ in range(2)] == ["appeared", "identified"]
         proc.send_signal(signal.SIGINT)
-        # The run ends at the next frame; the timeout only bounds a hang on a loaded machine. (A
-        # KeyboardInterrupt raised inside TensorFlow's clean-up was once dropped and the run went
-        # on to the last frame: stopped == "end" below catches that.)
+        # The run ends at the next frame; the timeout only bounds a hang on a loaded machine. (An
+        # interrupt was once lost and the run went on to the last frame: stopped == "end" below.)
         rest, _ = proc.communicate(timeout=120)
     finally:
         proc.kill()
