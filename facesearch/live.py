@@ -396,13 +396,20 @@ def _ctrl_c_sets(flag: threading.Event) -> Iterator[None]:
     A KeyboardInterrupt is raised wherever the main thread happens to be, which includes
     clean-up callbacks (``__del__``, finalizers; TensorFlow has many) whose exceptions Python
     prints and drops; under load a run once went on to its last frame after Ctrl-C. A flag the
-    loops check once a frame cannot be lost. (Only the main thread may set signal handlers;
+    loops check once a frame cannot be lost. A second Ctrl-C raises KeyboardInterrupt as
+    usual, for a run stuck inside one call. (Only the main thread may set signal handlers;
     elsewhere KeyboardInterrupt handling stays.)
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
+
+    def on_sigint(signum, frame) -> None:
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         yield
     finally:

@@ -175,7 +175,8 @@ def test_a_stream_never_waits_for_analysis(known_gallery, tmp_path):
     assert events[-1]["event"] == "summary"
 
 
-def test_ctrl_c_ends_cleanly_and_closes_the_output(known_gallery, tmp_path):
+@pytest.mark.parametrize("presses", [1, 2])  # a second Ctrl-C interrupts at once, still cleanly
+def test_ctrl_c_ends_cleanly_and_closes_the_output(presses, known_gallery, tmp_path):
     # Long enough (minutes of analysis) that the interrupt always lands before the end.
     long_frames = 600
     video = _write(tmp_path / "long.mp4", [_place(_rgb(QUERIES / "obama1.jpg"), i) for i in range(long_frames)])
@@ -186,7 +187,8 @@ def test_ctrl_c_ends_cleanly_and_closes_the_output(known_gallery, tmp_path):
     try:
         # Running, and frame 0 written: obama appeared on it and is identified on frame 1.
         assert [json.loads(proc.stdout.readline())["event"] for _ in range(2)] == ["appeared", "identified"]
-        proc.send_signal(signal.SIGINT)
+        for _ in range(presses):
+            proc.send_signal(signal.SIGINT)
         # The run ends at the next frame; the timeout only bounds a hang on a loaded machine. (An
         # interrupt was once lost and the run went on to the last frame: stopped == "end" below.)
         rest, _ = proc.communicate(timeout=120)
