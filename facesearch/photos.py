@@ -8,12 +8,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 from .analysis import Face, FaceAnalysis
 from .cache import FaceCache
 from .errors import ImageError
 from .images import image_sha256, load_image
+
+#: Photos decoded, detected and embedded together by :func:`analyse_files`.
+CHUNK = 32
 
 
 @dataclass
@@ -77,3 +80,27 @@ def analyse_photos(photos: Sequence[tuple[Path, str]], analysis: FaceAnalysis,
                 cache.put(sha, faces, (width, height))
             results[i] = PhotoFaces(path, sha, path.stat().st_size, width, height, faces)
     return results  # type: ignore[return-value]
+
+
+def analyse_files(paths: Iterable[str | os.PathLike], analysis: FaceAnalysis, cache: FaceCache | None = None, *,
+                  chunk: int = CHUNK) -> Iterator[PhotoFaces | PhotoError]:
+    """Faces of each photo file, one result per path in order, analysed ``chunk`` photos at a time.
+
+    A file that cannot be read gives a :class:`PhotoError`. Only one chunk of decoded photos
+    is held in memory at a time; cached photos are not decoded at all.
+    """
+    paths = [Path(p) for p in paths]
+    for start in range(0, len(paths), chunk):
+        block = paths[start:start + chunk]
+        results: list[PhotoFaces | PhotoError | None] = [None] * len(block)
+        todo, where = [], []
+        for i, path in enumerate(block):
+            sha = hash_photo(path)
+            if isinstance(sha, PhotoError):
+                results[i] = sha
+            else:
+                todo.append((path, sha))
+                where.append(i)
+        for i, res in zip(where, analyse_photos(todo, analysis, cache)):
+            results[i] = res
+        yield from results  # type: ignore[misc]

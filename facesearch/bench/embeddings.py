@@ -14,9 +14,7 @@ import numpy as np
 
 from ..analysis import Face, FaceAnalysis
 from ..cache import FaceCache
-from ..photos import PhotoError, analyse_photos, hash_photo
-
-CHUNK = 32
+from ..photos import PhotoError, analyse_files
 
 
 def pick_face(faces: Sequence[Face], width: int, height: int, how: str = "largest") -> Face | None:
@@ -46,30 +44,19 @@ def embed_photos(paths: Sequence[Path], analysis: FaceAnalysis, cache: FaceCache
                  pick: str = "largest", progress: Callable[[int], None] | None = None) -> DatasetEmbeddings:
     """Embed the chosen face of every photo in ``paths`` (duplicates are embedded once)."""
     paths = list(dict.fromkeys(Path(p) for p in paths))
-    dim = analysis.dim
-    vectors = np.full((len(paths), dim), np.nan, np.float32)
+    vectors = np.full((len(paths), analysis.dim), np.nan, np.float32)
     ok = np.zeros(len(paths), bool)
     errors: dict[str, str] = {}
-    for start in range(0, len(paths), CHUNK):
-        chunk = paths[start:start + CHUNK]
-        todo, where = [], []
-        for i, p in enumerate(chunk, start):
-            sha = hash_photo(p)
-            if isinstance(sha, PhotoError):
-                errors[str(p)] = sha.reason
-            else:
-                todo.append((p, sha))
-                where.append(i)
-        for i, res in zip(where, analyse_photos(todo, analysis, cache)):
-            if isinstance(res, PhotoError):
-                errors[str(res.path)] = res.reason
-                continue
+    for i, res in enumerate(analyse_files(paths, analysis, cache)):
+        if isinstance(res, PhotoError):
+            errors[str(res.path)] = res.reason
+        else:
             face = pick_face(res.faces, res.width, res.height, pick)
             if face is None:
                 errors[str(res.path)] = "no face found"
-                continue
-            vectors[i] = face.embedding
-            ok[i] = True
+            else:
+                vectors[i] = face.embedding
+                ok[i] = True
         if progress:
-            progress(len(chunk))
+            progress(1)
     return DatasetEmbeddings(paths, vectors, ok, errors)

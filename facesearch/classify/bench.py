@@ -129,16 +129,13 @@ def folder_probes(folder: str | os.PathLike, analysis, *, crop_size: int | None 
     from ..cache import FaceCache
     from ..datasets import folder_dataset
     from ..images import load_image
-    from ..photos import PhotoError, analyse_photos, hash_photo
+    from ..photos import PhotoError, analyse_files
     from ..weights import cache_dir
 
     cache = FaceCache(cache_dir() / "faces", analysis.settings)
     names, vectors, crops, photos = [], [], [], []
-    for path, who in folder_dataset(folder):
-        sha = hash_photo(path)
-        if isinstance(sha, PhotoError):
-            continue
-        res = analyse_photos([(path, sha)], analysis, cache)[0]
+    items = folder_dataset(folder)
+    for (path, who), res in zip(items, analyse_files([p for p, _ in items], analysis, cache)):
         if isinstance(res, PhotoError) or not res.faces:
             continue
         face = max(res.faces, key=lambda f: f.area)

@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 #: Path prefix of the placeholder image rows that carry imported average embeddings.
 AVERAGE_PATH_PREFIX = "average-embedding:"
 #: Photos per detection batch in :func:`crop_tree`.
-CHUNK = 32
 
 
 class DatasetError(FaceSearchError):
@@ -89,7 +88,7 @@ def crop_tree(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 224
     from ..cache import FaceCache
     from ..datasets import folder_dataset
     from ..images import load_image
-    from ..photos import PhotoError, analyse_photos, hash_photo
+    from ..photos import PhotoError, analyse_files
     from ..weights import cache_dir
 
     src, dst = Path(src), Path(dst)
@@ -101,35 +100,25 @@ def crop_tree(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 224
     analysis = analysis or FaceAnalysis()
     cache = FaceCache(cache_dir() / "faces", analysis.settings) if use_cache else None
     report = CropReport()
-    for start in range(0, len(items), CHUNK):
-        chunk = items[start:start + CHUNK]
-        todo, names = [], []
-        for path, who in chunk:
-            sha = hash_photo(path)
-            if isinstance(sha, PhotoError):
-                report.errors.append((str(path), sha.reason))
-            else:
-                todo.append((path, sha))
-                names.append(who)
-        for who, res in zip(names, analyse_photos(todo, analysis, cache)):
-            if isinstance(res, PhotoError):
-                report.errors.append((str(res.path), res.reason))
-                continue
-            if not res.faces:
-                report.no_face.append(str(res.path))
-                continue
-            if len(res.faces) > 1:
-                report.multiple_faces.append((str(res.path), len(res.faces)))
-            faces = sorted(res.faces, key=lambda f: -f.area)
-            image = load_image(res.path)
-            folder = dst / who
-            folder.mkdir(parents=True, exist_ok=True)
-            for n, face in enumerate(faces if all_faces else faces[:1]):
-                name = f"{res.path.stem}_{n}.jpg" if all_faces and len(faces) > 1 else f"{res.path.stem}.jpg"
-                save_image(str(folder / name), crop_box(image, face.box, size=size))
-                report.cropped.append((str(res.path), str(folder / name)))
+    for (_, who), res in zip(items, analyse_files([p for p, _ in items], analysis, cache)):
         if progress:
-            progress(len(chunk))
+            progress(1)
+        if isinstance(res, PhotoError):
+            report.errors.append((str(res.path), res.reason))
+            continue
+        if not res.faces:
+            report.no_face.append(str(res.path))
+            continue
+        if len(res.faces) > 1:
+            report.multiple_faces.append((str(res.path), len(res.faces)))
+        faces = sorted(res.faces, key=lambda f: -f.area)
+        image = load_image(res.path)
+        folder = dst / who
+        folder.mkdir(parents=True, exist_ok=True)
+        for n, face in enumerate(faces if all_faces else faces[:1]):
+            name = f"{res.path.stem}_{n}.jpg" if all_faces and len(faces) > 1 else f"{res.path.stem}.jpg"
+            save_image(str(folder / name), crop_box(image, face.box, size=size))
+            report.cropped.append((str(res.path), str(folder / name)))
     dst.mkdir(parents=True, exist_ok=True)
     (dst / "crop_log.json").write_text(json.dumps({"source": str(src), "size": size, **report.as_dict()}, indent=2))
     return report

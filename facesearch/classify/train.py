@@ -172,20 +172,12 @@ def photo_boxes(items: list[tuple[Path, str]], size: int, analysis) -> tuple[np.
     (x, y, w, h) of the photo, paths without a face)``. Detections come through the face cache.
     """
     from ..cache import FaceCache
-    from ..photos import PhotoError, analyse_photos, hash_photo
+    from ..photos import PhotoError, analyse_files
     from ..weights import cache_dir
 
     cache = FaceCache(cache_dir() / "faces", analysis.settings)
-    todo, names, skipped = [], [], []
-    for path, who in items:
-        sha = hash_photo(path)
-        if isinstance(sha, PhotoError):
-            skipped.append(str(path))
-        else:
-            todo.append((path, sha))
-            names.append(who)
-    keep, boxes = [], []
-    for (path, who), res in zip(zip([p for p, _ in todo], names), analyse_photos(todo, analysis, cache)):
+    keep, boxes, skipped = [], [], []
+    for (path, who), res in zip(items, analyse_files([p for p, _ in items], analysis, cache)):
         if isinstance(res, PhotoError) or not res.faces:
             skipped.append(str(path))
             continue
