@@ -50,6 +50,14 @@ def _emit(data, as_json: bool, human) -> None:
         human(data)
 
 
+def _fail_on_errors(ctx: click.Context, errors: list[dict]) -> None:
+    """One ``Error: PATH: REASON`` line on stderr per photo that could not be read; exit 1 if any."""
+    for e in errors:
+        click.echo(f"Error: {e['path']}: {e['error']}", err=True)
+    if errors:
+        ctx.exit(1)
+
+
 def _gallery(ctx: click.Context, **kwargs):
     from .gallery import Gallery
 
@@ -126,10 +134,7 @@ def enroll(ctx, paths, name, min_face_size, as_json, quiet):
             click.echo(f"  {dup['path']}: already enrolled as {dup['identity']}")
 
     _emit(data, as_json, human)
-    for e in data["errors"]:
-        click.echo(f"Error: {e['path']}: {e['error']}", err=True)
-    if data["errors"]:
-        ctx.exit(1)
+    _fail_on_errors(ctx, data["errors"])
 
 
 @main.command()

@@ -190,6 +190,21 @@ def test_crop_keeps_the_layout_and_logs_odd_photos(celeb_crops):
     assert json.loads((dst / "crop_log.json").read_text())["no_face"] == log["no_face"]
 
 
+def test_crop_reports_an_unreadable_photo_and_crops_the_rest(tmp_path):
+    import shutil
+
+    src = tmp_path / "src" / "madonna"
+    src.mkdir(parents=True)
+    for photo in sorted((CELEB / "val" / "madonna").iterdir())[:2]:
+        shutil.copy(photo, src / photo.name)
+    (src / "broken.jpg").write_text("not a photo\n")
+    res = _run("crop", tmp_path / "src", tmp_path / "dst", "--size", 64, "--json", "-q")
+    assert res.exit_code == 1
+    errors = [line for line in res.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "broken.jpg" in errors[0]
+    assert json.loads(res.stdout)["cropped"] == 2 and len(list((tmp_path / "dst" / "madonna").glob("*.jpg"))) == 2
+
+
 def test_export_then_import_round_trips_the_averages(known_gallery, tmp_path, cli):
     home = known_gallery.home
     out1, out2, other = tmp_path / "export1", tmp_path / "export2", tmp_path / "imported"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import _emit, _gallery
+from ..cli import _emit, _fail_on_errors, _gallery
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,12 @@ def _print_summary(d: dict) -> None:
 @click.option("--no-cache", is_flag=True, help="Detect again even for photos seen before.")
 @click.option("--json", "as_json", is_flag=True, help="Print the log as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def crop(src, dst, size, all_faces, no_cache, as_json, quiet):
+@click.pass_context
+def crop(ctx, src, dst, size, all_faces, no_cache, as_json, quiet):
     """Crop the faces of a folder-per-identity tree SRC into DST (same layout).
 
-    Writes DST/crop_log.json listing photos with no face and with several faces.
+    Writes DST/crop_log.json listing photos with no face and with several faces. Unreadable
+    photos are listed as errors, the rest are cropped, and the exit status is 1.
     """
     from ..cli import _progress
     from ..datasets import folder_dataset
@@ -157,8 +159,7 @@ def crop(src, dst, size, all_faces, no_cache, as_json, quiet):
             click.echo(f"  {m['path']}: {m['faces']} faces")
 
     _emit(data, as_json, human)
-    for e in data["errors"]:
-        click.echo(f"Error: {e['path']}: {e['error']}", err=True)
+    _fail_on_errors(ctx, data["errors"])
 
 
 @click.command(name="export")
