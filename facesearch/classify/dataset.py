@@ -124,27 +124,6 @@ def crop_tree(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 224
     return report
 
 
-def load_image_tree(root: str | os.PathLike, size: int) -> tuple[np.ndarray, list[str], list[Path]]:
-    """Every image of a folder-per-identity tree (e.g. :func:`crop_tree`'s output), resized.
-
-    Returns ``(images uint8 (N, size, size, 3) RGB, identity names (N,), paths (N,))``.
-    """
-    import cv2
-
-    from ..datasets import folder_dataset
-    from ..images import load_image
-
-    items = folder_dataset(root)
-    if not items:
-        raise DatasetError(f"{root}: no identity sub-folders with images")
-    images = np.zeros((len(items), size, size, 3), np.uint8)
-    for i, (path, _) in enumerate(items):
-        img = load_image(path)
-        interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
-        images[i] = cv2.resize(img, (size, size), interpolation=interp)
-    return images, [who for _, who in items], [p for p, _ in items]
-
-
 # -- export / import --------------------------------------------------------------------------
 
 def average_embeddings(names: Sequence[str], vectors: np.ndarray) -> dict[str, np.ndarray]:
