@@ -13,6 +13,7 @@ if __name__ == "__main__":
     _main()
     raise SystemExit(0)
 
+import contextlib
 import json
 import logging
 import os
@@ -73,6 +74,23 @@ def _progress(total: int, desc: str, quiet: bool):
                 dynamic_ncols=True, smoothing=0.1)
 
 
+@contextlib.contextmanager
+def _lazy_progress(desc: str, quiet: bool = False):
+    """``(on_total, update)`` callbacks for a library call that learns its total once it starts:
+    the bar opens with that total (not at all for 0) and is closed however the call ends."""
+    bar = None
+
+    def on_total(n: int) -> None:
+        nonlocal bar
+        bar = _progress(n, desc, quiet or n == 0)
+
+    try:
+        yield on_total, lambda n: bar.update(n)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="facesearch")
 @click.option("--home", type=click.Path(file_okay=False), envvar="FACESEARCH_HOME", default=None,
@@ -108,17 +126,8 @@ def enroll(ctx, paths, name, min_face_size, as_json, quiet):
     from .detect import Detector
 
     gallery = _gallery(ctx, analysis=FaceAnalysis(Detector(min_face_size=min_face_size)))
-    bar = None
-
-    def on_total(n):
-        nonlocal bar
-        bar = _progress(n, "enrolling", quiet or n == 0)
-
-    try:
-        report = gallery.enroll(list(paths), name, progress=lambda n: bar.update(n), on_total=on_total)
-    finally:
-        if bar is not None:
-            bar.close()
+    with _lazy_progress("enrolling", quiet) as (on_total, update):
+        report = gallery.enroll(list(paths), name, progress=update, on_total=on_total)
     data = report.as_dict()
 
     def human(d):
@@ -327,19 +336,10 @@ def bench_lfw(lfw, pairs, limit, align, subtract_mean, min_confidence, min_face_
     rows, results = [], {}
     for name in (["facenet", "dlib"] if compare else [embedder]):
         analysis = _analysis(align, min_confidence, name, min_face_size, flip)
-        bar = None
-
-        def on_total(n):
-            nonlocal bar
-            bar = _progress(n, f"embedding ({name})", False)
-
         started = time.perf_counter()
-        try:
+        with _lazy_progress(f"embedding ({name})") as (on_total, update):
             emb = embed_pairs(pair_list, analysis, _face_cache(analysis, not no_cache),
-                              progress=lambda n: bar.update(n), on_total=on_total)
-        finally:
-            if bar is not None:
-                bar.close()
+                              progress=update, on_total=on_total)
         seconds = time.perf_counter() - started
         result = verify(pair_list, emb, subtract_mean=subtract_mean)
         label = f"{name} {align}{' +flip' if flip else ''}" if name == "facenet" else name
@@ -442,18 +442,9 @@ def bench_identify(lfw, dataset, gallery_dir, probes_dir, unknown, gallery_per_i
     per_id = gallery_per_id or (None if gallery_dir else 1)
     split = _identify_split(lfw, dataset, gallery_dir, probes_dir, unknown, per_id, max_people)
     analysis = _analysis(align, min_confidence)
-    bar = None
-
-    def on_total(n):
-        nonlocal bar
-        bar = _progress(n, "embedding", False)
-
-    try:
+    with _lazy_progress("embedding") as (on_total, update):
         emb = ident.embed_split(split, analysis, _face_cache(analysis, not no_cache),
-                                progress=lambda n: bar.update(n), on_total=on_total)
-    finally:
-        if bar is not None:
-            bar.close()
+                                progress=update, on_total=on_total)
     result = ident.identify(split, emb, DEFAULT_THRESHOLD if threshold is None else threshold)
     source = dataset or (f"{gallery_dir} + {probes_dir}" if gallery_dir else str(lfw or "lfw"))
     data = {"benchmark": "identify", "source": source, "unknown_source": unknown, "align": align,

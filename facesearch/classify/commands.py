@@ -139,15 +139,12 @@ def crop(ctx, src, dst, size, all_faces, no_cache, as_json, quiet):
     Writes DST/crop_log.json listing photos with no face and with several faces. Unreadable
     photos are listed as errors, the rest are cropped, and the exit status is 1.
     """
-    from ..cli import _progress
-    from ..datasets import folder_dataset
+    from ..cli import _lazy_progress
     from .dataset import crop_tree
 
-    bar = _progress(len(folder_dataset(src)), "cropping", quiet)
-    try:
-        report = crop_tree(src, dst, size=size, all_faces=all_faces, use_cache=not no_cache, progress=bar.update)
-    finally:
-        bar.close()
+    with _lazy_progress("cropping", quiet) as (on_total, update):
+        report = crop_tree(src, dst, size=size, all_faces=all_faces, use_cache=not no_cache, progress=update,
+                           on_total=on_total)
     data = {**report.as_dict(), "log": str(Path(dst) / "crop_log.json")}
 
     def human(d):

@@ -73,14 +73,15 @@ class CropReport:
 
 
 def crop_tree(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 224, analysis=None,
-              all_faces: bool = False, use_cache: bool = True,
-              progress: Callable[[int], None] | None = None) -> CropReport:
+              all_faces: bool = False, use_cache: bool = True, progress: Callable[[int], None] | None = None,
+              on_total: Callable[[int], None] | None = None) -> CropReport:
     """Detect the faces of every photo under ``src/<identity>/`` and write crops to ``dst/<identity>/``.
 
     Each crop is the detector's box widened by the product's 32-pixel margin, resized to
     ``size`` x ``size`` (uint8 RGB, written as ``<photo stem>.jpg``, JPEG quality 95). A photo
     with several faces contributes its largest (the labelled person, as in enrollment), or
     every face as ``<stem>_<n>.jpg`` with ``all_faces``. Writes ``dst/crop_log.json``.
+    ``on_total`` is called once with the number of photos, ``progress`` with 1 per photo done.
     """
     from ..align import crop_box
     from ..analysis import FaceAnalysis
@@ -97,6 +98,8 @@ def crop_tree(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 224
     items = folder_dataset(src)
     if not items:
         raise DatasetError(f"{src}: no identity sub-folders with photos")
+    if on_total:
+        on_total(len(items))
     analysis = analysis or FaceAnalysis()
     cache = FaceCache(cache_dir() / "faces", analysis.settings) if use_cache else None
     report = CropReport()
