@@ -41,9 +41,15 @@ class DatasetEmbeddings:
 
 
 def embed_photos(paths: Sequence[Path], analysis: FaceAnalysis, cache: FaceCache | None, *,
-                 pick: str = "largest", progress: Callable[[int], None] | None = None) -> DatasetEmbeddings:
-    """Embed the chosen face of every photo in ``paths`` (duplicates are embedded once)."""
+                 pick: str = "largest", progress: Callable[[int], None] | None = None,
+                 on_total: Callable[[int], None] | None = None) -> DatasetEmbeddings:
+    """Embed the chosen face of every photo in ``paths`` (duplicates are embedded once).
+
+    ``on_total`` is called once with the number of distinct photos, ``progress`` with 1 per photo.
+    """
     paths = list(dict.fromkeys(Path(p) for p in paths))
+    if on_total:
+        on_total(len(paths))
     vectors = np.full((len(paths), analysis.dim), np.nan, np.float32)
     ok = np.zeros(len(paths), bool)
     errors: dict[str, str] = {}

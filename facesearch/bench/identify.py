@@ -148,10 +148,7 @@ def embed_split(split: Split, analysis: FaceAnalysis, cache: FaceCache | None, *
                 progress: Callable[[int], None] | None = None,
                 on_total: Callable[[int], None] | None = None) -> DatasetEmbeddings:
     """One embedding per distinct photo of the split (NaN rows where no face was found)."""
-    photos = list(dict.fromkeys(split.photos()))
-    if on_total:
-        on_total(len(photos))
-    return embed_photos(photos, analysis, cache, pick=split.pick, progress=progress)
+    return embed_photos(split.photos(), analysis, cache, pick=split.pick, progress=progress, on_total=on_total)
 
 
 # --- scoring -----------------------------------------------------------------------------------

@@ -34,10 +34,8 @@ def embed_pairs(pairs: list[Pair], analysis: FaceAnalysis, cache: FaceCache | No
                 progress: Callable[[int], None] | None = None,
                 on_total: Callable[[int], None] | None = None) -> DatasetEmbeddings:
     """Embed each distinct photo of ``pairs`` once (the face nearest the centre, as LFW is centred)."""
-    photos = list(dict.fromkeys(p for pair in pairs for p in (pair.a, pair.b)))
-    if on_total:
-        on_total(len(photos))
-    return embed_photos(photos, analysis, cache, pick="center", progress=progress)
+    photos = [p for pair in pairs for p in (pair.a, pair.b)]
+    return embed_photos(photos, analysis, cache, pick="center", progress=progress, on_total=on_total)
 
 
 def default_lfw() -> Path | None:
