@@ -15,10 +15,10 @@ import time
 import faiss
 import numpy as np
 
-from facesearch.analysis import FaceAnalysis
+from facesearch.models.analysis import FaceAnalysis
 from facesearch.bench import speed
 from facesearch.bench.lfw import default_lfw
-from facesearch.index import VectorIndex
+from facesearch.search.faiss_index import VectorIndex
 
 
 def main() -> None:

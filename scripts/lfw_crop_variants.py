@@ -23,15 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from facesearch.align import crop_box
-from facesearch.analysis import FaceAnalysis
+from facesearch.models.align import crop_box
+from facesearch.models.analysis import FaceAnalysis
 from facesearch.bench.embeddings import DatasetEmbeddings, pick_face
 from facesearch.bench.lfw import default_lfw, lfw_pairs
 from facesearch.bench.verify import verify
-from facesearch.cache import FaceCache
-from facesearch.images import load_image
-from facesearch.photos import analyse_photos, hash_photo
-from facesearch.weights import cache_dir
+from facesearch.models.face_cache import FaceCache
+from facesearch.imaging.decode import load_image
+from facesearch.models.photo_faces import analyse_photos, hash_photo
+from facesearch.models.weights import cache_dir
 
 
 def crop(image: np.ndarray, box: np.ndarray, variant: str) -> np.ndarray:

@@ -26,7 +26,7 @@ def pytest_sessionstart(session):
 
 @pytest.fixture(scope="session")
 def analysis():
-    from facesearch.analysis import FaceAnalysis
+    from facesearch.models.analysis import FaceAnalysis
 
     return FaceAnalysis()
 

@@ -107,7 +107,7 @@ def test_mlp_is_reproducible_with_a_seed():
 
 def test_rerank_match_orders_eligible_candidates_only():
     from facesearch.classify.rerank import combined_score, rerank_match
-    from facesearch.match import Candidate, Match
+    from facesearch.search.match import Candidate, Match
 
     classes = ["a", "b", "c"]
     m = Match("a", 0.6, [Candidate("a", 0.6), Candidate("b", 0.55), Candidate("c", 0.2)])
@@ -242,7 +242,7 @@ def test_import_refuses_a_bad_file_in_one_line(tmp_path, cli):
 
 def test_split_is_stratified_and_seeded(celeb_crops, tmp_path):
     from facesearch.classify.dataset import split_items, write_split
-    from facesearch.datasets import folder_dataset
+    from facesearch.bench.datasets import folder_dataset
 
     src, _ = celeb_crops
     items = folder_dataset(src)
@@ -360,7 +360,7 @@ def test_query_rerank_with_an_image_model(celeb_home, celeb_crops, tiny_crops, t
 
 
 def test_imagenet_weights_unavailable_is_one_line(tiny_crops, tmp_path, monkeypatch):
-    from facesearch.classify import images
+    from facesearch.classify import image_models as images
 
     # As without internet (this box has none; elsewhere the test must not download 90 MB).
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
@@ -379,7 +379,7 @@ def test_imagenet_weights_unavailable_is_one_line(tiny_crops, tmp_path, monkeypa
 
 def test_bench_rows_for_matchers_classifiers_and_rerankers(celeb_mlp, celeb_home, analysis):
     from facesearch.classify.base import Classifier
-    from facesearch.classify.bench import classifier_rows, folder_probes
+    from facesearch.bench.classifiers import classifier_rows, folder_probes
     from facesearch.classify.train import embed_folder
 
     train_x, train_y, _ = embed_folder(CELEB / "train", analysis)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from conftest import QUERIES
-from facesearch.align import crop_box, crop_face, template
-from facesearch.detect import Detector
-from facesearch.images import load_image
+from facesearch.models.align import crop_box, crop_face, template
+from facesearch.models.detect import Detector
+from facesearch.imaging.decode import load_image
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import json
 import numpy as np
 
 from conftest import DATA, KNOWN, QUERIES
-from facesearch.dlib_backend import DlibAnalysis
-from facesearch.images import load_image
+from facesearch.models.dlib_pipeline import DlibAnalysis
+from facesearch.imaging.decode import load_image
 
 
 def test_dlib_faces_and_similarities():

@@ -1,4 +1,4 @@
-"""facesearch.embed: batched FaceNet embeddings on real face crops (real weights, no mocks)."""
+"""facesearch.models.embed: batched FaceNet embeddings on real face crops (real weights, no mocks)."""
 from __future__ import annotations
 
 import subprocess
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facesearch.embed import EMBEDDING_DIM, FACE_SIZE, MODEL_ID, Embedder, prewhiten
+from facesearch.models.embed import EMBEDDING_DIM, FACE_SIZE, MODEL_ID, Embedder, prewhiten
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 KNOWN = DATA / "fixtures" / "known"
@@ -57,7 +57,7 @@ def crops(faces) -> np.ndarray:
 
 
 def test_import_loads_no_tensorflow():
-    code = "import sys, facesearch.embed, facesearch.weights; sys.exit('tensorflow' in sys.modules)"
+    code = "import sys, facesearch.models.embed, facesearch.models.weights; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0
 
 
@@ -125,9 +125,9 @@ def test_bad_batch_size_raises_value_error(embedder):
 
 
 def test_flip_adds_the_mirrored_crops_embedding(embedder):
-    from facesearch.align import crop_face
-    from facesearch.analysis import FaceAnalysis
-    from facesearch.images import load_image
+    from facesearch.models.align import crop_face
+    from facesearch.models.analysis import FaceAnalysis
+    from facesearch.imaging.decode import load_image
 
     image = load_image(DATA / "fixtures" / "queries" / "obama1.jpg")
     plain, flipped = FaceAnalysis(embedder=embedder), FaceAnalysis(embedder=embedder, flip=True)

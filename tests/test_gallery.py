@@ -17,7 +17,7 @@ from conftest import CELEB, KNOWN, QUERIES, REPO
 
 def _consistent(g) -> None:
     """The FAISS files agree with the database: same face ids, one centroid per identity."""
-    from facesearch.index import GalleryIndex
+    from facesearch.search.faiss_index import GalleryIndex
 
     ids, owners, vectors = g.store.embeddings()
     idx = GalleryIndex.load(g.index_dir, generation=g.store.generation(), model_id=g.model_id, faces=len(ids))

@@ -44,7 +44,7 @@ def test_obama_biden_and_an_unknown_child(cli, known_gallery):
 
 
 def known_gallery_threshold():
-    from facesearch.match import DEFAULT_THRESHOLD
+    from facesearch.search.match import DEFAULT_THRESHOLD
 
     return DEFAULT_THRESHOLD
 
@@ -88,7 +88,7 @@ def test_human_output_and_annotation(cli, known_gallery, tmp_path):
     assert res.exit_code == 0, res.output
     assert "two_people.jpg: 2 faces" in res.stdout
     assert "obama" in res.stdout and "biden" in res.stdout
-    from facesearch.images import load_image
+    from facesearch.imaging.decode import load_image
 
     src, drawn = load_image(QUERIES / "two_people.jpg"), load_image(out)
     assert drawn.shape == src.shape and (abs(drawn.astype(int) - src).sum() > 0)
@@ -96,7 +96,7 @@ def test_human_output_and_annotation(cli, known_gallery, tmp_path):
 
 @pytest.mark.parametrize("matcher", ["knn", "centroid"])
 def test_5celeb_val_identified(tmp_path, analysis, matcher):
-    from facesearch.datasets import folder_dataset
+    from facesearch.bench.datasets import folder_dataset
     from facesearch.gallery import Gallery
 
     with Gallery(tmp_path, analysis=analysis) as g:

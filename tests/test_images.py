@@ -1,4 +1,4 @@
-"""Tests for facesearch.images: real photos from shared/data, generated files in tmp_path."""
+"""Tests for facesearch.imaging.decode: real photos from shared/data, generated files in tmp_path."""
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +14,7 @@ import pytest
 from PIL import ExifTags, Image, ImageFile
 
 from facesearch.errors import ImageError
-from facesearch.images import (
+from facesearch.imaging.decode import (
     IMAGE_EXTENSIONS,
     MAX_PIXELS,
     MIN_SIDE,

@@ -1,11 +1,11 @@
-"""``facesearch.index.VectorIndex``: exact and HNSW indexes, saved and loaded as real FAISS files."""
+"""``facesearch.search.faiss_index.VectorIndex``: exact and HNSW indexes, saved and loaded as real FAISS files."""
 from __future__ import annotations
 
 import faiss
 import numpy as np
 import pytest
 
-from facesearch.index import HNSW_EF_SEARCH, VectorIndex
+from facesearch.search.faiss_index import HNSW_EF_SEARCH, VectorIndex
 
 
 def _unit(n: int, seed: int = 0) -> np.ndarray:

@@ -142,7 +142,7 @@ def test_live_video_names_each_person_once_in_order_and_writes_every_frame(cli, 
 
 
 def test_analyse_every_other_frame_still_writes_every_frame(known_gallery, tmp_path):
-    from facesearch import live
+    from facesearch.video import session as live
 
     video = _write(tmp_path / "obama.avi", [_place(_rgb(QUERIES / "obama1.jpg"), i) for i in range(6)],
                    fourcc="MJPG")
@@ -157,7 +157,7 @@ def test_analyse_every_other_frame_still_writes_every_frame(known_gallery, tmp_p
 
 def test_a_stream_never_waits_for_analysis(known_gallery, tmp_path):
     """A file opened as a stream comes far faster than analysis: frames are dropped, never queued."""
-    from facesearch import live
+    from facesearch.video import session as live
 
     video = _write(tmp_path / "obama.avi", [_place(_rgb(QUERIES / "obama1.jpg"), i) for i in range(30)],
                    fourcc="MJPG")
@@ -260,7 +260,7 @@ def test_video_broken_midway_is_an_error_and_the_output_is_still_playable(cli, k
 
 
 def test_benchmark_on_a_640x480_video_with_one_face(known_gallery, tmp_path):
-    from facesearch import live
+    from facesearch.video import session as live
 
     obama = _rgb(QUERIES / "obama1.jpg")
     video = _write(tmp_path / "bench.mp4", [_place(obama, i, size=(640, 480), fill=0.6) for i in range(8)])

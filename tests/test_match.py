@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from facesearch.match import CentroidMatcher, KNNMatcher, make_matcher
+from facesearch.search.match import CentroidMatcher, KNNMatcher, make_matcher
 
 
 def _unit(v):

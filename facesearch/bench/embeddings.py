@@ -12,9 +12,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..analysis import Face, FaceAnalysis
-from ..cache import FaceCache
-from ..photos import PhotoError, analyse_files
+from facesearch.models.analysis import Face, FaceAnalysis
+from facesearch.models.face_cache import FaceCache
+from facesearch.models.photo_faces import PhotoError, analyse_files
 
 
 def pick_face(faces: Sequence[Face], width: int, height: int, how: str = "largest") -> Face | None:

@@ -2,7 +2,7 @@
 
 A split has three parts: *gallery* photos (enrolled, with their identity), *known probes*
 (other photos of enrolled people) and *unknown probes* (people never enrolled). Every
-matcher of :mod:`facesearch.match` is fitted on the gallery embeddings and asked about every
+matcher of :mod:`facesearch.search.match` is fitted on the gallery embeddings and asked about every
 probe, all from one set of cached embeddings. Reported per matcher:
 
 * rank-1 / rank-5: the true identity is the first / among the first five candidates
@@ -28,12 +28,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..analysis import FaceAnalysis
-from ..cache import FaceCache
-from ..datasets import folder_dataset, lfw_root
-from ..images import IMAGE_EXTENSIONS
-from ..match import DEFAULT_THRESHOLD, MATCHERS, make_matcher
-from .embeddings import DatasetEmbeddings, embed_photos
+from facesearch.models.analysis import FaceAnalysis
+from facesearch.models.face_cache import FaceCache
+from facesearch.bench.datasets import folder_dataset, lfw_root
+from facesearch.imaging.decode import IMAGE_EXTENSIONS
+from facesearch.search.match import DEFAULT_THRESHOLD, MATCHERS, make_matcher
+from facesearch.bench.embeddings import DatasetEmbeddings, embed_photos
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def embed_split(split: Split, analysis: FaceAnalysis, cache: FaceCache | None, *
 
 
 def matcher_rows() -> list[tuple[str, str, dict]]:
-    """``(label, matcher name, parameters)`` for every matcher in :data:`facesearch.match.MATCHERS`.
+    """``(label, matcher name, parameters)`` for every matcher in :data:`facesearch.search.match.MATCHERS`.
 
     kNN is run with k=1 (nearest face) and k=5 (the CLI's default vote); any other matcher
     with its defaults.

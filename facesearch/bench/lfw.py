@@ -5,10 +5,10 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from ..analysis import FaceAnalysis
-from ..cache import FaceCache
-from ..datasets import Pair, find_lfw_pairs, lfw_root, read_pairs
-from .embeddings import DatasetEmbeddings, embed_photos
+from facesearch.models.analysis import FaceAnalysis
+from facesearch.models.face_cache import FaceCache
+from facesearch.bench.datasets import Pair, find_lfw_pairs, lfw_root, read_pairs
+from facesearch.bench.embeddings import DatasetEmbeddings, embed_photos
 
 
 def limit_pairs(pairs: list[Pair], per_class: int) -> list[Pair]:

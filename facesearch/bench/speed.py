@@ -31,16 +31,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..analysis import FaceAnalysis
-from ..datasets import folder_dataset, lfw_root
-from ..errors import FaceSearchError
-from ..images import iter_image_files, load_image
+from facesearch.models.analysis import FaceAnalysis
+from facesearch.bench.datasets import folder_dataset, lfw_root
+from facesearch.errors import FaceSearchError
+from facesearch.imaging.decode import iter_image_files, load_image
 
 log = logging.getLogger(__name__)
 
 #: Multiply-adds of one FaceNet (Inception-ResNet-v1) forward pass on a 160x160 crop, x2, in GFLOP.
 GFLOP_PER_FACE = 2.84
-#: The index kinds of facesearch.index compared by the search benchmark; "flat" is the exact reference.
+#: The index kinds of facesearch.search.faiss_index compared by the search benchmark; "flat" is the exact reference.
 INDEX_KINDS = ("flat", "hnsw")
 #: The photo of the 1080p detection figure and the query latency figures, under the data folder.
 PHOTO_1080P = Path("fixtures") / "queries" / "obama-1080p.jpg"
@@ -195,10 +195,10 @@ def _copy_people(photos: Sequence[tuple[Path, str]], folder: Path) -> None:
 def enrollment_speed(analysis, photos: Sequence[tuple[Path, str]], home: Path) -> dict:
     """Images/s of :meth:`Gallery.enroll` of ``photos`` into a new gallery at ``home``, no face cache.
 
-    ``analysis`` is a :class:`FaceAnalysis` or a :class:`~facesearch.dlib_backend.DlibAnalysis`.
+    ``analysis`` is a :class:`FaceAnalysis` or a :class:`~facesearch.models.dlib_pipeline.DlibAnalysis`.
     Its models are loaded on one photo first (their start-up is in the cold query figure).
     """
-    from ..gallery import Gallery
+    from facesearch.gallery import Gallery
 
     source = home.parent / "enroll-photos"
     if not source.exists():
@@ -219,7 +219,7 @@ def enrollment_comparison(analysis: FaceAnalysis, photos: Sequence[tuple[Path, s
     Each round enrolls the photos into a new gallery with each pipeline, ours first; the rates
     are the median over rounds, and ``ratio`` is ours over dlib's. Needs the ``[dlib]`` extra.
     """
-    from ..dlib_backend import DlibAnalysis
+    from facesearch.models.dlib_pipeline import DlibAnalysis
 
     dlib = DlibAnalysis()
     ours, theirs = [], []
@@ -237,7 +237,7 @@ def enrollment_comparison(analysis: FaceAnalysis, photos: Sequence[tuple[Path, s
 
 def warm_query_latency(analysis: FaceAnalysis, home: Path, photo: Path, repeats: int) -> dict:
     """Latency of :meth:`Gallery.query` on ``photo``, after one warm-up query."""
-    from ..gallery import Gallery
+    from facesearch.gallery import Gallery
 
     with Gallery(home, analysis=analysis) as g:
         g.query(photo)
@@ -277,9 +277,9 @@ def cold_query_time(home: Path, photo: Path, repeats: int) -> dict:
 
 def real_embeddings(photos: Sequence[Path], analysis: FaceAnalysis) -> np.ndarray:
     """FaceNet embeddings of the largest face of each photo, through the face cache; float32 (R, 512)."""
-    from .embeddings import embed_photos
-    from ..cache import FaceCache
-    from ..weights import cache_dir
+    from facesearch.bench.embeddings import embed_photos
+    from facesearch.models.face_cache import FaceCache
+    from facesearch.models.weights import cache_dir
 
     emb = embed_photos(photos, analysis, FaceCache(cache_dir() / "faces", analysis.settings))
     return emb.vectors[emb.ok]
@@ -345,7 +345,7 @@ def search_speed(stored_real: np.ndarray, queries: np.ndarray, size: int, kinds:
     searched one at a time for their nearest neighbour. Recall@1 is the fraction of queries
     whose top-1 id equals exact (flat) search's.
     """
-    from ..index import VectorIndex
+    from facesearch.search.faiss_index import VectorIndex
 
     rng = np.random.default_rng(seed)
     real = stored_real[:size]

@@ -13,9 +13,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..datasets import Pair
-from ..match import DEFAULT_THRESHOLD
-from .embeddings import DatasetEmbeddings
+from facesearch.bench.datasets import Pair
+from facesearch.search.match import DEFAULT_THRESHOLD
+from facesearch.bench.embeddings import DatasetEmbeddings
 
 
 def _normalise(v: np.ndarray) -> np.ndarray:

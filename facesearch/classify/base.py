@@ -14,7 +14,7 @@ A saved classifier is a folder with ``model.json`` (the Keras architecture, for
 ``set_weights``; Keras's own files also store the optimizer's state, which triples the size of
 the image models) and ``classifier.json``:
 its kind, identity list, parameters, training history and ``trained_on``, which records the
-gallery generation (:meth:`facesearch.store.Store.generation`) and embedding model id it was
+gallery generation (:meth:`facesearch.gallery.store.Store.generation`) and embedding model id it was
 trained on, so that a classifier trained on an older state of the gallery can be refused
 (:func:`check_fresh`) instead of silently voting for a stale identity list.
 """
@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ..errors import FaceSearchError, GalleryError
+from facesearch.errors import FaceSearchError, GalleryError
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,8 @@ class StaleClassifierError(GalleryError):
 
 
 def import_keras():
-    """The ``keras`` module, with TensorFlow imported quietly first (see :mod:`facesearch.runtime`)."""
-    from ..runtime import import_tensorflow
+    """The ``keras`` module, with TensorFlow imported quietly first (see :mod:`facesearch.models.runtime`)."""
+    from facesearch.models.runtime import import_tensorflow
 
     import_tensorflow()
     import keras
@@ -195,7 +195,7 @@ class Classifier(BaseEstimator):
 
     def metadata(self) -> dict[str, Any]:
         """What ``classifier.json`` holds."""
-        from .. import __version__
+        from facesearch import __version__
 
         keras = import_keras()
         return {"kind": self.kind, "input_kind": self.input_kind, "classes": [str(c) for c in self.classes_],
@@ -273,10 +273,10 @@ def _from_json(value):
 def classifier_class(kind: str) -> type[Classifier]:
     """The :class:`Classifier` subclass registered as ``kind``."""
     if kind == "mlp":
-        from .mlp import MLPClassifier
+        from facesearch.classify.mlp import MLPClassifier
 
         return MLPClassifier
-    from . import images
+    from facesearch.classify import image_models as images
 
     try:
         return images.IMAGE_MODELS[kind]
@@ -289,7 +289,7 @@ def check_fresh(meta: dict, generation: int, model_id: str, where: str | os.Path
 
     Args:
         meta: the classifier's metadata (:meth:`Classifier.read_metadata`).
-        generation: the gallery's current :meth:`~facesearch.store.Store.generation`.
+        generation: the gallery's current :meth:`~facesearch.gallery.store.Store.generation`.
         model_id: the gallery's embedding model id.
     Raises:
         StaleClassifierError: one line naming both generations and how to retrain.

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import FaceSearchError
+from facesearch.errors import FaceSearchError
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +83,14 @@ def crop_tree(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 224
     every face as ``<stem>_<n>.jpg`` with ``all_faces``. Writes ``dst/crop_log.json``.
     ``on_total`` is called once with the number of photos, ``progress`` with 1 per photo done.
     """
-    from ..align import crop_box
-    from ..analysis import FaceAnalysis
-    from ..annotate import save_image
-    from ..cache import FaceCache
-    from ..datasets import folder_dataset
-    from ..images import load_image
-    from ..photos import PhotoError, analyse_files
-    from ..weights import cache_dir
+    from facesearch.models.align import crop_box
+    from facesearch.models.analysis import FaceAnalysis
+    from facesearch.imaging.annotate import save_image
+    from facesearch.models.face_cache import FaceCache
+    from facesearch.bench.datasets import folder_dataset
+    from facesearch.imaging.decode import load_image
+    from facesearch.models.photo_faces import PhotoError, analyse_files
+    from facesearch.models.weights import cache_dir
 
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
@@ -156,10 +156,10 @@ def export_gallery(gallery, out: str | os.PathLike, *, size: int = 160) -> dict:
     Faces whose source photo is gone or unreadable, and imported averages (no pixels), are
     left out of the arrays and listed in the summary.
     """
-    from ..align import crop_box
-    from ..embed import prewhiten
-    from ..errors import ImageError
-    from ..images import load_image
+    from facesearch.models.align import crop_box
+    from facesearch.models.embed import prewhiten
+    from facesearch.errors import ImageError
+    from facesearch.imaging.decode import load_image
 
     out = Path(out)
     rows = gallery.store.face_sources()
@@ -231,7 +231,7 @@ def import_averages(gallery, path: str | os.PathLike) -> dict:
     An identity already in the gallery gets the average as one more face; the same name and
     vector imported again is skipped as a duplicate. Returns ``{"imported": [...], "duplicates": [...]}``.
     """
-    from ..store import NewFace
+    from facesearch.gallery.store import NewFace
 
     averages = read_averages(path, gallery.dim)
     rows, imported, duplicates = [], [], []
@@ -284,7 +284,7 @@ def split_items(items: Sequence[tuple[Path, str]], *, val: float = 0.15, test: f
 
 def plot_class_distribution(splits: dict[str, list[tuple[Path, str]]], path: str | os.PathLike) -> Path:
     """Grouped bar chart: photos per identity in each split."""
-    from .report import _pyplot
+    from facesearch.classify.report import _pyplot
 
     plt = _pyplot()
     names = sorted({who for items in splits.values() for _, who in items})
@@ -311,7 +311,7 @@ def write_split(src: str | os.PathLike, dst: str | os.PathLike, *, val: float = 
     Also writes ``dst/split.json`` (counts per split and identity, the seed) and
     ``dst/class_distribution.png``. Returns the ``split.json`` content.
     """
-    from ..datasets import folder_dataset
+    from facesearch.bench.datasets import folder_dataset
 
     items = folder_dataset(src)
     if not items:
@@ -343,7 +343,7 @@ def augmentation(seed: int = 0, *, rotation: float = 0.05, shift: float = 0.1, s
     symmetric; vertical flips are not faces), brightness by up to ``brightness`` of the range.
     Active only when called with ``training=True`` (Keras's ``fit``), identity otherwise.
     """
-    from .base import import_keras
+    from facesearch.classify.base import import_keras
 
     keras = import_keras()
     from keras import layers
@@ -359,11 +359,11 @@ def augmentation(seed: int = 0, *, rotation: float = 0.05, shift: float = 0.1, s
 
 def preview_augmentation(image: np.ndarray, path: str | os.PathLike, *, n: int = 8, seed: int = 0) -> Path:
     """A grid PNG: ``image`` ((H, W, 3) uint8 RGB) and ``n`` augmented versions of it."""
-    from .report import _pyplot
+    from facesearch.classify.report import _pyplot
 
     aug = augmentation(seed)
     batch = np.repeat(np.asarray(image, np.float32)[None], n, axis=0)
-    from .base import import_keras
+    from facesearch.classify.base import import_keras
 
     keras = import_keras()
     out = keras.ops.convert_to_numpy(aug(batch, training=True))

@@ -15,7 +15,7 @@ import math
 from typing import Sequence
 
 
-from .base import Classifier, import_keras
+from facesearch.classify.base import Classifier, import_keras
 
 log = logging.getLogger(__name__)
 

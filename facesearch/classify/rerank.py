@@ -34,8 +34,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..match import DEFAULT_THRESHOLD, Candidate, Match
-from .base import Classifier, ClassifierError, check_fresh, model_dir
+from facesearch.search.match import DEFAULT_THRESHOLD, Candidate, Match
+from facesearch.classify.base import Classifier, ClassifierError, check_fresh, model_dir
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class Reranker:
             return np.stack([fm.face.embedding for fm in face_matches])
         if image is None:
             raise ValueError(f"the {self.kind} classifier reads face crops: pass the photo as image=")
-        from ..align import crop_box
+        from facesearch.models.align import crop_box
 
         size = self.classifier.input_size
         return np.stack([crop_box(image, fm.face.box, size=size) for fm in face_matches])
@@ -169,7 +169,7 @@ class Reranker:
 
         ``image``: the ``(H, W, 3)`` uint8 RGB photo the faces come from (crop classifiers need it).
         """
-        from ..gallery import FaceMatch
+        from facesearch.gallery import FaceMatch
 
         if not face_matches:
             return []
@@ -181,8 +181,8 @@ class Reranker:
 
     def query(self, photo, *, threshold: float | None = None, **kwargs):
         """:meth:`Gallery.query <facesearch.gallery.Gallery.query>` with the matches reranked."""
-        from ..gallery import QueryResult
-        from ..images import load_image
+        from facesearch.gallery import QueryResult
+        from facesearch.imaging.decode import load_image
 
         image = load_image(photo)  # once, for the matcher and for the crops
         result = self.gallery.query(image, threshold=threshold, **kwargs)

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import ClassifierError, model_dir, stratified_holdout
-from .mlp import MLPClassifier
+from facesearch.classify.base import ClassifierError, model_dir, stratified_holdout
+from facesearch.classify.mlp import MLPClassifier
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,10 @@ def embed_folder(folder: str | os.PathLike, analysis, *, use_cache: bool = True)
     Each photo's largest face is used; photos without a face are left out (and listed).
     Photos already seen by any gallery or benchmark come from the face cache.
     """
-    from ..bench.embeddings import embed_photos
-    from ..cache import FaceCache
-    from ..datasets import folder_dataset
-    from ..weights import cache_dir
+    from facesearch.bench.embeddings import embed_photos
+    from facesearch.models.face_cache import FaceCache
+    from facesearch.bench.datasets import folder_dataset
+    from facesearch.models.weights import cache_dir
 
     items = folder_dataset(folder)
     if not items:
@@ -117,7 +117,7 @@ def train_mlp(gallery, *, out: str | os.PathLike | None = None, eval_dir: str | 
                "params": clf.get_params(), "evaluated_on": evaluated_on}
     pred = clf.predict(held_x) if len(held_y) else np.array([], dtype=object)
     if out is not None:
-        from .report import write_reports
+        from facesearch.classify.report import write_reports
 
         summary = write_reports(out, history=clf.history_, y_true=held_y, y_pred=list(pred), classes=clf.classes_,
                                 evaluated_on=evaluated_on, extra=summary, title="mlp")
@@ -135,7 +135,7 @@ def load_images(items: list[tuple[Path, str]], size: int) -> np.ndarray:
     """The photos of ``(path, identity)`` pairs resized to ``size`` x ``size``: uint8 (N, size, size, 3) RGB."""
     import cv2
 
-    from ..images import load_image
+    from facesearch.imaging.decode import load_image
 
     out = np.zeros((len(items), size, size, 3), np.uint8)
     for i, (path, _) in enumerate(items):
@@ -153,8 +153,8 @@ def data_splits(data: str | os.PathLike, *, val: float = 0.15, test: float = 0.1
     ``facesearch split``, is used as split; any other folder-per-identity tree is split here
     with :func:`.dataset.split_items` (stratified, seeded).
     """
-    from ..datasets import folder_dataset
-    from .dataset import split_items
+    from facesearch.bench.datasets import folder_dataset
+    from facesearch.classify.dataset import split_items
 
     data = Path(data)
     if (data / "train").is_dir():
@@ -171,9 +171,9 @@ def photo_boxes(items: list[tuple[Path, str]], size: int, analysis) -> tuple[np.
     Returns ``(photos uint8 (M, size, size, 3), names (M,), boxes float32 (M, 4) as fractions
     (x, y, w, h) of the photo, paths without a face)``. Detections come through the face cache.
     """
-    from ..cache import FaceCache
-    from ..photos import PhotoError, analyse_files
-    from ..weights import cache_dir
+    from facesearch.models.face_cache import FaceCache
+    from facesearch.models.photo_faces import PhotoError, analyse_files
+    from facesearch.models.weights import cache_dir
 
     cache = FaceCache(cache_dir() / "faces", analysis.settings)
     keep, boxes, skipped = [], [], []
@@ -211,13 +211,13 @@ def train_image_model(kind: str, data: str | os.PathLike, *, save_to: str | os.P
         save_to: where to save the model.
         out: folder for the reports (evaluated on test/, else val/, else the training images).
         val, test: fractions for the split when ``data`` is not split already.
-        analysis: the :class:`~facesearch.analysis.FaceAnalysis` finding boxnet's boxes.
+        analysis: the :class:`~facesearch.models.analysis.FaceAnalysis` finding boxnet's boxes.
         gallery: the :class:`~facesearch.gallery.Gallery` the model is trained for: its state
             (generation, embedding model) is recorded, so that ``query --rerank`` uses the
             model only until that gallery changes. ``None``: a model of the data alone.
         params: the classifier's parameters (:class:`.images.ImageClassifier`).
     """
-    from .images import BASES, IMAGE_MODELS
+    from facesearch.classify.image_models import BASES, IMAGE_MODELS
 
     clf = IMAGE_MODELS[kind](**params)
     clf.check_weights()  # a missing ImageNet file fails here, before minutes of data loading
@@ -226,7 +226,7 @@ def train_image_model(kind: str, data: str | os.PathLike, *, save_to: str | os.P
     arrays, skipped = {}, []
     for name, items in splits.items():
         if kind == "boxnet":
-            from ..analysis import FaceAnalysis
+            from facesearch.models.analysis import FaceAnalysis
 
             X, y, B, missed = photo_boxes(items, size, analysis or FaceAnalysis())
             skipped += missed
@@ -264,7 +264,7 @@ def train_image_model(kind: str, data: str | os.PathLike, *, save_to: str | os.P
         summary["box_mean_iou"] = round(float(box_iou(clf.predict_boxes(ex), eb[keep]).mean()), 4)
     evaluated_on = f"{eval_name} split ({len(ey)} images)"
     if out is not None:
-        from .report import write_reports
+        from facesearch.classify.report import write_reports
 
         summary = write_reports(out, history=clf.history_, y_true=ey, y_pred=pred, classes=clf.classes_,
                                 evaluated_on=evaluated_on, images=ex, extra=summary, title=kind)

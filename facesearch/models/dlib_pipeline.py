@@ -6,7 +6,7 @@ dlib's ResNet face descriptor (128-d), from the PyPI packages ``dlib-bin`` and
 nothing is downloaded at run time.
 
 :class:`DlibAnalysis` offers the same ``get_batch`` / ``settings`` / ``dim`` as
-:class:`facesearch.analysis.FaceAnalysis`, so every benchmark runs on either.
+:class:`facesearch.models.analysis.FaceAnalysis`, so every benchmark runs on either.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .analysis import Face
-from .errors import FaceSearchError
+from facesearch.models.analysis import Face
+from facesearch.errors import FaceSearchError
 
 MODEL_ID = "dlib-resnet-v1"
 EMBEDDING_DIM = 128

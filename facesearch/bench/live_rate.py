@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..images import load_image
+from facesearch.imaging.decode import load_image
 
 
 def one_face_video(photo: str | os.PathLike, path: str | os.PathLike, *, frames: int = 60,
@@ -43,6 +43,6 @@ def one_face_video(photo: str | os.PathLike, path: str | os.PathLike, *, frames:
 
 def run(gallery, video: str | os.PathLike) -> list[dict]:
     """One row with tracking and one without, on the same video and gallery."""
-    from ..live import benchmark
+    from facesearch.video.session import benchmark
 
     return [benchmark(gallery, video, tracking=True), benchmark(gallery, video, tracking=False)]

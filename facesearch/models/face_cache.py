@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import Face
-from .atomic import replace_atomically
+from facesearch.models.analysis import Face
+from facesearch.atomic import replace_atomically
 
 log = logging.getLogger(__name__)
 

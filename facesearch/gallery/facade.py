@@ -19,14 +19,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .analysis import Face, FaceAnalysis
-from .cache import FaceCache
-from .errors import GalleryError
-from .images import IMAGE_EXTENSIONS, iter_image_files, load_image
-from .photos import PhotoError, analyse_photos, hash_photo
-from .index import GalleryIndex
-from .match import DEFAULT_THRESHOLD, Match, make_matcher
-from .store import NewFace, Store
+from facesearch.models.analysis import Face, FaceAnalysis
+from facesearch.models.face_cache import FaceCache
+from facesearch.errors import GalleryError
+from facesearch.imaging.decode import IMAGE_EXTENSIONS, iter_image_files, load_image
+from facesearch.models.photo_faces import PhotoError, analyse_photos, hash_photo
+from facesearch.search.faiss_index import GalleryIndex
+from facesearch.search.match import DEFAULT_THRESHOLD, Match, make_matcher
+from facesearch.gallery.store import NewFace, Store
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class Gallery:
 
     def __init__(self, home: str | os.PathLike | None = None, *, db_url: str | None = None,
                  analysis: FaceAnalysis | None = None, cache: str | os.PathLike | bool | None = None) -> None:
-        from .weights import cache_dir
+        from facesearch.models.weights import cache_dir
 
         self.home = Path(home).expanduser() if home is not None else default_home()
         self.index_dir = self.home / "index"

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from .atomic import replace_atomically
-from .errors import WeightsError
+from facesearch.atomic import replace_atomically
+from facesearch.errors import WeightsError
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -142,7 +142,7 @@ def _sidecar_path(weights_path: Path) -> Path:
 
 def _published(field: str) -> str:
     """A field of keras-facenet's published metadata for this model."""
-    from .runtime import import_tensorflow
+    from facesearch.models.runtime import import_tensorflow
 
     import_tensorflow()  # keras_facenet's package imports TensorFlow: do it quietly first
     from keras_facenet.metadata import MODEL_METADATA
@@ -320,7 +320,7 @@ def _keras_name(tf_name: str) -> tuple[str, str]:
 
 
 def _load_graph_def(graph_path: Path):
-    from .runtime import import_tensorflow
+    from facesearch.models.runtime import import_tensorflow
 
     tf = import_tensorflow()
 
@@ -339,7 +339,7 @@ def _graph_to_keras_weights(graph_def, model: "keras.Model") -> dict[str, dict[s
     BN offset feeds a BiasAdd after its conv; conv strides/padding, concat axes and residual
     scales agree with the Keras model) and fails on any constant it does not account for.
     """
-    from .runtime import import_tensorflow
+    from facesearch.models.runtime import import_tensorflow
 
     tf = import_tensorflow()
 

@@ -24,9 +24,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..match import DEFAULT_THRESHOLD, make_matcher
-from .base import Classifier
-from .rerank import rerank_match
+from facesearch.search.match import DEFAULT_THRESHOLD, make_matcher
+from facesearch.classify.base import Classifier
+from facesearch.classify.rerank import rerank_match
 
 log = logging.getLogger(__name__)
 
@@ -125,12 +125,12 @@ def folder_probes(folder: str | os.PathLike, analysis, *, crop_size: int | None 
     """
     import cv2
 
-    from ..align import crop_box
-    from ..cache import FaceCache
-    from ..datasets import folder_dataset
-    from ..images import load_image
-    from ..photos import PhotoError, analyse_files
-    from ..weights import cache_dir
+    from facesearch.models.align import crop_box
+    from facesearch.models.face_cache import FaceCache
+    from facesearch.bench.datasets import folder_dataset
+    from facesearch.imaging.decode import load_image
+    from facesearch.models.photo_faces import PhotoError, analyse_files
+    from facesearch.models.weights import cache_dir
 
     cache = FaceCache(cache_dir() / "faces", analysis.settings)
     names, vectors, crops, photos = [], [], [], []

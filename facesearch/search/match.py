@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from .index import VectorIndex, centroids
+from facesearch.search.faiss_index import VectorIndex, centroids
 
 #: Cosine similarity at or above which a face is named. Measured on LFW pairsDevTrain.txt: the
 #: lowest threshold that accepts at most 1 in 1,000 different-person pairs (0.445, rounded;

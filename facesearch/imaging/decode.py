@@ -22,7 +22,7 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from facesearch.errors import ImageError
 
 log = logging.getLogger(__name__)
 

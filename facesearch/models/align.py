@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .detect import DetectedFace
+from facesearch.models.detect import DetectedFace
 
 FACE_SIZE = 160
 METHODS = ("box", "5point")
@@ -68,7 +68,7 @@ def align_5point(image: np.ndarray, landmarks: np.ndarray, *, size: int = FACE_S
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB.
-        landmarks: ``(5, 2)`` pixels in :data:`facesearch.detect.LANDMARK_NAMES` order.
+        landmarks: ``(5, 2)`` pixels in :data:`facesearch.models.detect.LANDMARK_NAMES` order.
     Returns:
         ``(size, size, 3)`` uint8 RGB.
     """

@@ -18,7 +18,7 @@ from sqlalchemy import (Float, ForeignKey, Integer, LargeBinary, String, create_
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
-from .errors import GalleryError
+from facesearch.errors import GalleryError
 
 SCHEMA_VERSION = 1
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Classifier, ClassifierError, import_keras, stratified_holdout
+from facesearch.classify.base import Classifier, ClassifierError, import_keras, stratified_holdout
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ class ImageClassifier(Classifier):
         if not self.augment:
             return model
         keras = import_keras()
-        from .dataset import augmentation
+        from facesearch.classify.dataset import augmentation
 
         inputs = keras.Input(shape=model.input_shape[1:], name="image")
         return keras.Model(inputs, model(augmentation(self.seed)(inputs)), name=f"{model.name}_augmented")

@@ -10,9 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .align import crop_face, sharpness
-from .detect import DetectedFace, Detector
-from .embed import Embedder
+from facesearch.models.align import crop_face, sharpness
+from facesearch.models.detect import DetectedFace, Detector
+from facesearch.models.embed import Embedder
 
 
 @dataclass
@@ -42,10 +42,10 @@ class FaceAnalysis:
     """Detector + aligner + embedder.
 
     Args:
-        detector: a :class:`~facesearch.detect.Detector` (default settings if omitted).
-        embedder: an :class:`~facesearch.embed.Embedder`; built on first use if omitted, so
+        detector: a :class:`~facesearch.models.detect.Detector` (default settings if omitted).
+        embedder: an :class:`~facesearch.models.embed.Embedder`; built on first use if omitted, so
             that creating a ``FaceAnalysis`` is cheap.
-        align: ``"box"`` or ``"5point"``, see :mod:`facesearch.align`.
+        align: ``"box"`` or ``"5point"``, see :mod:`facesearch.models.align`.
         flip: also embed each crop mirrored left-right and use the normalised sum of both
             embeddings (test-time augmentation, as FaceNet's authors evaluated LFW). Twice
             the embedding cost for about +0.1 point of LFW accuracy (docs/benchmarks.md), so
@@ -68,14 +68,14 @@ class FaceAnalysis:
     @property
     def dim(self) -> int:
         """Embedding length."""
-        from .embed import EMBEDDING_DIM
+        from facesearch.models.embed import EMBEDDING_DIM
 
         return EMBEDDING_DIM
 
     @property
     def model_id(self) -> str:
         # Known without loading the model, so caches can be checked before any photo is embedded.
-        from .weights import MODEL_ID
+        from facesearch.models.weights import MODEL_ID
 
         return self._embedder.model_id if self._embedder is not None else MODEL_ID
 

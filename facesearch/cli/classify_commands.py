@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import _emit, _fail_on_errors, _gallery
+from facesearch.cli.root import _emit, _fail_on_errors, _gallery, _lazy_progress
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def train_mlp_cmd(ctx, out, eval_dir, epochs, hidden, dropout, learning_rate, se
     Saved under HOME/models/mlp/, where `query --rerank mlp` finds it. Enrolling, removing or
     renaming anyone afterwards makes it stale: retrain.
     """
-    from .train import train_mlp
+    from facesearch.classify.train import train_mlp
 
     try:
         widths = tuple(int(w) for w in hidden.split(",") if w.strip())
@@ -79,8 +79,8 @@ def _image_command(kind: str, doc: str) -> click.Command:
     @click.pass_context
     def command(ctx, data, out, base_weights, epochs, input_size, batch_size, learning_rate, fine_tune,
                 fine_tune_epochs, augment, val, test, seed, save_to, as_json):
-        from .base import model_dir
-        from .train import train_image_model
+        from facesearch.classify.base import model_dir
+        from facesearch.classify.train import train_image_model
 
         # Saved under the gallery, a model is the gallery's: its state is recorded so that
         # `query --rerank` refuses it once people are enrolled, removed or renamed.
@@ -139,8 +139,7 @@ def crop(ctx, src, dst, size, all_faces, no_cache, as_json, quiet):
     Writes DST/crop_log.json listing photos with no face and with several faces. Unreadable
     photos are listed as errors, the rest are cropped, and the exit status is 1.
     """
-    from ..cli import _lazy_progress
-    from .dataset import crop_tree
+    from facesearch.classify.dataset import crop_tree
 
     with _lazy_progress("cropping", quiet) as (on_total, update):
         report = crop_tree(src, dst, size=size, all_faces=all_faces, use_cache=not no_cache, progress=update,
@@ -170,7 +169,7 @@ def export_cmd(ctx, out, size, as_json):
     all_images.npy (crops, (x - 127.5) / 128), all_labels.npy, label_mapping.npy,
     face_embeddings.npy, average_embeddings.json (name -> L2-normalised mean embedding).
     """
-    from .dataset import export_gallery
+    from facesearch.classify.dataset import export_gallery
 
     data = export_gallery(_gallery(ctx), out, size=size)
     _emit(data, as_json, lambda d: click.echo(
@@ -188,7 +187,7 @@ def import_cmd(ctx, averages, as_json):
 
     Each becomes one synthetic face whose embedding is the average (no source photo).
     """
-    from .dataset import import_averages
+    from facesearch.classify.dataset import import_averages
 
     data = import_averages(_gallery(ctx), averages)
     _emit(data, as_json, lambda d: click.echo(
@@ -208,7 +207,7 @@ def split(src, dst, val, test, seed, as_json):
 
     Also writes DST/split.json and DST/class_distribution.png.
     """
-    from .dataset import write_split
+    from facesearch.classify.dataset import write_split
 
     data = write_split(src, dst, val=val, test=test, seed=seed)
     _emit(data, as_json, lambda d: click.echo(
@@ -222,8 +221,8 @@ def split(src, dst, val, test, seed, as_json):
 @click.option("--seed", type=int, default=0, show_default=True)
 def augment_preview(photo, out, count, seed):
     """Write a grid PNG of PHOTO and COUNT versions of it through the training augmentation."""
-    from ..images import load_image
-    from .dataset import preview_augmentation
+    from facesearch.imaging.decode import load_image
+    from facesearch.classify.dataset import preview_augmentation
 
     preview_augmentation(load_image(photo), out, n=count, seed=seed)
     click.echo(f"Wrote {out}")
@@ -248,12 +247,12 @@ def bench_classify(train_dir, test_dir, models, unknown_dir, threshold, seed, as
 
     With --unknown, also the open-set figure: the share of never-enrolled people left unknown.
     """
-    from ..analysis import FaceAnalysis
-    from ..match import DEFAULT_THRESHOLD
-    from .base import Classifier
-    from .bench import classifier_rows, folder_probes
-    from .mlp import MLPClassifier
-    from .train import embed_folder
+    from facesearch.models.analysis import FaceAnalysis
+    from facesearch.search.match import DEFAULT_THRESHOLD
+    from facesearch.classify.base import Classifier
+    from facesearch.bench.classifiers import classifier_rows, folder_probes
+    from facesearch.classify.mlp import MLPClassifier
+    from facesearch.classify.train import embed_folder
 
     analysis = FaceAnalysis()
     train_x, train_y, failed = embed_folder(train_dir, analysis)

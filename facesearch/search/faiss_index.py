@@ -20,7 +20,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from .atomic import replace_atomically
+from facesearch.atomic import replace_atomically
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from .weights import EMBEDDING_DIM, MODEL_ID, WeightsInfo, build_model, resolve_weights
+from facesearch.models.weights import EMBEDDING_DIM, MODEL_ID, WeightsInfo, build_model, resolve_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -46,7 +46,7 @@ def _load(weights: WeightsInfo) -> tuple["keras.Model", Callable]:
     with _LOCK:
         loaded = _MODELS.get(key)
         if loaded is None:
-            from .runtime import import_tensorflow
+            from facesearch.models.runtime import import_tensorflow
 
             tf = import_tensorflow()
 
@@ -80,7 +80,7 @@ def _default_weights(download: bool) -> WeightsInfo:
 class Embedder:
     """Compute FaceNet embeddings for aligned face crops.
 
-    weights: None (resolve: cache -> download -> conversion, see facesearch.weights), a path to
+    weights: None (resolve: cache -> download -> conversion, see facesearch.models.weights), a path to
         a weights file, or an already resolved WeightsInfo.
     batch_size: faces per forward pass (peak memory grows linearly with it).
     download: allow downloading the weights when they are not cached.
@@ -150,7 +150,7 @@ class Embedder:
         out = np.empty((n, EMBEDDING_DIM), dtype=np.float32)
         if n == 0:
             return out
-        from .runtime import import_tensorflow
+        from facesearch.models.runtime import import_tensorflow
 
         tf = import_tensorflow()
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from .analysis import Face, FaceAnalysis
-from .cache import FaceCache
-from .errors import ImageError
-from .images import image_sha256, load_image
+from facesearch.models.analysis import Face, FaceAnalysis
+from facesearch.models.face_cache import FaceCache
+from facesearch.errors import ImageError
+from facesearch.imaging.decode import image_sha256, load_image
 
 #: Photos decoded, detected and embedded together by :func:`analyse_files`.
 CHUNK = 32

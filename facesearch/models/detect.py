@@ -52,7 +52,7 @@ class DetectedFace:
 @functools.lru_cache(maxsize=1)
 def _shared_mtcnn():
     """One MTCNN per process: its networks hold no per-call state, and building them is slow."""
-    from .runtime import import_tensorflow
+    from facesearch.models.runtime import import_tensorflow
 
     import_tensorflow()
     from mtcnn import MTCNN  # deferred: importing it pulls in TensorFlow

@@ -5,106 +5,12 @@ non-zero exit status.
 """
 from __future__ import annotations
 
-if __name__ == "__main__":
-    # `python -m facesearch.cli`: run the importable module instead of this __main__ copy, so
-    # modules that add commands (facesearch.classify.commands imports facesearch.cli) see one CLI.
-    from facesearch.cli import main as _main
-
-    _main()
-    raise SystemExit(0)
-
-import contextlib
 import json
-import logging
-import os
-import sys
 from pathlib import Path
 
-# TensorFlow's C++ start-up chatter would bury our one-line messages; users can still set it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import click
 
-import click  # noqa: E402
-
-from .errors import FaceSearchError  # noqa: E402
-
-log = logging.getLogger("facesearch")
-
-
-class _Group(click.Group):
-    """Turns facesearch's own exceptions into one clean line and exit status 1."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except FaceSearchError as exc:
-            raise click.ClickException(str(exc)) from None
-        except KeyboardInterrupt:
-            # Whatever was committed stays; the gallery's next open repairs a stale index.
-            click.echo("Interrupted; work committed so far is kept.", err=True)
-            ctx.exit(130)
-
-
-def _emit(data, as_json: bool, human) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=None, ensure_ascii=False))
-    else:
-        human(data)
-
-
-def _fail_on_errors(ctx: click.Context, errors: list[dict]) -> None:
-    """One ``Error: PATH: REASON`` line on stderr per photo that could not be read; exit 1 if any."""
-    for e in errors:
-        click.echo(f"Error: {e['path']}: {e['error']}", err=True)
-    if errors:
-        ctx.exit(1)
-
-
-def _gallery(ctx: click.Context, **kwargs):
-    from .gallery import Gallery
-
-    opts = ctx.find_root().params
-    return Gallery(opts["home"], db_url=opts["db_url"], **kwargs)
-
-
-def _progress(total: int, desc: str, quiet: bool):
-    from tqdm import tqdm
-
-    # disable=None: no bar when stderr is not a terminal (logs, pipes), so errors stay one line.
-    return tqdm(total=total, desc=desc, unit="photo", disable=True if quiet else None, file=sys.stderr,
-                dynamic_ncols=True, smoothing=0.1)
-
-
-@contextlib.contextmanager
-def _lazy_progress(desc: str, quiet: bool = False):
-    """``(on_total, update)`` callbacks for a library call that learns its total once it starts:
-    the bar opens with that total (not at all for 0) and is closed however the call ends."""
-    bar = None
-
-    def on_total(n: int) -> None:
-        nonlocal bar
-        bar = _progress(n, desc, quiet or n == 0)
-
-    try:
-        yield on_total, lambda n: bar.update(n)
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="facesearch")
-@click.option("--home", type=click.Path(file_okay=False), envvar="FACESEARCH_HOME", default=None,
-              help="Gallery folder holding index/ and db/ (default: $FACESEARCH_HOME or the current directory).")
-@click.option("--db-url", default=None, metavar="URL",
-              help="SQLAlchemy URL of the gallery database (default: sqlite under HOME/db/).")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def main(home, db_url, verbose):
-    """Identify enrolled people in photos and video from their faces."""
-    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if verbose < 2:
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)
-
+from facesearch.cli.root import _emit, _fail_on_errors, _gallery, _lazy_progress, main
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
@@ -122,8 +28,8 @@ def enroll(ctx, paths, name, min_face_size, as_json, quiet):
     or, with --name, photos or folders of photos of one person. Each photo contributes its
     largest face; a photo already enrolled is skipped.
     """
-    from .analysis import FaceAnalysis
-    from .detect import Detector
+    from facesearch.models.analysis import FaceAnalysis
+    from facesearch.models.detect import Detector
 
     gallery = _gallery(ctx, analysis=FaceAnalysis(Detector(min_face_size=min_face_size)))
     with _lazy_progress("enrolling", quiet) as (on_total, update):
@@ -161,11 +67,11 @@ def enroll(ctx, paths, name, min_face_size, as_json, quiet):
 @click.pass_context
 def query(ctx, photos, matcher, top_k, k, threshold, annotate_out, rerank, as_json):
     """Identify every face in PHOTOS."""
-    from .errors import ImageError
+    from facesearch.errors import ImageError
 
     gallery = _gallery(ctx)
     if rerank:  # issue 5: loaded (and refused if stale) before any photo is read
-        from .classify.rerank import Reranker
+        from facesearch.classify.rerank import Reranker
 
         gallery = Reranker(gallery, rerank)
     results, failed = [], 0
@@ -195,8 +101,8 @@ def query(ctx, photos, matcher, top_k, k, threshold, annotate_out, rerank, as_js
 
 
 def _annotate(photo: str, result, out: str, single: bool) -> None:
-    from .annotate import draw_faces, save_image
-    from .images import IMAGE_EXTENSIONS, load_image
+    from facesearch.imaging.annotate import draw_faces, save_image
+    from facesearch.imaging.decode import IMAGE_EXTENSIONS, load_image
 
     target = Path(out)
     if not (single and target.suffix.lower() in IMAGE_EXTENSIONS):
@@ -261,7 +167,7 @@ def reindex(ctx, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def models(as_json):
     """Show which model weights are in use, where, and their hash."""
-    from .weights import MODEL_ID, resolve_weights
+    from facesearch.models.weights import MODEL_ID, resolve_weights
 
     info = resolve_weights()
     data = {"embedder": {"model": MODEL_ID, "path": str(info.path), "sha256": info.sha256, "source": info.source},
@@ -283,19 +189,19 @@ def bench():
 def _analysis(align: str, min_confidence: float, embedder: str = "facenet", min_face_size: int = 20,
               flip: bool = False):
     if embedder == "dlib":
-        from .dlib_backend import DlibAnalysis
+        from facesearch.models.dlib_pipeline import DlibAnalysis
 
         return DlibAnalysis()
-    from .analysis import FaceAnalysis
-    from .detect import Detector
+    from facesearch.models.analysis import FaceAnalysis
+    from facesearch.models.detect import Detector
 
     return FaceAnalysis(Detector(min_confidence=min_confidence, min_face_size=min_face_size), align=align,
                         flip=flip)
 
 
 def _face_cache(analysis, use_cache: bool):
-    from .cache import FaceCache
-    from .weights import cache_dir
+    from facesearch.models.face_cache import FaceCache
+    from facesearch.models.weights import cache_dir
 
     return FaceCache(cache_dir() / "faces", analysis.settings) if use_cache else None
 
@@ -326,8 +232,8 @@ def bench_lfw(lfw, pairs, limit, align, subtract_mean, min_confidence, min_face_
     """LFW verification: k-fold accuracy, TAR at FAR 0.1% and 1%, ROC."""
     import time
 
-    from .bench.lfw import default_lfw, embed_pairs, lfw_pairs
-    from .bench.verify import plot_roc, verify
+    from facesearch.bench.lfw import default_lfw, embed_pairs, lfw_pairs
+    from facesearch.bench.verify import plot_roc, verify
 
     lfw = lfw or default_lfw()
     if lfw is None:
@@ -384,8 +290,8 @@ def bench_lfw(lfw, pairs, limit, align, subtract_mean, min_confidence, min_face_
 
 def _identify_split(lfw, dataset, gallery_dir, probes_dir, unknown, gallery_per_id, max_people):
     """The :class:`~facesearch.bench.identify.Split` the options describe."""
-    from .bench import identify as ident
-    from .bench.lfw import default_lfw
+    from facesearch.bench import identify as ident
+    from facesearch.bench.lfw import default_lfw
 
     if dataset and (gallery_dir or probes_dir):
         raise click.UsageError("give --dataset or --gallery/--probes, not both")
@@ -435,8 +341,8 @@ def _identify_split(lfw, dataset, gallery_dir, probes_dir, unknown, gallery_per_
 def bench_identify(lfw, dataset, gallery_dir, probes_dir, unknown, gallery_per_id, max_people, threshold, align,
                    min_confidence, no_cache, out, as_json):
     """Open-set 1:N identification: rank-1/5, DIR at FPIR 1% and 10%, DET curve, per matcher."""
-    from .bench import identify as ident
-    from .match import DEFAULT_THRESHOLD
+    from facesearch.bench import identify as ident
+    from facesearch.search.match import DEFAULT_THRESHOLD
 
     # Default: one photo per identity, except that a separate gallery folder is enrolled whole.
     per_id = gallery_per_id or (None if gallery_dir else 1)
@@ -498,8 +404,8 @@ def _print_identify(d: dict) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def bench_speed(lfw, data_dir, sizes, only, compare, min_face_size, quick, as_json):
     """Detection, embedding, enrollment, query and FAISS search speed on this machine."""
-    from .bench import speed
-    from .bench.lfw import default_lfw
+    from facesearch.bench import speed
+    from facesearch.bench.lfw import default_lfw
 
     try:
         size_list = [int(s) for s in sizes.split(",") if s.strip()]
@@ -520,8 +426,8 @@ def bench_speed(lfw, data_dir, sizes, only, compare, min_face_size, quick, as_js
                                f"choose from {', '.join(speed.PARTS)}")
     if compare and "enrollment" not in parts:
         raise click.UsageError("--compare compares enrollment: include it in --only")
-    from .analysis import FaceAnalysis
-    from .detect import Detector
+    from facesearch.models.analysis import FaceAnalysis
+    from facesearch.models.detect import Detector
 
     data = speed.run(data_dir, lfw, size_list, quick=quick, only=parts, compare=compare,
                      analysis=FaceAnalysis(Detector(min_face_size=min_face_size)))
@@ -585,7 +491,7 @@ def bench_live(ctx, video, photo, frames, as_json):
     """Analysed frames per second of `live` on a video, tracking on and off (uses the gallery at --home)."""
     import tempfile
 
-    from .bench import live as bench_live_mod
+    from facesearch.bench import live_rate as bench_live_mod
 
     gallery = _gallery(ctx)
     with tempfile.TemporaryDirectory() as tmp:
@@ -633,7 +539,7 @@ def bench_live(ctx, video, photo, frames, as_json):
 def live_(ctx, camera, video, stream, output, no_display, as_json, matcher, threshold, every, analyse_every,
           detect_side, no_tracking):
     """Identify people live in a camera, a stream or a video; q or Esc quits."""
-    from . import live as live_mod
+    from facesearch.video import session as live_mod
 
     if sum(x is not None for x in (camera, video, stream)) > 1:
         raise click.UsageError("give one of --camera, --video and --stream")
@@ -663,12 +569,6 @@ def live_(ctx, camera, video, stream, output, no_display, as_json, matcher, thre
 
 # --- end live ---
 
-
-# --- classify (issue 5): train, crop, export, import, split, augment; see facesearch/classify/commands.py ---
-from .classify.commands import register as _register_classify  # noqa: E402
-
-_register_classify(main)
-# --- end classify ---
 
 
 def _version(package: str) -> str:

@@ -1,6 +1,6 @@
 """Follow faces from one analysed frame to the next, and settle who each one is.
 
-Pure logic, no I/O and no models: :mod:`facesearch.live` feeds it boxes and matches.
+Pure logic, no I/O and no models: :mod:`facesearch.video.session` feeds it boxes and matches.
 
 * **Parts of a face are not faces.** MTCNN now and then finds a small "face" in the hair or
   an ear of a larger one, persistently enough to make a track of it; :func:`drop_nested`

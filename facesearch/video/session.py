@@ -6,7 +6,7 @@
     ...                    output="party.annotated.mp4", display=False, on_event=print)
 
 Each *analysed* frame goes through detection (on a copy downscaled to ``detect_side``), the
-IoU tracker of :mod:`facesearch.track`, FaceNet for the faces the tracker asks about, and
+IoU tracker of :mod:`facesearch.video.tracker`, FaceNet for the faces the tracker asks about, and
 the gallery's matcher. Every frame, analysed or not, is drawn with the latest known tracks.
 
 Frame policy:
@@ -43,11 +43,11 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from .analysis import FaceAnalysis
-from .detect import Detector
-from .errors import FaceSearchError, GalleryError
-from .match import DEFAULT_THRESHOLD
-from .track import Track, Tracker, drop_nested
+from facesearch.models.analysis import FaceAnalysis
+from facesearch.models.detect import Detector
+from facesearch.errors import FaceSearchError, GalleryError
+from facesearch.search.match import DEFAULT_THRESHOLD
+from facesearch.video.tracker import Track, Tracker, drop_nested
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ class RateMeter:
 
 def render(image: np.ndarray, view: tuple[TrackView, ...]) -> np.ndarray:
     """A BGR copy of the RGB ``image`` with each track's box, name and similarity drawn."""
-    from .annotate import draw_faces
+    from facesearch.imaging.annotate import draw_faces
 
     drawn = draw_faces(image, [(v.box, v.identity, v.similarity) for v in view])
     return cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR)

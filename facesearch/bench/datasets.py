@@ -12,7 +12,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .images import iter_image_files
+from facesearch.imaging.decode import iter_image_files
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def lfw_root(source: str | os.PathLike, extract_to: str | os.PathLike | None = N
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such LFW folder or archive")
     if extract_to is None:
-        from .weights import cache_dir
+        from facesearch.models.weights import cache_dir
 
         extract_to = cache_dir() / "datasets"
     dest = Path(extract_to) / source.name.split(".")[0]

@@ -1,0 +1,1 @@
+"""Photos in (decode, validate, orient) and photos out (boxes and names drawn)."""

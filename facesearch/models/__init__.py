@@ -1,0 +1,1 @@
+"""The networks: MTCNN detection, face crops, FaceNet embeddings, and where their weights come from."""

@@ -1,0 +1,1 @@
+"""Vector search over stored faces and the matchers that turn neighbours into identities."""

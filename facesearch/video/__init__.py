@@ -1,0 +1,1 @@
+"""Live identification in cameras, streams and video files: sources, tracking, overlay, events."""
