@@ -31,7 +31,6 @@ from facesearch.bench.verify import verify
 from facesearch.models.face_cache import FaceCache
 from facesearch.imaging.decode import load_image
 from facesearch.models.photo_faces import analyse_photos, hash_photo
-from facesearch.models.weights import cache_dir
 
 
 def crop(image: np.ndarray, box: np.ndarray, variant: str) -> np.ndarray:
@@ -59,7 +58,7 @@ def main() -> None:
     pairs = lfw_pairs(args.lfw or default_lfw())
     photos = list(dict.fromkeys(p for pair in pairs for p in (pair.a, pair.b)))
     analysis = FaceAnalysis()
-    cache = FaceCache(cache_dir() / "faces", analysis.settings)
+    cache = FaceCache.for_settings(analysis.settings)
     args.work.mkdir(parents=True, exist_ok=True)
     boxes = np.full((len(photos), 4), np.nan, np.float32)
     for start in range(0, len(photos), 64):

@@ -130,9 +130,8 @@ def folder_probes(folder: str | os.PathLike, analysis, *, crop_size: int | None 
     from facesearch.bench.datasets import folder_dataset
     from facesearch.imaging.decode import load_image
     from facesearch.models.photo_faces import PhotoError, analyse_files
-    from facesearch.models.weights import cache_dir
 
-    cache = FaceCache(cache_dir() / "faces", analysis.settings)
+    cache = FaceCache.for_settings(analysis.settings)
     names, vectors, crops, photos = [], [], [], []
     items = folder_dataset(folder)
     for (path, who), res in zip(items, analyse_files([p for p, _ in items], analysis, cache)):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesearch.imaging.decode import iter_image_files
+from facesearch.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,6 @@ def lfw_root(source: str | os.PathLike, extract_to: str | os.PathLike | None = N
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such LFW folder or archive")
     if extract_to is None:
-        from facesearch.models.weights import cache_dir
-
         extract_to = cache_dir() / "datasets"
     dest = Path(extract_to) / source.name.split(".")[0]
     done = dest / ".extracted"

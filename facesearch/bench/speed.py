@@ -279,9 +279,8 @@ def real_embeddings(photos: Sequence[Path], analysis: FaceAnalysis) -> np.ndarra
     """FaceNet embeddings of the largest face of each photo, through the face cache; float32 (R, 512)."""
     from facesearch.bench.embeddings import embed_photos
     from facesearch.models.face_cache import FaceCache
-    from facesearch.models.weights import cache_dir
 
-    emb = embed_photos(photos, analysis, FaceCache(cache_dir() / "faces", analysis.settings))
+    emb = embed_photos(photos, analysis, FaceCache.for_settings(analysis.settings))
     return emb.vectors[emb.ok]
 
 

@@ -90,7 +90,6 @@ def crop_tree(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 224
     from facesearch.bench.datasets import folder_dataset
     from facesearch.imaging.decode import load_image
     from facesearch.models.photo_faces import PhotoError, analyse_files
-    from facesearch.models.weights import cache_dir
 
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
@@ -101,7 +100,7 @@ def crop_tree(src: str | os.PathLike, dst: str | os.PathLike, *, size: int = 224
     if on_total:
         on_total(len(items))
     analysis = analysis or FaceAnalysis()
-    cache = FaceCache(cache_dir() / "faces", analysis.settings) if use_cache else None
+    cache = FaceCache.for_settings(analysis.settings) if use_cache else None
     report = CropReport()
     for (_, who), res in zip(items, analyse_files([p for p, _ in items], analysis, cache)):
         if progress:

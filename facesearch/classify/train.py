@@ -61,12 +61,11 @@ def embed_folder(folder: str | os.PathLike, analysis, *, use_cache: bool = True)
     from facesearch.bench.embeddings import embed_photos
     from facesearch.models.face_cache import FaceCache
     from facesearch.bench.datasets import folder_dataset
-    from facesearch.models.weights import cache_dir
 
     items = folder_dataset(folder)
     if not items:
         raise ClassifierError(f"{folder}: no identity sub-folders with photos")
-    cache = FaceCache(cache_dir() / "faces", analysis.settings) if use_cache else None
+    cache = FaceCache.for_settings(analysis.settings) if use_cache else None
     emb = embed_photos([p for p, _ in items], analysis, cache)
     where = emb.of()
     keep = [(where[p], who) for p, who in items if emb.ok[where[p]]]
@@ -173,9 +172,8 @@ def photo_boxes(items: list[tuple[Path, str]], size: int, analysis) -> tuple[np.
     """
     from facesearch.models.face_cache import FaceCache
     from facesearch.models.photo_faces import PhotoError, analyse_files
-    from facesearch.models.weights import cache_dir
 
-    cache = FaceCache(cache_dir() / "faces", analysis.settings)
+    cache = FaceCache.for_settings(analysis.settings)
     keep, boxes, skipped = [], [], []
     for (path, who), res in zip(items, analyse_files([p for p, _ in items], analysis, cache)):
         if isinstance(res, PhotoError) or not res.faces:

@@ -201,9 +201,8 @@ def _analysis(align: str, min_confidence: float, embedder: str = "facenet", min_
 
 def _face_cache(analysis, use_cache: bool):
     from facesearch.models.face_cache import FaceCache
-    from facesearch.models.weights import cache_dir
 
-    return FaceCache(cache_dir() / "faces", analysis.settings) if use_cache else None
+    return FaceCache.for_settings(analysis.settings) if use_cache else None
 
 
 @bench.command(name="lfw")

