@@ -8,6 +8,11 @@ from __future__ import annotations
 import os
 
 
+def one_line(text: object) -> str:
+    """``str(text)`` squeezed onto one line, for embedding another library's message in ours."""
+    return " ".join(str(text).split())
+
+
 class FaceSearchError(Exception):
     """Base class for every error facesearch raises on purpose."""
 
@@ -28,3 +33,7 @@ class WeightsError(FaceSearchError):
 
 class GalleryError(FaceSearchError):
     """The gallery cannot do what was asked (unknown identity, model mismatch, ...)."""
+
+
+class DataError(FaceSearchError):
+    """A dataset or benchmark input (LFW, a folder of people, a pairs file) is missing or unusable."""

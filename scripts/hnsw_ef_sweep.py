@@ -5,7 +5,7 @@ at random positions among random unit vectors, 199 other real faces as queries, 
 time, compared with exact search. The index is built once (the slow part) and searched at
 every efSearch.
 
-Usage: python scripts/hnsw_ef_sweep.py 300000 [--ef 64,128,256,512,1024]
+Usage: FACESEARCH_DATA=../shared/data python scripts/hnsw_ef_sweep.py 300000 [--ef 64,128,256,512,1024]
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import numpy as np
 from facesearch.models.analysis import FaceAnalysis
 from facesearch.bench import speed
 from facesearch.bench.lfw import default_lfw
+from facesearch.paths import data_dir
 from facesearch.search.faiss_index import VectorIndex
 
 
@@ -27,7 +28,9 @@ def main() -> None:
     ap.add_argument("--ef", default="64,128,256,512,1024", help="efSearch values, comma-separated")
     args = ap.parse_args()
 
-    data, lfw = speed.default_data(), default_lfw()
+    data, lfw = data_dir(), default_lfw()
+    if data is None or lfw is None:
+        raise SystemExit("set FACESEARCH_DATA to the folder holding lfw/, 5celeb/ and fixtures/")
     photos = [p for sub in ("5celeb", "fixtures") for p in speed.iter_image_files(data / sub)]
     photos = (photos + [p for p, _ in speed._lfw_photos(lfw, max(0, 400 - len(photos)))])[:400]
     real = speed.real_embeddings(photos, FaceAnalysis())

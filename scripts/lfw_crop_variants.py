@@ -12,7 +12,7 @@ Variants:
   rel0.3     box + a margin of 0.3 x the box's longer side
 
 Usage:
-  python scripts/lfw_crop_variants.py --work /tmp/lfw-crops m32 m32+flip train rel0.3 \\
+  FACESEARCH_DATA=../shared/data python scripts/lfw_crop_variants.py --work /tmp/lfw-crops m32 m32+flip train rel0.3 \\
       --score m32 m32,m32+flip train m32,train,m32+flip rel0.3
 """
 from __future__ import annotations

@@ -17,6 +17,8 @@ CELEB = DATA / "5celeb"
 # the suite, and every test after the first in one run, skips conversion and re-embedding.
 os.environ.setdefault("FACESEARCH_CACHE", str(REPO / ".cache" / "facesearch"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Commands whose data folders default to $FACESEARCH_DATA (bench, the demo) find the shared data.
+os.environ.setdefault("FACESEARCH_DATA", str(DATA))
 
 
 def pytest_sessionstart(session):

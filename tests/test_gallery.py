@@ -97,7 +97,7 @@ def test_second_process_gets_identical_answers(cli, known_gallery):
     photo = QUERIES / "obama_and_biden.jpg"
     here = json.loads(cli("--home", known_gallery.home, "query", "--json", photo).stdout)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-m", "facesearch.cli", "--home", str(known_gallery.home), "query",
+    out = subprocess.run([sys.executable, "-m", "facesearch", "--home", str(known_gallery.home), "query",
                           "--json", str(photo)], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == here
@@ -203,7 +203,7 @@ def test_killed_enrollment_leaves_a_consistent_gallery(tmp_path):
     models = Path(os.environ["FACESEARCH_CACHE"]) / "models"
     (tmp_path / "cold-cache").mkdir()
     os.symlink(models, tmp_path / "cold-cache" / "models")
-    proc = subprocess.Popen([sys.executable, "-m", "facesearch.cli", "--home", str(home), "enroll", "-q",
+    proc = subprocess.Popen([sys.executable, "-m", "facesearch", "--home", str(home), "enroll", "-q",
                              str(CELEB / "train")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     db = home / "db" / "gallery.sqlite"
     deadline = time.time() + 300

@@ -181,7 +181,7 @@ def test_ctrl_c_ends_cleanly_and_closes_the_output(presses, known_gallery, tmp_p
     long_frames = 600
     video = _write(tmp_path / "long.mp4", [_place(_rgb(QUERIES / "obama1.jpg"), i) for i in range(long_frames)])
     out = tmp_path / "out.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "facesearch.cli", "--home", str(known_gallery.home), "live",
+    proc = subprocess.Popen([sys.executable, "-m", "facesearch", "--home", str(known_gallery.home), "live",
                              "--video", str(video), "--no-display", "--json", "--output", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
     try:

@@ -12,6 +12,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from facesearch.errors import DataError
 from facesearch.imaging.decode import iter_image_files
 from facesearch.paths import cache_dir
 
@@ -37,10 +38,12 @@ def read_pairs(pairs_file: str | os.PathLike, images_root: str | os.PathLike) ->
     root = Path(images_root)
     lines = Path(pairs_file).read_text().split("\n")
     header = lines[0].split()
+    if not header or len(header) > 2 or not all(h.isdigit() for h in header):
+        raise DataError(f"{pairs_file}: not an LFW pairs file (the first line should be '<folds> <n>' or '<n>')")
     folds, per_fold = (int(header[0]), int(header[1])) if len(header) == 2 else (1, int(header[0]))
     body = [ln.split("\t") if "\t" in ln else ln.split() for ln in lines[1:] if ln.strip()]
     if len(body) != folds * 2 * per_fold:
-        raise ValueError(f"{pairs_file}: expected {folds * 2 * per_fold} pairs, found {len(body)}")
+        raise DataError(f"{pairs_file}: expected {folds * 2 * per_fold} pairs, found {len(body)}")
 
     def image(name: str, n: str) -> Path:
         return root / name / f"{name}_{int(n):04d}.jpg"
@@ -53,7 +56,7 @@ def read_pairs(pairs_file: str | os.PathLike, images_root: str | os.PathLike) ->
         elif len(parts) == 4:
             pairs.append(Pair(image(parts[0], parts[1]), image(parts[2], parts[3]), False, fold))
         else:
-            raise ValueError(f"{pairs_file}: line {i + 2} is not a pair: {parts!r}")
+            raise DataError(f"{pairs_file}: line {i + 2} is not a pair: {parts!r}")
     return pairs
 
 
@@ -67,7 +70,7 @@ def lfw_root(source: str | os.PathLike, extract_to: str | os.PathLike | None = N
         inner = source / "lfw-deepfunneled"
         return inner if inner.is_dir() else source
     if not source.is_file():
-        raise FileNotFoundError(f"{source}: no such LFW folder or archive")
+        raise DataError(f"{source}: no such LFW folder or archive")
     if extract_to is None:
         extract_to = cache_dir() / "datasets"
     dest = Path(extract_to) / source.name.split(".")[0]
@@ -88,11 +91,13 @@ def find_lfw_pairs(source: str | os.PathLike, name: str) -> Path:
     for folder in (source.parent, source, source.parent.parent):
         if (folder / name).is_file():
             return folder / name
-    raise FileNotFoundError(f"{name}: not found next to {source}; pass --pairs PATH")
+    raise DataError(f"{name}: not found next to {source}; pass --pairs PATH")
 
 
 def folder_dataset(root: str | os.PathLike) -> list[tuple[Path, str]]:
     """``(photo, identity)`` for every photo of a folder-per-identity tree, sorted."""
     root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder of people (one sub-folder of photos per identity)")
     return [(p, sub.name) for sub in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
             for p in iter_image_files(sub)]

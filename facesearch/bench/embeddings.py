@@ -13,8 +13,24 @@ from typing import Callable, Sequence
 import numpy as np
 
 from facesearch.models.analysis import Face, FaceAnalysis
+from facesearch.models.detect import Detector
+from facesearch.models.dlib_pipeline import DlibAnalysis
 from facesearch.models.face_cache import FaceCache
 from facesearch.models.photo_faces import PhotoError, analyse_files
+
+#: The pipelines a benchmark can run: ours, and face_recognition's (dlib) for comparison.
+EMBEDDERS = ("facenet", "dlib")
+
+
+def make_analysis(embedder: str = "facenet", *, align: str = "box", min_confidence: float = 0.8,
+                  min_face_size: int = 20, flip: bool = False) -> FaceAnalysis | DlibAnalysis:
+    """The pipeline a benchmark row runs: FaceNet with these detector and crop settings, or dlib's
+    (which has settings of its own and ignores these)."""
+    if embedder == "dlib":
+        return DlibAnalysis()
+    if embedder != "facenet":
+        raise ValueError(f"unknown embedder {embedder!r}; choose from {', '.join(EMBEDDERS)}")
+    return FaceAnalysis(Detector(min_confidence=min_confidence, min_face_size=min_face_size), align=align, flip=flip)
 
 
 def pick_face(faces: Sequence[Face], width: int, height: int, how: str = "largest") -> Face | None:

@@ -20,6 +20,7 @@ correct rejection: it is left out of FPIR and the rejection rate and counted on 
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -28,12 +29,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from facesearch.errors import DataError
 from facesearch.models.analysis import FaceAnalysis
 from facesearch.models.face_cache import FaceCache
+from facesearch.plotting import pyplot
 from facesearch.bench.datasets import folder_dataset, lfw_root
 from facesearch.imaging.decode import IMAGE_EXTENSIONS
 from facesearch.search.match import DEFAULT_THRESHOLD, MATCHERS, make_matcher
-from facesearch.bench.embeddings import DatasetEmbeddings, embed_photos
+from facesearch.bench.embeddings import DatasetEmbeddings, embed_photos, make_analysis
+from facesearch.progress import ProgressFactory, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -134,13 +138,13 @@ def add_unknown(split: Split, folder: str | os.PathLike, max_people: int | None 
     """``split`` with the photos of ``folder`` as extra unknown probes.
 
     Raises:
-        ValueError: an identity folder there has the name of an enrolled identity.
+        DataError: an identity folder there has the name of an enrolled identity.
     """
     extra = unknown_photos(folder, max_people)
     enrolled = {who for _, who in split.gallery}
     clash = sorted({who for _, who in extra if who in enrolled})
     if clash:
-        raise ValueError(f"{folder}: unknown people are enrolled too: {', '.join(clash[:5])}")
+        raise DataError(f"{folder}: unknown people are enrolled too: {', '.join(clash[:5])}")
     return Split(split.gallery, split.known, split.unknown + [p for p, _ in extra], split.pick)
 
 
@@ -348,11 +352,7 @@ def identify(split: Split, emb: DatasetEmbeddings, threshold: float = DEFAULT_TH
 
 def plot_det(result: IdentificationResult, path: str | Path, title: str = "open-set identification DET") -> None:
     """DET curves (FNIR against FPIR, log axes) of every matcher into a PNG at ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     # Matchers often coincide (with one photo per identity kNN and centroid agree): vary the dash.
     styles = ["-", "--", ":", "-."]
@@ -376,3 +376,55 @@ def plot_det(result: IdentificationResult, path: str | Path, title: str = "open-
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def make_split(*, lfw: str | os.PathLike | None = None, dataset: str | os.PathLike | None = None,
+               gallery_dir: str | os.PathLike | None = None, probes_dir: str | os.PathLike | None = None,
+               unknown: str | os.PathLike | None = None, gallery_per_id: int | None = None,
+               max_people: int | None = None) -> Split:
+    """The split that ``bench identify``'s options describe: LFW's protocol, one folder-per-identity
+    tree (``dataset``), or a gallery tree and a probes tree; plus optional extra strangers.
+
+    ``gallery_per_id`` defaults to 1, except that a separate gallery tree is enrolled whole.
+
+    Raises:
+        DataError: the options contradict each other, or leave nothing to enroll.
+    """
+    if dataset and (gallery_dir or probes_dir):
+        raise DataError("give --dataset or --gallery/--probes, not both")
+    if bool(gallery_dir) != bool(probes_dir):
+        raise DataError("--gallery and --probes go together")
+    per_id = gallery_per_id or (None if gallery_dir else 1)
+    if dataset:
+        split = folder_split(dataset, per_id, max_people)
+    elif gallery_dir:
+        split = gallery_probe_split(gallery_dir, probes_dir, per_id, max_people)
+    elif lfw is not None:
+        split = lfw_split(lfw, per_id, max_people)
+    else:
+        raise DataError("no LFW data: pass --lfw PATH (or set FACESEARCH_LFW or FACESEARCH_DATA), "
+                        "--dataset DIR or --gallery/--probes")
+    if unknown:
+        split = add_unknown(split, unknown, max_people)
+    if not split.gallery:
+        raise DataError("nothing to enroll: the gallery part of the data holds no photos")
+    return split
+
+
+def run(split: Split, *, threshold: float = DEFAULT_THRESHOLD, align: str = "box", min_confidence: float = 0.8,
+        use_cache: bool = True, progress: ProgressFactory = no_progress) -> IdentificationResult:
+    """Embed every photo of ``split`` once (cached by content) and score every matcher on it."""
+    analysis = make_analysis(align=align, min_confidence=min_confidence)
+    cache = FaceCache.for_settings(analysis.settings) if use_cache else None
+    with progress("embedding") as (on_total, update):
+        emb = embed_split(split, analysis, cache, progress=update, on_total=on_total)
+    return identify(split, emb, threshold)
+
+
+def write_report(result: IdentificationResult, data: dict, out: str | os.PathLike) -> dict[str, str]:
+    """Write ``det.png`` (the DET curves) and ``identify.json`` (``data``) into ``out`` (created)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_det(result, out / "det.png")
+    (out / "identify.json").write_text(json.dumps(data, indent=2))
+    return {"det_png": str(out / "det.png"), "json": str(out / "identify.json")}

@@ -63,15 +63,6 @@ def _n(name: str, quick: bool) -> int:
     return REPEATS[name][0 if quick else 1]
 
 
-def default_data() -> Path | None:
-    """``$FACESEARCH_DATA``, or the shared data folder beside a checkout, if present."""
-    env = os.environ.get("FACESEARCH_DATA")
-    if env:
-        return Path(env)
-    guess = Path(__file__).resolve().parents[3] / "shared" / "data"
-    return guess if guess.is_dir() else None
-
-
 def machine() -> dict:
     """Cores, CPU model (from /proc/cpuinfo), load average and thread settings of this machine."""
     model = platform.processor() or platform.machine()

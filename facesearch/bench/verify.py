@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from facesearch.plotting import pyplot
 from facesearch.bench.datasets import Pair
 from facesearch.search.match import DEFAULT_THRESHOLD
 from facesearch.bench.embeddings import DatasetEmbeddings
@@ -156,11 +157,7 @@ def verify(pairs: Sequence[Pair], emb: DatasetEmbeddings, *, subtract_mean: bool
 
 def plot_roc(results: dict[str, VerificationResult], path: str | Path) -> None:
     """ROC curves (TAR vs FAR, log FAR axis) of one or more runs into a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for label, r in results.items():
         far, tar, _ = roc(r.sims, r.same)

@@ -1,88 +1,49 @@
-"""The root ``facesearch`` group and what every command shares: opening the gallery, one-line
-errors, JSON or text output, progress bars.
+"""The root ``facesearch`` group and what every command shares: opening the gallery, turning
+exceptions into one line, progress bars.
 
 Command modules add themselves to :data:`main`; this module imports none of them.
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
+from typing import Callable, Iterator
 
 # TensorFlow's C++ start-up chatter would bury our one-line messages; users can still set it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import click  # noqa: E402
 
-from facesearch.errors import FaceSearchError  # noqa: E402
+from facesearch.errors import FaceSearchError, one_line  # noqa: E402
 
 log = logging.getLogger("facesearch")
 
 
-class _Group(click.Group):
-    """Turns facesearch's own exceptions into one clean line and exit status 1."""
+class FaceSearchGroup(click.Group):
+    """Turns every expected failure into one ``Error: ...`` line and exit status 1.
+
+    facesearch's own errors already name the file or object; an ``OSError`` from writing a
+    result (an annotated image, an export) names its file here, and a database error is
+    raised by the gallery as a :class:`~facesearch.errors.GalleryError` with its URL masked.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except FaceSearchError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(one_line(exc)) from None
+        except OSError as exc:
+            where = exc.filename if exc.filename is not None else "facesearch"
+            raise click.ClickException(f"{where}: {exc.strerror or one_line(exc)}") from None
         except KeyboardInterrupt:
             # Whatever was committed stays; the gallery's next open repairs a stale index.
             click.echo("Interrupted; work committed so far is kept.", err=True)
             ctx.exit(130)
 
 
-def _emit(data, as_json: bool, human) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=None, ensure_ascii=False))
-    else:
-        human(data)
-
-
-def _fail_on_errors(ctx: click.Context, errors: list[dict]) -> None:
-    """One ``Error: PATH: REASON`` line on stderr per photo that could not be read; exit 1 if any."""
-    for e in errors:
-        click.echo(f"Error: {e['path']}: {e['error']}", err=True)
-    if errors:
-        ctx.exit(1)
-
-
-def _gallery(ctx: click.Context, **kwargs):
-    from facesearch.gallery import Gallery
-
-    opts = ctx.find_root().params
-    return Gallery(opts["home"], db_url=opts["db_url"], **kwargs)
-
-
-def _progress(total: int, desc: str, quiet: bool):
-    from tqdm import tqdm
-
-    # disable=None: no bar when stderr is not a terminal (logs, pipes), so errors stay one line.
-    return tqdm(total=total, desc=desc, unit="photo", disable=True if quiet else None, file=sys.stderr,
-                dynamic_ncols=True, smoothing=0.1)
-
-
-@contextlib.contextmanager
-def _lazy_progress(desc: str, quiet: bool = False):
-    """``(on_total, update)`` callbacks for a library call that learns its total once it starts:
-    the bar opens with that total (not at all for 0) and is closed however the call ends."""
-    bar = None
-
-    def on_total(n: int) -> None:
-        nonlocal bar
-        bar = _progress(n, desc, quiet or n == 0)
-
-    try:
-        yield on_total, lambda n: bar.update(n)
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=FaceSearchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="facesearch")
 @click.option("--home", type=click.Path(file_okay=False), envvar="FACESEARCH_HOME", default=None,
               help="Gallery folder holding index/ and db/ (default: $FACESEARCH_HOME or the current directory).")
@@ -97,3 +58,54 @@ def main(home, db_url, verbose):
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
+def open_gallery(ctx: click.Context, **kwargs):
+    """The :class:`~facesearch.gallery.Gallery` that ``--home`` / ``--db-url`` name, closed with the command."""
+    from facesearch.gallery import Gallery  # here, not at the top: `--help` must not pay for it
+
+    opts = ctx.find_root().params
+    gallery = Gallery(opts["home"], db_url=opts["db_url"], **kwargs)
+    ctx.call_on_close(gallery.close)
+    return gallery
+
+
+def exit_on_errors(ctx: click.Context, errors: list[dict]) -> None:
+    """One ``Error: PATH: REASON`` line on stderr per photo that could not be used; exit 1 if any."""
+    for e in errors:
+        click.echo(f"Error: {e['path']}: {e['error']}", err=True)
+    if errors:
+        ctx.exit(1)
+
+
+def _bar(total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    # disable=None: no bar when stderr is not a terminal (logs, pipes), so errors stay one line.
+    return tqdm(total=total, desc=desc, unit="photo", disable=True if quiet else None, file=sys.stderr,
+                dynamic_ncols=True, smoothing=0.1)
+
+
+@contextlib.contextmanager
+def progress_bar(desc: str, quiet: bool = False) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """``(on_total, update)`` callbacks for a library call that learns its total once it starts:
+    the bar (a count and a rate) opens with that total, not at all for 0, and is closed however
+    the call ends. Has the shape of :data:`facesearch.progress.ProgressFactory`."""
+    bar = None
+
+    def on_total(n: int) -> None:
+        nonlocal bar
+        bar = _bar(n, desc, quiet or n == 0)
+
+    def update(n: int) -> None:
+        if bar is not None:
+            bar.update(n)
+
+    try:
+        yield on_total, update
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def quiet_progress(quiet: bool):
+    """A progress factory for library calls that report several phases, each with its own bar."""
+    return lambda desc: progress_bar(desc, quiet)

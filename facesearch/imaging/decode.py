@@ -22,7 +22,7 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from facesearch.errors import ImageError
+from facesearch.errors import ImageError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +87,6 @@ class _WatchedBytes(_EOFWatch, io.BytesIO):
     pass
 
 
-def _one_line(text: object) -> str:
-    """``str(text)`` squeezed onto one line, for embedding library messages in ours."""
-    return " ".join(str(text).split())
-
-
 def _megapixels(pixels: int) -> str:
     """``"1600.0 MP"``; small counts keep two significant digits (``"0.0064 MP"``)."""
     mp = pixels / 1e6
@@ -104,7 +99,7 @@ def _read_error(path: str, exc: OSError) -> ImageError:
         return ImageError(path, "file does not exist")
     if isinstance(exc, PermissionError):
         return ImageError(path, "permission denied")
-    return ImageError(path, f"cannot read file: {_one_line(exc.strerror or exc)}")
+    return ImageError(path, f"cannot read file: {one_line(exc.strerror or exc)}")
 
 
 def _open_file(path: str) -> BinaryIO:
@@ -163,7 +158,7 @@ def _open_image(fp: BinaryIO, path: str | None) -> ImageFile.ImageFile:
     except UnidentifiedImageError:
         raise ImageError(path, "not an image, or an unsupported image format") from None
     except _DECODE_ERRORS as e:
-        raise ImageError(path, f"corrupt or truncated image: {_one_line(e)}") from None
+        raise ImageError(path, f"corrupt or truncated image: {one_line(e)}") from None
 
 
 def _exif_orientation(img: Image.Image) -> int:
@@ -172,7 +167,7 @@ def _exif_orientation(img: Image.Image) -> int:
         value = img.getexif().get(ExifTags.Base.Orientation, 1)
         return int(value) if int(value) in range(1, 9) else 1
     except Exception as e:  # a broken EXIF block must not cost us the photo
-        log.warning("ignoring unreadable EXIF data: %s", _one_line(e))
+        log.warning("ignoring unreadable EXIF data: %s", one_line(e))
         return 1
 
 
@@ -247,7 +242,7 @@ def _decode(fp: _EOFWatch, path: str | None, max_pixels: int | None) -> np.ndarr
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(path, "image is too large to decode") from None
         except _DECODE_ERRORS as e:
-            raise ImageError(path, f"corrupt or truncated image: {_one_line(e)}") from None
+            raise ImageError(path, f"corrupt or truncated image: {one_line(e)}") from None
         # Only needed when someone switched Pillow to accepting short data: otherwise
         # Pillow's own checks are exact, and some complete files legitimately read to the
         # end (a PNG missing its final IEND chunk).
@@ -258,7 +253,7 @@ def _decode(fp: _EOFWatch, path: str | None, max_pixels: int | None) -> np.ndarr
         try:
             return _to_rgb_array(img)
         except _DECODE_ERRORS as e:
-            raise ImageError(path, f"unsupported pixel format {img.mode}: {_one_line(e)}") \
+            raise ImageError(path, f"unsupported pixel format {img.mode}: {one_line(e)}") \
                 from None
 
 
