@@ -1,4 +1,5 @@
 """``python -m facesearch``: the same as the ``facesearch`` command."""
 from facesearch.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

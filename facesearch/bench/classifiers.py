@@ -24,8 +24,12 @@ from typing import Sequence
 
 import numpy as np
 
+from facesearch.errors import DataError
 from facesearch.search.match import DEFAULT_THRESHOLD, make_matcher
 from facesearch.classify.base import Classifier
+from facesearch.classify.mlp import MLPClassifier
+from facesearch.classify.train import embed_folder
+from facesearch.models.analysis import FaceAnalysis
 from facesearch.classify.rerank import rerank_match
 
 log = logging.getLogger(__name__)
@@ -148,3 +152,34 @@ def folder_probes(folder: str | os.PathLike, analysis, *, crop_size: int | None 
                 photos.append(cv2.resize(image, (photo_size, photo_size), interpolation=cv2.INTER_AREA))
     return Probes(names, np.asarray(vectors, np.float32).reshape(len(names), -1),
                   np.stack(crops) if crops else None, np.stack(photos) if photos else None)
+
+
+def run(train_dir: str | os.PathLike, test_dir: str | os.PathLike, *, models: Sequence[str | os.PathLike] = (),
+        unknown_dir: str | os.PathLike | None = None, threshold: float | None = None, seed: int = 0) -> dict:
+    """``facesearch bench classify``: enroll ``train_dir``, fit a fresh mlp on it, load ``models``,
+    and score matchers, classifiers alone and classifiers as rerankers on ``test_dir`` (and on the
+    strangers of ``unknown_dir``). Returns the dict ``--json`` prints.
+
+    Raises:
+        DataError: a person of ``unknown_dir`` is also in ``train_dir``.
+    """
+    analysis = FaceAnalysis()
+    train_x, train_y, failed = embed_folder(train_dir, analysis)
+    loaded = [Classifier.load(m) for m in models]
+    crop_sizes = [c.input_size for c in loaded if c.input_kind == "crop"]
+    photo_sizes = [c.input_size for c in loaded if c.input_kind == "photo"]
+    inputs = dict(crop_size=max(crop_sizes, default=None), photo_size=max(photo_sizes, default=None))
+    probes = folder_probes(test_dir, analysis, **inputs)
+    strangers = folder_probes(unknown_dir, analysis, **inputs) if unknown_dir else None
+    if strangers is not None:
+        overlap = sorted(set(strangers.names) & set(train_y))
+        if overlap:
+            raise DataError(f"--unknown {unknown_dir}: {', '.join(overlap[:3])} "
+                            f"{'is' if len(overlap) == 1 else 'are'} enrolled from --train, so not unknown")
+    mlp = MLPClassifier(seed=seed).fit(train_x, train_y)
+    thr = DEFAULT_THRESHOLD if threshold is None else threshold
+    rows = classifier_rows(train_x, train_y, probes, [mlp, *loaded], threshold=thr, unknown=strangers)
+    return {"benchmark": "classify", "train": str(train_dir), "test": str(test_dir), "train_faces": len(train_y),
+            "train_no_face": len(failed), "test_faces": len(probes.names), "identities": len(set(train_y)),
+            "unknown": None if unknown_dir is None else str(unknown_dir),
+            "unknown_faces": len(strangers.names) if strangers else None, "threshold": thr, "rows": rows}

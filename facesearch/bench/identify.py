@@ -411,20 +411,30 @@ def make_split(*, lfw: str | os.PathLike | None = None, dataset: str | os.PathLi
     return split
 
 
-def run(split: Split, *, threshold: float = DEFAULT_THRESHOLD, align: str = "box", min_confidence: float = 0.8,
-        use_cache: bool = True, progress: ProgressFactory = no_progress) -> IdentificationResult:
-    """Embed every photo of ``split`` once (cached by content) and score every matcher on it."""
+def run(*, lfw: str | os.PathLike | None = None, dataset: str | os.PathLike | None = None,
+        gallery_dir: str | os.PathLike | None = None, probes_dir: str | os.PathLike | None = None,
+        unknown: str | os.PathLike | None = None, gallery_per_id: int | None = None,
+        max_people: int | None = None, threshold: float | None = None, align: str = "box",
+        min_confidence: float = 0.8, use_cache: bool = True, out: str | os.PathLike | None = None,
+        progress: ProgressFactory = no_progress) -> dict:
+    """``facesearch bench identify``: build the split (:func:`make_split`), embed every photo once
+    (cached by content), score every matcher, and with ``out`` write ``det.png`` and
+    ``identify.json`` there. Returns the dict ``--json`` prints."""
+    split = make_split(lfw=lfw, dataset=dataset, gallery_dir=gallery_dir, probes_dir=probes_dir, unknown=unknown,
+                       gallery_per_id=gallery_per_id, max_people=max_people)
     analysis = make_analysis(align=align, min_confidence=min_confidence)
     cache = FaceCache.for_settings(analysis.settings) if use_cache else None
     with progress("embedding") as (on_total, update):
         emb = embed_split(split, analysis, cache, progress=update, on_total=on_total)
-    return identify(split, emb, threshold)
-
-
-def write_report(result: IdentificationResult, data: dict, out: str | os.PathLike) -> dict[str, str]:
-    """Write ``det.png`` (the DET curves) and ``identify.json`` (``data``) into ``out`` (created)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    plot_det(result, out / "det.png")
-    (out / "identify.json").write_text(json.dumps(data, indent=2))
-    return {"det_png": str(out / "det.png"), "json": str(out / "identify.json")}
+    result = identify(split, emb, DEFAULT_THRESHOLD if threshold is None else threshold)
+    source = dataset or (f"{gallery_dir} + {probes_dir}" if gallery_dir else str(lfw))
+    data = {"benchmark": "identify", "source": source, "unknown_source": unknown, "align": align,
+            "gallery_per_id": gallery_per_id or (None if gallery_dir else 1), "max_people": max_people,
+            **result.as_dict()}
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        plot_det(result, out / "det.png")
+        (out / "identify.json").write_text(json.dumps(data, indent=2))
+        data["det_png"] = str(out / "det.png")
+    return data

@@ -58,9 +58,12 @@ class LfwReport:
     pairs_file: str
     rows: list[dict]
     results: dict[str, VerificationResult] = field(repr=False)
+    files: dict[str, str] = field(default_factory=dict)  # written by write_report, by name
 
     def as_dict(self) -> dict:
         data = {"benchmark": "lfw", "pairs_file": self.pairs_file, "rows": self.rows}
+        if self.files:
+            data["files"] = dict(self.files)
         if len(self.rows) == 2 and {r["embedder"] for r in self.rows} == {"facenet", "dlib"}:
             ours, dlib = (next(r for r in self.rows if r["embedder"] == e) for e in ("facenet", "dlib"))
             errors = (1 - ours["accuracy"], 1 - dlib["accuracy"])
@@ -71,11 +74,12 @@ class LfwReport:
 def run(lfw: str | os.PathLike, pairs_file: str | os.PathLike | None = None, *, limit: int | None = None,
         embedders: tuple[str, ...] = ("facenet",), align: str = "box", subtract_mean: bool = True,
         min_confidence: float = 0.8, min_face_size: int = 20, flip: bool = False, use_cache: bool = True,
-        progress: ProgressFactory = no_progress) -> LfwReport:
+        out: str | os.PathLike | None = None, progress: ProgressFactory = no_progress) -> LfwReport:
     """The LFW k-fold protocol for each of ``embedders`` on the same pairs.
 
     Returns each row's accuracy, TAR at FAR 0.1% and 1%, thresholds, failures and the seconds
-    spent embedding (cached photos cost almost nothing, so a second run is fast).
+    spent embedding (cached photos cost almost nothing, so a second run is fast). With ``out``,
+    also writes ``roc.png`` and ``lfw.json`` there (:func:`write_report`).
     """
     pair_list = lfw_pairs(lfw, pairs_file, limit)
     rows, results = [], {}
@@ -93,7 +97,10 @@ def run(lfw: str | os.PathLike, pairs_file: str | os.PathLike | None = None, *, 
         rows.append({"embedder": name, "align": align if facenet else "dlib-5point", "flip": flip and facenet,
                      **result.as_dict(), "embedding_seconds": round(seconds, 1), "photos": len(emb.paths),
                      "no_face": sorted(emb.errors)})
-    return LfwReport(str(pairs_file or "pairs.txt"), rows, results)
+    report = LfwReport(str(pairs_file or "pairs.txt"), rows, results)
+    if out is not None:
+        report.files = write_report(report, out)
+    return report
 
 
 def write_report(report: LfwReport, out: str | os.PathLike) -> dict[str, str]:

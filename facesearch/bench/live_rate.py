@@ -7,12 +7,15 @@ tracker has real work.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from facesearch.errors import DataError
 from facesearch.imaging.decode import load_image
+from facesearch.paths import data_dir
 
 
 def one_face_video(photo: str | os.PathLike, path: str | os.PathLike, *, frames: int = 60,
@@ -46,3 +49,22 @@ def run(gallery, video: str | os.PathLike) -> list[dict]:
     from facesearch.video.session import benchmark
 
     return [benchmark(gallery, video, tracking=True), benchmark(gallery, video, tracking=False)]
+
+
+def run_clip(gallery, *, video: str | os.PathLike | None = None, photo: str | os.PathLike | None = None,
+             frames: int = 60) -> dict:
+    """``facesearch bench live``: :func:`run` on ``video``, or on a clip of ``frames`` frames made
+    from ``photo`` in a temporary folder (removed afterwards). Returns the dict ``--json`` prints."""
+    if video is not None:
+        return {"benchmark": "live", "rows": run(gallery, video)}
+    if photo is None:
+        raise DataError("pass --video FILE or --photo PHOTO (or set FACESEARCH_DATA for its obama1.jpg)")
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = one_face_video(photo, Path(tmp) / "one-face.mp4", frames=frames)
+        return {"benchmark": "live", "rows": run(gallery, clip)}
+
+
+def default_photo() -> Path | None:
+    """The one-face photo of the shared data (``fixtures/queries/obama1.jpg`` under ``$FACESEARCH_DATA``)."""
+    data = data_dir()
+    return data / "fixtures" / "queries" / "obama1.jpg" if data is not None else None

@@ -1,7 +1,9 @@
-"""The ``facesearch`` command: click groups over the library, one module per command group."""
-from facesearch.cli import classify_commands, commands
-from facesearch.cli.root import main
+"""The ``facesearch`` command: click groups over the library, one module per command group.
 
-classify_commands.register(main)
+:mod:`~facesearch.cli.root` holds the root group; each command module adds its commands to it
+when imported here, and :mod:`~facesearch.cli.render` turns results into text or JSON.
+"""
+from facesearch.cli import bench_commands, classify_commands, gallery_commands, video_commands  # noqa: F401
+from facesearch.cli.root import main
 
 __all__ = ["main"]

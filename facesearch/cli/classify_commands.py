@@ -1,7 +1,7 @@
-"""CLI commands of the classifiers and dataset tools (issue 5), added to ``facesearch`` by :func:`register`.
+"""Commands of the classifiers and dataset tools: train, crop, export, import, split, augment-preview,
+bench classify.
 
-Thin click skins over :mod:`facesearch.classify`; same conventions as :mod:`facesearch.cli`:
-``--json`` everywhere, errors as one line and exit status 1.
+Thin click skins over :mod:`facesearch.classify` and the gallery's export and import.
 """
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from pathlib import Path
 
 import click
 
-from facesearch.cli.root import _emit, _fail_on_errors, _gallery, _lazy_progress
+from facesearch.cli import render
+from facesearch.cli.bench_commands import bench
+from facesearch.cli.root import exit_on_errors, main, open_gallery, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,9 @@ def train_mlp_cmd(ctx, out, eval_dir, epochs, hidden, dropout, learning_rate, se
         widths = tuple(int(w) for w in hidden.split(",") if w.strip())
     except ValueError:
         raise click.UsageError(f"--hidden: expected comma-separated integers, got {hidden!r}") from None
-    result = train_mlp(_gallery(ctx), out=out, eval_dir=eval_dir, epochs=epochs, hidden=widths, dropout=dropout,
+    result = train_mlp(open_gallery(ctx), out=out, eval_dir=eval_dir, epochs=epochs, hidden=widths, dropout=dropout,
                        learning_rate=learning_rate, seed=seed)
-    _emit(result.summary, as_json, _print_summary)
+    render.emit(result.summary, as_json, render.training_text)
 
 
 def _image_command(kind: str, doc: str) -> click.Command:
@@ -84,7 +86,7 @@ def _image_command(kind: str, doc: str) -> click.Command:
 
         # Saved under the gallery, a model is the gallery's: its state is recorded so that
         # `query --rerank` refuses it once people are enrolled, removed or renamed.
-        gallery = None if save_to else _gallery(ctx)
+        gallery = None if save_to else open_gallery(ctx)
         target = save_to or model_dir(gallery.home, kind)
         try:
             result = train_image_model(kind, data, save_to=target, out=out, val=val, test=test,
@@ -94,7 +96,7 @@ def _image_command(kind: str, doc: str) -> click.Command:
         finally:
             if gallery is not None:
                 gallery.close()
-        _emit(result.summary, as_json, _print_summary)
+        render.emit(result.summary, as_json, render.training_text)
 
     command.__doc__ = doc
     return train.command(name=kind)(command)
@@ -106,20 +108,6 @@ _image_command("inception", """Train InceptionV3 on face crops (DATA: folder per
     """)
 _image_command("ensemble", """Train MobileNetV2 + InceptionV3 features with a dense head on face crops, with augmentation.""")
 _image_command("boxnet", """Train InceptionV3 with two outputs on whole photos: face box (from the detector) and identity.""")
-
-
-def _print_summary(d: dict) -> None:
-    click.echo(f"Trained {d['kind']} ({d['epochs']} epochs); saved to {d['model_dir']}")
-    if d.get("accuracy") is not None:
-        line = f"  accuracy {100 * d['accuracy']:.1f}%"
-        if "weighted_f1" in d:
-            line += (f", weighted precision {100 * d['weighted_precision']:.1f}%, recall "
-                     f"{100 * d['weighted_recall']:.1f}%, F1 {100 * d['weighted_f1']:.1f}%")
-        click.echo(f"{line} on {d['evaluated_on']}")
-    if "box_mean_iou" in d:
-        click.echo(f"  face box: mean IoU {d['box_mean_iou']:.3f} with the detector's boxes")
-    for name, path in d.get("files", {}).items():
-        click.echo(f"  {name:<28} {path}")
 
 
 # -- dataset tools ----------------------------------------------------------------------------
@@ -141,21 +129,12 @@ def crop(ctx, src, dst, size, all_faces, no_cache, as_json, quiet):
     """
     from facesearch.classify.dataset import crop_tree
 
-    with _lazy_progress("cropping", quiet) as (on_total, update):
+    with progress_bar("cropping", quiet) as (on_total, update):
         report = crop_tree(src, dst, size=size, all_faces=all_faces, use_cache=not no_cache, progress=update,
                            on_total=on_total)
-    data = {**report.as_dict(), "log": str(Path(dst) / "crop_log.json")}
-
-    def human(d):
-        click.echo(f"Cropped {d['cropped']} face(s) into {dst}; {len(d['no_face'])} photo(s) without a face, "
-                   f"{len(d['multiple_faces'])} with several, {len(d['errors'])} error(s). Log: {d['log']}")
-        for p in d["no_face"]:
-            click.echo(f"  {p}: no face found")
-        for m in d["multiple_faces"]:
-            click.echo(f"  {m['path']}: {m['faces']} faces")
-
-    _emit(data, as_json, human)
-    _fail_on_errors(ctx, data["errors"])
+    data = {**report.as_dict(), "folder": str(dst), "log": str(Path(dst) / "crop_log.json")}
+    render.emit(data, as_json, render.crop_text)
+    exit_on_errors(ctx, data["errors"])
 
 
 @click.command(name="export")
@@ -171,11 +150,8 @@ def export_cmd(ctx, out, size, as_json):
     """
     from facesearch.classify.dataset import export_gallery
 
-    data = export_gallery(_gallery(ctx), out, size=size)
-    _emit(data, as_json, lambda d: click.echo(
-        f"Exported {d['exported_images']} of {d['faces']} face(s) of {d['identities']} identities to {d['folder']}"
-        f" ({d['synthetic_faces']} imported average(s) and {len(d['missing_photos'])} missing photo(s) "
-        f"left out of the image arrays)."))
+    data = export_gallery(open_gallery(ctx), out, size=size)
+    render.emit(data, as_json, render.export_text)
 
 
 @click.command(name="import")
@@ -189,10 +165,8 @@ def import_cmd(ctx, averages, as_json):
     """
     from facesearch.classify.dataset import import_averages
 
-    data = import_averages(_gallery(ctx), averages)
-    _emit(data, as_json, lambda d: click.echo(
-        f"Imported {len(d['imported'])} identit{'y' if len(d['imported']) == 1 else 'ies'} from {averages}; "
-        f"{len(d['duplicates'])} already there."))
+    data = import_averages(open_gallery(ctx), averages)
+    render.emit(data, as_json, render.import_text)
 
 
 @click.command()
@@ -210,8 +184,7 @@ def split(src, dst, val, test, seed, as_json):
     from facesearch.classify.dataset import write_split
 
     data = write_split(src, dst, val=val, test=test, seed=seed)
-    _emit(data, as_json, lambda d: click.echo(
-        "Split " + ", ".join(f"{k} {v}" for k, v in d["totals"].items()) + f" photos; chart: {d['class_distribution_png']}"))
+    render.emit(data, as_json, render.split_text)
 
 
 @click.command(name="augment-preview")
@@ -247,55 +220,13 @@ def bench_classify(train_dir, test_dir, models, unknown_dir, threshold, seed, as
 
     With --unknown, also the open-set figure: the share of never-enrolled people left unknown.
     """
-    from facesearch.models.analysis import FaceAnalysis
-    from facesearch.search.match import DEFAULT_THRESHOLD
-    from facesearch.classify.base import Classifier
-    from facesearch.bench.classifiers import classifier_rows, folder_probes
-    from facesearch.classify.mlp import MLPClassifier
-    from facesearch.classify.train import embed_folder
+    from facesearch.bench import classifiers
 
-    analysis = FaceAnalysis()
-    train_x, train_y, failed = embed_folder(train_dir, analysis)
-    loaded = [Classifier.load(m) for m in models]
-    sizes = [c.input_size for c in loaded if c.input_kind == "crop"]
-    photo_sizes = [c.input_size for c in loaded if c.input_kind == "photo"]
-    inputs = dict(crop_size=max(sizes, default=None), photo_size=max(photo_sizes, default=None))
-    probes = folder_probes(test_dir, analysis, **inputs)
-    strangers = folder_probes(unknown_dir, analysis, **inputs) if unknown_dir else None
-    if strangers is not None:
-        overlap = sorted(set(strangers.names) & set(train_y))
-        if overlap:
-            raise click.UsageError(f"--unknown {unknown_dir}: {', '.join(overlap[:3])} "
-                                   f"{'is' if len(overlap) == 1 else 'are'} enrolled from --train, so not unknown")
-    mlp = MLPClassifier(seed=seed).fit(train_x, train_y)
-    thr = DEFAULT_THRESHOLD if threshold is None else threshold
-    rows = classifier_rows(train_x, train_y, probes, [mlp, *loaded], threshold=thr, unknown=strangers)
-    data = {"benchmark": "classify", "train": train_dir, "test": test_dir, "train_faces": len(train_y),
-            "train_no_face": len(failed), "test_faces": len(probes.names), "identities": len(set(train_y)),
-            "unknown": unknown_dir, "unknown_faces": len(strangers.names) if strangers else None,
-            "threshold": thr, "rows": rows}
-
-    def human(d):
-        click.echo(f"Closed-set identification: {d['identities']} identities, {d['train_faces']} enrolled faces, "
-                   f"{d['test_faces']} test faces (threshold {d['threshold']:.2f} for matchers and rerankers)")
-        click.echo(f"{'method':<22} {'role':<9} {'accuracy':>8} {'precision':>9} {'recall':>7} {'F1':>6} {'unknown':>7}")
-        for r in d["rows"]:
-            click.echo(f"{r['method']:<22} {r['role']:<9} {100 * r['accuracy']:8.1f} {100 * r['weighted_precision']:9.1f} "
-                       f"{100 * r['weighted_recall']:7.1f} {100 * r['weighted_f1']:6.1f} {r['unknown']:>7}"
-                       + (f"   changed {r['changed']}" if "changed" in r else "")
-                       + (f"   strangers left unknown {100 * r['unknown_rejected']:.1f}%"
-                          if r.get("unknown_rejected") is not None else ""))
-        click.echo("  (percentages; precision/recall/F1 weighted by support; unknown answers count as wrong)")
-        if d["unknown"]:
-            click.echo(f"  strangers: {d['unknown_faces']} faces of people not enrolled, from {d['unknown']}")
-
-    _emit(data, as_json, human)
+    data = classifiers.run(train_dir, test_dir, models=models, unknown_dir=unknown_dir, threshold=threshold,
+                           seed=seed)
+    render.emit(data, as_json, render.classify_bench_text)
 
 
-def register(main: click.Group) -> None:
-    """Add this module's commands to the ``facesearch`` group (and ``bench classify`` to ``bench``)."""
-    for command in (train, crop, export_cmd, import_cmd, split, augment_preview):
-        main.add_command(command)
-    bench = main.commands.get("bench")
-    if isinstance(bench, click.Group):
-        bench.add_command(bench_classify)
+for _command in (train, crop, export_cmd, import_cmd, split, augment_preview):
+    main.add_command(_command)
+bench.add_command(bench_classify)

@@ -81,6 +81,10 @@ class QueryResult:
     def as_dict(self) -> dict:
         return {"image": self.image, "faces": [f.as_dict() for f in self.faces]}
 
+    def labelled_boxes(self) -> list[tuple[tuple[float, float, float, float], str | None, float]]:
+        """``(box, identity or None, similarity)`` per face, what :mod:`facesearch.imaging.annotate` draws."""
+        return [(f.face.box, f.match.identity, f.match.similarity) for f in self.faces]
+
 
 def collect_photos(paths: Sequence[str | os.PathLike], name: str | None) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
     """Expand enrollment arguments into ``(photo, identity)`` pairs, plus ``(path, reason)`` errors.

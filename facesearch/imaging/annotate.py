@@ -1,10 +1,16 @@
 """Draw boxes and names on a photo (for ``query --annotate`` and ``live``)."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
+
+from facesearch.imaging.decode import IMAGE_EXTENSIONS, load_image
+
+LabelledBox = tuple[tuple[float, float, float, float], "str | None", float]
 
 KNOWN_COLOUR = (46, 204, 64)     # RGB green
 UNKNOWN_COLOUR = (255, 65, 54)   # RGB red
@@ -16,7 +22,7 @@ def label_for(identity: str | None, similarity: float) -> str:
     return name if np.isnan(similarity) else f"{name} {similarity:.2f}"
 
 
-def draw_faces(image: np.ndarray, faces: Sequence[tuple[tuple[float, float, float, float], str | None, float]]) -> np.ndarray:
+def draw_faces(image: np.ndarray, faces: Sequence[LabelledBox]) -> np.ndarray:
     """A copy of ``image`` ((H, W, 3) uint8 RGB) with a labelled box per ``(box, identity, similarity)``."""
     out = np.ascontiguousarray(image.copy())
     scale = max(out.shape[:2]) / 1000.0
@@ -35,7 +41,30 @@ def draw_faces(image: np.ndarray, faces: Sequence[tuple[tuple[float, float, floa
     return out
 
 
-def save_image(path: str, image: np.ndarray) -> None:
-    """Write an RGB image; the format follows the file's extension."""
+def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an RGB image; the format follows the file's extension.
+
+    Raises:
+        OSError: naming ``path``, when it cannot be written.
+    """
+    path = os.fspath(path)
     if not cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"{path}: could not write image (unsupported extension or unwritable folder)")
+        raise OSError(0, "could not write image (unsupported extension or unwritable folder)", path)
+
+
+def annotated_path(photo: str | os.PathLike, out: str | os.PathLike, *, single: bool) -> Path:
+    """Where ``query --annotate OUT`` writes ``photo``: OUT itself when it names an image file and
+    only one photo is annotated, else ``OUT/<photo stem>.annotated.jpg`` (the folder is created)."""
+    target = Path(out)
+    if single and target.suffix.lower() in IMAGE_EXTENSIONS:
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    return target / f"{Path(photo).stem}.annotated.jpg"
+
+
+def annotate_photo(photo: str | os.PathLike, faces: Sequence[LabelledBox], out: str | os.PathLike, *,
+                   single: bool = True) -> Path:
+    """Draw ``faces`` on ``photo`` and write it where :func:`annotated_path` says. Returns that path."""
+    target = annotated_path(photo, out, single=single)
+    save_image(target, draw_faces(load_image(photo), faces))
+    return target

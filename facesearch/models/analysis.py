@@ -6,6 +6,7 @@ once, on first use) and call :meth:`FaceAnalysis.get` on each photo.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from typing import Sequence
 
 import numpy as np
@@ -13,6 +14,7 @@ import numpy as np
 from facesearch.models.align import crop_face, sharpness
 from facesearch.models.detect import DetectedFace, Detector
 from facesearch.models.embed import Embedder
+from facesearch.models.weights import EMBEDDING_DIM, MODEL_ID, resolve_weights
 
 
 @dataclass
@@ -68,15 +70,11 @@ class FaceAnalysis:
     @property
     def dim(self) -> int:
         """Embedding length."""
-        from facesearch.models.embed import EMBEDDING_DIM
-
         return EMBEDDING_DIM
 
     @property
     def model_id(self) -> str:
         # Known without loading the model, so caches can be checked before any photo is embedded.
-        from facesearch.models.weights import MODEL_ID
-
         return self._embedder.model_id if self._embedder is not None else MODEL_ID
 
     @property
@@ -116,3 +114,15 @@ class FaceAnalysis:
             results[i].append(Face(box=det.box, landmarks=det.landmarks, score=det.score,
                                    quality=sharpness(crop), embedding=emb))
         return results
+
+
+def model_inventory() -> dict:
+    """Which models run, from where: the FaceNet weights in use (resolved and verified, so this
+    may convert them on first use) and the MTCNN package. The dict ``facesearch models`` prints."""
+    info = resolve_weights()
+    try:
+        mtcnn_version = version("mtcnn")
+    except PackageNotFoundError:
+        mtcnn_version = "not installed"
+    return {"embedder": {"model": MODEL_ID, "path": str(info.path), "sha256": info.sha256, "source": info.source},
+            "detector": {"model": "mtcnn", "package": mtcnn_version}}

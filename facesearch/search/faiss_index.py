@@ -169,6 +169,10 @@ class GalleryIndex:
         identities.add(ident_ids, means.reshape(-1, dim))
         return cls(faces, identities, generation, model_id)
 
+    def summary(self) -> dict:
+        """``{"faces", "identities", "generation"}``: what the indexes hold."""
+        return {"faces": len(self.faces), "identities": len(self.identities), "generation": self.generation}
+
     def save(self, folder: str | os.PathLike) -> None:
         """Write both indexes, then the manifest, each atomically.
 

@@ -1,0 +1,161 @@
+"""``facesearch bench ...``: accuracy and speed on real data, each a call to :mod:`facesearch.bench`.
+
+Data folders come from options, ``$FACESEARCH_LFW`` or ``$FACESEARCH_DATA``; nothing here guesses
+a path. Library modules are imported inside each command to keep ``--help`` fast.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from facesearch.cli import render
+from facesearch.cli.root import main, open_gallery, quiet_progress
+
+LFW_HELP = "lfw-deepfunneled folder or .tgz (default: $FACESEARCH_LFW, else lfw/ under $FACESEARCH_DATA)."
+
+
+@main.group()
+def bench():
+    """Measure accuracy and speed on real data."""
+
+
+def _default_lfw(lfw: str | None) -> str | Path:
+    from facesearch.bench.lfw import default_lfw
+
+    found = lfw or default_lfw()
+    if found is None:
+        raise click.UsageError("no LFW data: pass --lfw PATH or set FACESEARCH_LFW or FACESEARCH_DATA")
+    return found
+
+
+def _comma_list(option: str, text: str, cast=str) -> list:
+    try:
+        values = [cast(s.strip()) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise click.UsageError(f"{option}: expected a comma-separated list, got {text!r}") from None
+    if not values:
+        raise click.UsageError(f"{option}: give at least one value")
+    return values
+
+
+@bench.command(name="lfw")
+@click.option("--lfw", "lfw", type=click.Path(exists=True), default=None, help=LFW_HELP)
+@click.option("--pairs", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Pairs file (default: pairs.txt beside the LFW data; pairsDevTrain/DevTest for quick runs).")
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Use only the first N same and N different pairs of each fold.")
+@click.option("--align", type=click.Choice(["box", "5point"]), default="box", show_default=True)
+@click.option("--subtract-mean/--no-subtract-mean", default=True, show_default=True,
+              help="Subtract the training folds' mean embedding before comparing.")
+@click.option("--min-confidence", type=float, default=0.8, show_default=True, help="MTCNN confidence floor.")
+@click.option("--min-face-size", type=click.IntRange(12), default=20, show_default=True,
+              help="Smallest face looked for, in pixels; larger is faster.")
+@click.option("--embedder", type=click.Choice(["facenet", "dlib"]), default="facenet", show_default=True,
+              help="dlib: face_recognition's HOG + ResNet pipeline (pip install 'facesearch[dlib]').")
+@click.option("--flip", is_flag=True,
+              help="FaceNet: add the embedding of the mirrored crop (test-time augmentation, twice the cost).")
+@click.option("--compare", is_flag=True, help="Run facenet and dlib on the same pairs, one row each.")
+@click.option("--no-cache", is_flag=True, help="Recompute every embedding.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Write roc.png and lfw.json here.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def bench_lfw(lfw, pairs, limit, align, subtract_mean, min_confidence, min_face_size, embedder, flip, compare,
+              no_cache, out, as_json):
+    """LFW verification: k-fold accuracy, TAR at FAR 0.1% and 1%, ROC."""
+    from facesearch.bench import lfw as lfw_bench
+
+    report = lfw_bench.run(_default_lfw(lfw), pairs, limit=limit,
+                           embedders=("facenet", "dlib") if compare else (embedder,), align=align,
+                           subtract_mean=subtract_mean, min_confidence=min_confidence, min_face_size=min_face_size,
+                           flip=flip, use_cache=not no_cache, out=out, progress=quiet_progress(False))
+    render.emit(report.as_dict(), as_json, render.lfw_text)
+
+
+@bench.command(name="identify")
+@click.option("--lfw", "lfw", type=click.Path(exists=True), default=None, help=LFW_HELP)
+@click.option("--dataset", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder-per-identity data instead of LFW: first N photos of each enrolled, the rest probes.")
+@click.option("--gallery", "gallery_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder-per-identity photos to enroll (with --probes).")
+@click.option("--probes", "probes_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder-per-identity probes; identities not in --gallery are unknown probes.")
+@click.option("--unknown", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Photos of people never enrolled: folder-per-identity or a flat folder.")
+@click.option("--gallery-per-id", type=click.IntRange(1), default=None,
+              help="Photos enrolled per identity, lowest-numbered first [default: 1; all with --gallery].")
+@click.option("--max-people", type=click.IntRange(1), default=None,
+              help="Only the first N people (alphabetical) of each group, for quick runs.")
+@click.option("--threshold", type=float, default=None,
+              help="Similarity for the 'at the threshold' figures (default: the product's default).")
+@click.option("--align", type=click.Choice(["box", "5point"]), default="box", show_default=True)
+@click.option("--min-confidence", type=float, default=0.8, show_default=True, help="MTCNN confidence floor.")
+@click.option("--no-cache", is_flag=True, help="Recompute every embedding.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Write det.png and identify.json here.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def bench_identify(lfw, dataset, gallery_dir, probes_dir, unknown, gallery_per_id, max_people, threshold, align,
+                   min_confidence, no_cache, out, as_json):
+    """Open-set 1:N identification: rank-1/5, DIR at FPIR 1% and 10%, DET curve, per matcher."""
+    from facesearch.bench import identify as identify_bench
+    from facesearch.bench.lfw import default_lfw
+
+    data = identify_bench.run(lfw=lfw or default_lfw(), dataset=dataset, gallery_dir=gallery_dir,
+                              probes_dir=probes_dir, unknown=unknown, gallery_per_id=gallery_per_id,
+                              max_people=max_people, threshold=threshold, align=align, min_confidence=min_confidence,
+                              use_cache=not no_cache, out=out, progress=quiet_progress(False))
+    render.emit(data, as_json, render.identify_text)
+
+
+@bench.command(name="speed")
+@click.option("--lfw", "lfw", type=click.Path(exists=True), default=None, help=LFW_HELP)
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False), envvar="FACESEARCH_DATA",
+              default=None, help="The data folder with fixtures/ and 5celeb/ (default: $FACESEARCH_DATA).")
+@click.option("--sizes", default="10000,100000,1000000", show_default=True,
+              help="Stored faces for the FAISS search figures, comma-separated (1M needs ~8 GB of memory, "
+                   "and its HNSW build takes long on few cores).")
+@click.option("--only", default=",".join(("detection", "embedding", "enrollment", "query", "search")),
+              show_default=True, help="The parts to measure, comma-separated.")
+@click.option("--compare", is_flag=True,
+              help="Also enroll the same photos through dlib's pipeline (needs the [dlib] extra), alternating "
+                   "with ours, and print the ratio.")
+@click.option("--min-face-size", type=click.IntRange(12), default=20, show_default=True,
+              help="Our detector's smallest face, in pixels (dlib's HOG, upsampled once, finds faces down to "
+                   "about 40).")
+@click.option("--quick", is_flag=True, help="Few repetitions of everything (a smoke run, rough figures).")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def bench_speed(lfw, data_dir, sizes, only, compare, min_face_size, quick, as_json):
+    """Detection, embedding, enrollment, query and FAISS search speed on this machine."""
+    from facesearch.bench import speed
+    from facesearch.bench.embeddings import make_analysis
+
+    size_list = _comma_list("--sizes", sizes, int)
+    if min(size_list) < 1:
+        raise click.UsageError("--sizes: give positive sizes")
+    parts = _comma_list("--only", only)
+    unknown = sorted(set(parts) - set(speed.PARTS))
+    if unknown:
+        raise click.UsageError(f"--only: unknown part(s) {', '.join(unknown)}; choose from {', '.join(speed.PARTS)}")
+    if compare and "enrollment" not in parts:
+        raise click.UsageError("--compare compares enrollment: include it in --only")
+    if data_dir is None:
+        raise click.UsageError("no data folder: pass --data DIR or set FACESEARCH_DATA")
+    data = speed.run(Path(data_dir), _default_lfw(lfw), size_list, quick=quick, only=parts, compare=compare,
+                     analysis=make_analysis(min_face_size=min_face_size))
+    render.emit(data, as_json, render.speed_text)
+
+
+@bench.command(name="live")
+@click.option("--video", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Video to analyse (default: a 640x480 one-face clip made from --photo).")
+@click.option("--photo", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Photo for the generated clip (default: fixtures/queries/obama1.jpg under $FACESEARCH_DATA).")
+@click.option("--frames", type=click.IntRange(2), default=60, show_default=True, help="Frames of the generated clip.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.pass_context
+def bench_live(ctx, video, photo, frames, as_json):
+    """Analysed frames per second of `live` on a video, tracking on and off (uses the gallery at --home)."""
+    from facesearch.bench import live_rate
+
+    if video is None and photo is None:
+        photo = live_rate.default_photo()
+    data = live_rate.run_clip(open_gallery(ctx), video=video, photo=photo, frames=frames)
+    render.emit(data, as_json, render.live_rate_text)

@@ -1,0 +1,121 @@
+"""Commands on the gallery: enroll, query, list, remove, rename, reindex, and which models run.
+
+Library modules are imported inside each command, not at the top: ``facesearch --help`` and
+commands that need no model must not pay for numpy, FAISS and TensorFlow.
+"""
+from __future__ import annotations
+
+import click
+
+from facesearch.cli import render
+from facesearch.cli.root import exit_on_errors, main, open_gallery, progress_bar
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--name", default=None, help="Enroll PATHS (photos or folders) as this one person.")
+@click.option("--min-face-size", type=click.IntRange(12), default=20, show_default=True,
+              help="Smallest face looked for, in pixels. 40 enrolls about twice as fast (docs/benchmarks.md); "
+                   "faces under it are neither enrolled nor reported as extra faces.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def enroll(ctx, paths, name, min_face_size, as_json, quiet):
+    """Enroll people from photos.
+
+    PATHS are folders with one sub-folder of photos per person (the usual dataset layout),
+    or, with --name, photos or folders of photos of one person. Each photo contributes its
+    largest face; a photo already enrolled is skipped.
+    """
+    from facesearch.models.analysis import FaceAnalysis
+    from facesearch.models.detect import Detector
+
+    gallery = open_gallery(ctx, analysis=FaceAnalysis(Detector(min_face_size=min_face_size)))
+    with progress_bar("enrolling", quiet) as (on_total, update):
+        report = gallery.enroll(list(paths), name, progress=update, on_total=on_total)
+    data = report.as_dict()
+    render.emit(data, as_json, render.enroll_text)
+    exit_on_errors(ctx, data["errors"])
+
+
+@main.command()
+@click.argument("photos", nargs=-1, required=True, type=click.Path())
+@click.option("--matcher", type=click.Choice(["knn", "centroid"]), default="knn", show_default=True)
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1), help="Candidates per face.")
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1), help="Neighbours that vote (knn).")
+@click.option("--threshold", type=float, default=None,
+              help="Cosine similarity under which a face is unknown (default: the measured one, see README).")
+@click.option("--annotate", "annotate_out", type=click.Path(), default=None,
+              help="Write each photo with boxes and names: a file for one photo, else a folder.")
+@click.option("--rerank", type=click.Choice(["mlp", "inception", "ensemble"]), default=None,
+              help="Reorder the candidates above the threshold with a classifier trained by `facesearch train`.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.pass_context
+def query(ctx, photos, matcher, top_k, k, threshold, annotate_out, rerank, as_json):
+    """Identify every face in PHOTOS."""
+    from facesearch.errors import ImageError
+    from facesearch.imaging.annotate import annotate_photo
+
+    gallery = open_gallery(ctx)
+    if rerank:  # loaded (and refused if stale) before any photo is read
+        from facesearch.classify.rerank import Reranker
+
+        gallery = Reranker(gallery, rerank)
+    results, errors = [], []
+    for photo in photos:
+        try:
+            result = gallery.query(photo, matcher=matcher, threshold=threshold, top_k=top_k, k=k)
+        except ImageError as exc:
+            errors.append({"path": exc.path, "error": exc.reason})
+            continue
+        results.append(result)
+        if annotate_out:
+            annotate_photo(photo, result.labelled_boxes(), annotate_out, single=len(photos) == 1)
+    render.emit({"results": [r.as_dict() for r in results]}, as_json, render.query_text)
+    exit_on_errors(ctx, errors)
+
+
+@main.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def list_(ctx, as_json):
+    """List enrolled identities with their face and photo counts."""
+    render.emit(open_gallery(ctx).identities(), as_json, render.identities_text)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def remove(ctx, name, as_json):
+    """Remove NAME and all its faces from the gallery."""
+    faces = open_gallery(ctx).remove(name)
+    render.emit({"removed": name, "faces": faces}, as_json, render.removed_text)
+
+
+@main.command()
+@click.argument("old")
+@click.argument("new")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def rename(ctx, old, new, as_json):
+    """Rename OLD to NEW (merging into NEW if it exists)."""
+    open_gallery(ctx).rename(old, new)
+    render.emit({"renamed": old, "to": new}, as_json, render.renamed_text)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def reindex(ctx, as_json):
+    """Rebuild the FAISS indexes from the database."""
+    render.emit(open_gallery(ctx).reindex().summary(), as_json, render.reindex_text)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def models(as_json):
+    """Show which model weights are in use, where, and their hash."""
+    from facesearch.models.analysis import model_inventory
+
+    render.emit(model_inventory(), as_json, render.models_text)

@@ -1,0 +1,249 @@
+"""How results look on a terminal: one function per kind of result, from the same dicts that
+``--json`` prints (and that the HTTP API returns), so the two never disagree.
+
+Each ``*_text`` function takes a result dict and returns lines; :func:`emit` prints either the
+JSON or those lines.
+"""
+from __future__ import annotations
+
+import json
+from typing import Callable, Iterable
+
+import click
+
+Renderer = Callable[[dict], Iterable[str]]
+
+
+def emit(data, as_json: bool, render: Renderer) -> None:
+    """Print ``data`` as one line of JSON, or as the lines ``render(data)`` gives."""
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    for line in render(data):
+        click.echo(line)
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return one if n == 1 else many
+
+
+def _pct(value: float | None, width: int = 5) -> str:
+    return f"{'-':>{width}}" if value is None else f"{100 * value:{width}.1f}"
+
+
+# -- gallery -------------------------------------------------------------------------------------
+
+def enroll_text(d: dict) -> Iterable[str]:
+    n_id = len(d["identities"])
+    yield (f"Enrolled {len(d['enrolled'])} face(s) of {n_id} identit{_plural(n_id, 'y', 'ies')}; "
+           f"{len(d['duplicates'])} duplicate(s) skipped, {len(d['no_face'])} photo(s) without a face, "
+           f"{len(d['multiple_faces'])} with several faces, {len(d['errors'])} error(s).")
+    for m in d["multiple_faces"]:
+        yield f"  {m['path']}: {m['faces']} faces found; enrolled the largest"
+    for p in d["no_face"]:
+        yield f"  {p}: no face found"
+    for dup in d["duplicates"]:
+        yield f"  {dup['path']}: already enrolled as {dup['identity']}"
+
+
+def query_text(d: dict) -> Iterable[str]:
+    for r in d["results"]:
+        faces = r["faces"]
+        yield f"{r['image']}: {len(faces)} face{_plural(len(faces), '', 's')}"
+        for f in faces:
+            who = f["identity"] if f["identity"] is not None else "unknown"
+            others = ", ".join(f"{c['identity']} {c['similarity']:.2f}" for c in f["candidates"][1:])
+            yield f"  {f['box']}  {who:<20} {f['similarity']:.2f}" + (f"   next: {others}" if others else "")
+
+
+def identities_text(rows: list[dict]) -> Iterable[str]:
+    if not rows:
+        yield "The gallery is empty."
+        return
+    width = max(len(r["name"]) for r in rows)
+    yield f"{'identity':<{width}}  faces  photos"
+    for r in rows:
+        yield f"{r['name']:<{width}}  {r['faces']:>5}  {r['images']:>6}"
+
+
+def removed_text(d: dict) -> Iterable[str]:
+    yield f"Removed {d['removed']} ({d['faces']} face(s))."
+
+
+def renamed_text(d: dict) -> Iterable[str]:
+    yield f"Renamed {d['renamed']} to {d['to']}."
+
+
+def reindex_text(d: dict) -> Iterable[str]:
+    yield (f"Rebuilt the index: {d['faces']} face(s), {d['identities']} "
+           f"identit{_plural(d['identities'], 'y', 'ies')}.")
+
+
+def models_text(d: dict) -> Iterable[str]:
+    e = d["embedder"]
+    yield f"embedder  {e['model']}\n  path    {e['path']}\n  sha256  {e['sha256']}\n  source  {e['source']}"
+    yield f"detector  MTCNN (mtcnn {d['detector']['package']}, weights inside the package)"
+
+
+# -- benchmarks ----------------------------------------------------------------------------------
+
+def lfw_text(d: dict) -> Iterable[str]:
+    for r in d["rows"]:
+        yield (f"LFW verification [{r['embedder']}, {r['align']}{', flip' if r['flip'] else ''}], "
+               f"{r['pairs']} pairs in {len(r['fold_accuracies'])} fold(s), subtract-mean={r['subtract_mean']}")
+        yield f"  accuracy     {100 * r['accuracy']:.2f}% +- {100 * r['accuracy_std']:.2f}"
+        for far, label in (("0.001", "0.1%"), ("0.01", "1%  ")):
+            yield f"  TAR@FAR={label} {100 * r['tar_at_far'][far]:.2f}% (threshold {r['threshold_at_far'][far]:.3f})"
+        yield f"  threshold    {sum(r['thresholds']) / len(r['thresholds']):.3f} (best accuracy, mean over folds)"
+        if r["embedder"] == "facenet":
+            at = r["at_default_threshold"]
+            yield (f"  at the default threshold {at['threshold']:.2f}: TAR {100 * at['tar']:.2f}%, "
+                   f"FAR {100 * at['far']:.2f}%")
+        yield f"  failures     {r['failed_pairs']} pair(s), {r['failed_photos']} photo(s) without a face"
+    if d.get("error_ratio_dlib_over_facenet") is not None:
+        yield f"dlib makes {d['error_ratio_dlib_over_facenet']:.2f}x the errors of facenet"
+    for name, path in d.get("files", {}).items():
+        yield f"  {name}: {path}"
+
+
+def identify_text(d: dict) -> Iterable[str]:
+    yield (f"Open-set identification: {d['identities']} enrolled identities ({d['gallery_photos']} photos, "
+           f"{d['gallery_no_face']} without a face), {d['known_probes']} known probes, "
+           f"{d['unknown_probes']} unknown probes")
+    yield (f"{'matcher':<10} {'rank-1':>6} {'rank-5':>6} {'DIR@FPIR1%':>10} {'DIR@FPIR10%':>11}   "
+           f"at threshold {d['threshold']:.2f}: {'known ok':>8} {'unknown rejected':>16}")
+    for m in d["matchers"]:
+        f1, f10, at = m["dir_at_fpir"]["0.01"], m["dir_at_fpir"]["0.1"], m["at_threshold"]
+        yield (f"{m['matcher']:<10} {_pct(m['rank1']):>6} {_pct(m['rank5']):>6} {_pct(f1['dir']):>10} "
+               f"{_pct(f10['dir']):>11}   {'':>22}{_pct(at['known_accuracy']):>8} "
+               f"{_pct(at['unknown_rejection']):>16}")
+    yield "  (percentages; DIR at FPIR uses the threshold that lets that fraction of unknown probes through)"
+    yield (f"  failures: {d['known_no_face']} known probe(s) without a face (counted wrong); "
+           f"{d['unknown_no_face']} unknown probe(s) without a face (left out of FPIR and rejection, "
+           f"not counted as rejected)")
+    if d.get("det_png"):
+        yield f"  DET curve: {d['det_png']}"
+
+
+def speed_text(d: dict) -> Iterable[str]:
+    m = d["machine"]
+    yield (f"Machine: {m['cpu']}, {m['usable_cores']} usable of {m['cores']} cores, load average "
+           f"{m['load_average']} -> {m.get('load_average_end')}{' (quick run: rough figures)' if d['quick'] else ''}")
+    yield (f"  float32 matmul ceiling   {d['matmul']['gflops']:8.1f} GFLOP/s (numpy {d['matmul']['n']}^2, best of "
+           f"{d['matmul']['repeats']})")
+    if "detection" in d:
+        for key, label in (("lfw", "LFW 250x250"), ("photo_1080p", "1080p photo")):
+            r = d["detection"][key]
+            yield f"  detection {label:<14} {r['images_per_s']:8.2f} images/s ({r['ms_per_image']} ms/image)"
+    if "embedding" in d:
+        for b in (1, 32):
+            r = d["embedding"][f"batch_{b}"]
+            yield (f"  embedding batch {b:<8} {r['faces_per_s']:8.2f} faces/s ({r['ms_per_face']} ms/face, "
+                   f"{100 * r['fraction_of_ceiling']:.0f}% of the ceiling at {d['embedding']['gflop_per_face']} "
+                   "GFLOP/face)")
+        r = d["embedding"]["efficiency"]
+        yield (f"  embedding efficiency     {100 * r['median_fraction']:7.0f}% of the ceiling at batch {r['batch']} "
+               f"(median of {r['rounds']} alternating rounds; best round {100 * r['best_round_fraction']:.0f}%)")
+    if "enrollment" in d:
+        r = d["enrollment"]
+        yield f"  enrollment (no cache)    {r['images_per_s']:8.2f} images/s ({r['images']} LFW images)"
+    if "enrollment_vs_dlib" in d:
+        r = d["enrollment_vs_dlib"]
+        yield (f"  enrollment, alternating  facenet {r['facenet']['images_per_s']:.2f} images/s "
+               f"({r['facenet']['enrolled']} enrolled), dlib {r['dlib']['images_per_s']:.2f} images/s "
+               f"({r['dlib']['enrolled']} enrolled): {r['ratio']:.2f}x (median of {r['rounds']} rounds)")
+    if "query_warm" in d:
+        r = d["query_warm"]
+        yield f"  query, warm (Python API) p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms ({r['repeats']} runs)"
+        yield (f"  query, cold process      {d['query_cold']['median_s']:.2f} s (median of "
+               f"{len(d['query_cold']['runs_s'])})")
+    if "search" not in d:
+        return
+    yield "  FAISS search, one query at a time:"
+    yield f"    {'faces':>9} {'kind':<5} {'build s':>8} {'p50 ms':>8} {'p95 ms':>8} {'1 thread':>8} {'recall@1':>9}"
+    for r in d["search"]:
+        yield (f"    {r['size']:>9} {r['kind']:<5} {r['build_s']:>8.2f} {r['p50_ms']:>8.3f} {r['p95_ms']:>8.3f} "
+               f"{r['p50_ms_1_thread']:>8.3f} {r['recall_at_1']:>9.4f}")
+    yield "    (ms per query; '1 thread': p50 with FAISS on one OpenMP thread; recall@1 against exact search)"
+
+
+def live_rate_text(d: dict) -> Iterable[str]:
+    yield f"{'tracking':<10}{'frames':>8}{'analysed fps':>14}{'embeddings/frame':>18}"
+    for r in d["rows"]:
+        yield (f"{'on' if r['tracking'] else 'off':<10}{r['frames']:>8}{r['analysed_fps']:>14.2f}"
+               f"{r['embeddings_per_frame']:>18.2f}")
+
+
+# -- live ------------------------------------------------------------------------------------------
+
+def live_event_text(event: dict) -> Iterable[str]:
+    """One line per track event; the summary is printed on stderr by the command, not here."""
+    if event["event"] == "summary":
+        return
+    who = event["identity"] if event["identity"] is not None else "unknown"
+    sim = "" if event["similarity"] is None else f" {event['similarity']:.2f}"
+    yield (f"{event['time']:8.2f}s  frame {event['frame']:<6} track {event['track']:<3} "
+           f"{event['event']:<10} {who}{sim}")
+
+
+def live_summary_text(event: dict) -> str:
+    return (f"{event['frames']} frames shown at {event['displayed_fps']:.1f} fps, {event['analysed']} "
+            f"analysed at {event['analysed_fps']:.1f} fps, {event['dropped']} dropped for analysis, "
+            f"{event['tracks']} track(s)")
+
+
+# -- classifiers and dataset tools ---------------------------------------------------------------
+
+def training_text(d: dict) -> Iterable[str]:
+    yield f"Trained {d['kind']} ({d['epochs']} epochs); saved to {d['model_dir']}"
+    if d.get("accuracy") is not None:
+        line = f"  accuracy {100 * d['accuracy']:.1f}%"
+        if "weighted_f1" in d:
+            line += (f", weighted precision {100 * d['weighted_precision']:.1f}%, recall "
+                     f"{100 * d['weighted_recall']:.1f}%, F1 {100 * d['weighted_f1']:.1f}%")
+        yield f"{line} on {d['evaluated_on']}"
+    if "box_mean_iou" in d:
+        yield f"  face box: mean IoU {d['box_mean_iou']:.3f} with the detector's boxes"
+    for name, path in d.get("files", {}).items():
+        yield f"  {name:<28} {path}"
+
+
+def crop_text(d: dict) -> Iterable[str]:
+    yield (f"Cropped {d['cropped']} face(s) into {d['folder']}; {len(d['no_face'])} photo(s) without a face, "
+           f"{len(d['multiple_faces'])} with several, {len(d['errors'])} error(s). Log: {d['log']}")
+    for p in d["no_face"]:
+        yield f"  {p}: no face found"
+    for m in d["multiple_faces"]:
+        yield f"  {m['path']}: {m['faces']} faces"
+
+
+def export_text(d: dict) -> Iterable[str]:
+    yield (f"Exported {d['exported_images']} of {d['faces']} face(s) of {d['identities']} identities to "
+           f"{d['folder']} ({d['synthetic_faces']} imported average(s) and {len(d['missing_photos'])} missing "
+           f"photo(s) left out of the image arrays).")
+
+
+def import_text(d: dict) -> Iterable[str]:
+    n = len(d["imported"])
+    yield (f"Imported {n} identit{_plural(n, 'y', 'ies')} from {d['file']}; "
+           f"{len(d['duplicates'])} already there.")
+
+
+def split_text(d: dict) -> Iterable[str]:
+    yield ("Split " + ", ".join(f"{k} {v}" for k, v in d["totals"].items())
+           + f" photos; chart: {d['class_distribution_png']}")
+
+
+def classify_bench_text(d: dict) -> Iterable[str]:
+    yield (f"Closed-set identification: {d['identities']} identities, {d['train_faces']} enrolled faces, "
+           f"{d['test_faces']} test faces (threshold {d['threshold']:.2f} for matchers and rerankers)")
+    yield f"{'method':<22} {'role':<9} {'accuracy':>8} {'precision':>9} {'recall':>7} {'F1':>6} {'unknown':>7}"
+    for r in d["rows"]:
+        yield (f"{r['method']:<22} {r['role']:<9} {100 * r['accuracy']:8.1f} {100 * r['weighted_precision']:9.1f} "
+               f"{100 * r['weighted_recall']:7.1f} {100 * r['weighted_f1']:6.1f} {r['unknown']:>7}"
+               + (f"   changed {r['changed']}" if "changed" in r else "")
+               + (f"   strangers left unknown {100 * r['unknown_rejected']:.1f}%"
+                  if r.get("unknown_rejected") is not None else ""))
+    yield "  (percentages; precision/recall/F1 weighted by support; unknown answers count as wrong)"
+    if d["unknown"]:
+        yield f"  strangers: {d['unknown_faces']} faces of people not enrolled, from {d['unknown']}"
