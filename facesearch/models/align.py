@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from facesearch.models.detect import DetectedFace
+from facesearch.models.embed import FACE_SIZE
 
-FACE_SIZE = 160
 METHODS = ("box", "5point")
 
 # ArcFace's 112x112 five-point template (eyes, nose, mouth corners), the usual reference.

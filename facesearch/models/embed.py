@@ -12,14 +12,18 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from facesearch.models.runtime import import_tensorflow
 from facesearch.models.weights import EMBEDDING_DIM, MODEL_ID, WeightsInfo, build_model, resolve_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-__all__ = ["FACE_SIZE", "EMBEDDING_DIM", "MODEL_ID", "Embedder", "prewhiten"]
+__all__ = ["BATCH_SIZE", "FACE_SIZE", "EMBEDDING_DIM", "MODEL_ID", "Embedder", "prewhiten"]
 
+#: Side in pixels of the square RGB crop FaceNet 20180402-114759 reads.
 FACE_SIZE = 160
+#: Faces per forward pass unless an Embedder is told otherwise; peak memory grows with it.
+BATCH_SIZE = 32
 
 # Built models keyed by (weights path, sha256). Building costs ~3 s and ~100 MB; several
 # Embedders in one process (CLI + gallery, tests) should share one model.
@@ -46,8 +50,6 @@ def _load(weights: WeightsInfo) -> tuple["keras.Model", Callable]:
     with _LOCK:
         loaded = _MODELS.get(key)
         if loaded is None:
-            from facesearch.models.runtime import import_tensorflow
-
             tf = import_tensorflow()
 
             model = build_model(weights)
@@ -82,7 +84,7 @@ class Embedder:
 
     weights: None (resolve: cache -> download -> conversion, see facesearch.models.weights), a path to
         a weights file, or an already resolved WeightsInfo.
-    batch_size: faces per forward pass (peak memory grows linearly with it).
+    batch_size: faces per forward pass, default BATCH_SIZE (peak memory grows linearly with it).
     download: allow downloading the weights when they are not cached.
     Raises WeightsError when the weights cannot be resolved or loaded.
     """
@@ -93,7 +95,7 @@ class Embedder:
         self,
         weights: str | Path | WeightsInfo | None = None,
         *,
-        batch_size: int = 32,
+        batch_size: int = BATCH_SIZE,
         download: bool = True,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -150,10 +152,7 @@ class Embedder:
         out = np.empty((n, EMBEDDING_DIM), dtype=np.float32)
         if n == 0:
             return out
-        from facesearch.models.runtime import import_tensorflow
-
         tf = import_tensorflow()
-
         for start in range(0, n, self.batch_size):
             x = prewhiten(batch[start : start + self.batch_size])
             out[start : start + len(x)] = self._forward(tf.constant(x)).numpy()

@@ -33,3 +33,11 @@ def import_tensorflow():
         os.close(saved)
         os.close(null)
     return tf
+
+
+def import_keras():
+    """The ``keras`` module, with TensorFlow imported quietly first (see :func:`import_tensorflow`)."""
+    import_tensorflow()
+    import keras
+
+    return keras
