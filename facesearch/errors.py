@@ -28,3 +28,7 @@ class WeightsError(FaceSearchError):
 
 class GalleryError(FaceSearchError):
     """The gallery cannot do what was asked (unknown identity, model mismatch, ...)."""
+
+
+class LiveError(FaceSearchError):
+    """A camera, stream, video or output file cannot be used, or a video broke off."""

@@ -23,7 +23,7 @@ from conftest import QUERIES
 FPS = 10
 SIZE = (640, 480)   # width, height
 PERSON_FRAMES = 20
-GAP_FRAMES = 7      # > live.DEFAULT_MAX_MISSED: the next person must be a new track
+GAP_FRAMES = 7      # > DEFAULT_MAX_MISSED: the next person must be a new track
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -142,7 +142,7 @@ def test_live_video_names_each_person_once_in_order_and_writes_every_frame(cli, 
 
 
 def test_analyse_every_other_frame_still_writes_every_frame(known_gallery, tmp_path):
-    from facesearch.video import session as live
+    from facesearch import video as live
 
     video = _write(tmp_path / "obama.avi", [_place(_rgb(QUERIES / "obama1.jpg"), i) for i in range(6)],
                    fourcc="MJPG")
@@ -157,7 +157,7 @@ def test_analyse_every_other_frame_still_writes_every_frame(known_gallery, tmp_p
 
 def test_a_stream_never_waits_for_analysis(known_gallery, tmp_path):
     """A file opened as a stream comes far faster than analysis: frames are dropped, never queued."""
-    from facesearch.video import session as live
+    from facesearch import video as live
 
     video = _write(tmp_path / "obama.avi", [_place(_rgb(QUERIES / "obama1.jpg"), i) for i in range(30)],
                    fourcc="MJPG")
@@ -181,7 +181,7 @@ def test_ctrl_c_ends_cleanly_and_closes_the_output(presses, known_gallery, tmp_p
     long_frames = 600
     video = _write(tmp_path / "long.mp4", [_place(_rgb(QUERIES / "obama1.jpg"), i) for i in range(long_frames)])
     out = tmp_path / "out.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "facesearch.cli", "--home", str(known_gallery.home), "live",
+    proc = subprocess.Popen([sys.executable, "-m", "facesearch", "--home", str(known_gallery.home), "live",
                              "--video", str(video), "--no-display", "--json", "--output", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
     try:
@@ -260,12 +260,12 @@ def test_video_broken_midway_is_an_error_and_the_output_is_still_playable(cli, k
 
 
 def test_benchmark_on_a_640x480_video_with_one_face(known_gallery, tmp_path):
-    from facesearch.video import session as live
+    from facesearch.bench.live_rate import benchmark
 
     obama = _rgb(QUERIES / "obama1.jpg")
     video = _write(tmp_path / "bench.mp4", [_place(obama, i, size=(640, 480), fill=0.6) for i in range(8)])
-    on = live.benchmark(known_gallery, video, tracking=True)
-    off = live.benchmark(known_gallery, video, tracking=False)
+    on = benchmark(known_gallery, video, tracking=True)
+    off = benchmark(known_gallery, video, tracking=False)
     for row in (on, off):
         assert row["frames"] == row["analysed"] == 8
         assert 0 < row["analysed_fps"] < 1000
