@@ -37,3 +37,7 @@ class GalleryError(FaceSearchError):
 
 class DataError(FaceSearchError):
     """A dataset or benchmark input (LFW, a folder of people, a pairs file) is missing or unusable."""
+
+
+class LiveError(FaceSearchError):
+    """A camera, stream, video or output file cannot be used, or a video broke off."""

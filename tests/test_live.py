@@ -19,11 +19,14 @@ import numpy as np
 import pytest
 
 from conftest import QUERIES
+from facesearch.video.analyser import DEFAULT_MAX_MISSED, Mailbox
+from facesearch.video.events import summary_event, track_event
+from facesearch.video.tracker import Tracker
 
 FPS = 10
 SIZE = (640, 480)   # width, height
 PERSON_FRAMES = 20
-GAP_FRAMES = 7      # > live.DEFAULT_MAX_MISSED: the next person must be a new track
+GAP_FRAMES = 7      # > DEFAULT_MAX_MISSED: the next person must be a new track
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -82,6 +85,7 @@ def _biden_picture(gallery) -> np.ndarray:
 def people_video(tmp_path_factory, known_gallery_template, analysis):
     from facesearch.gallery import Gallery
 
+    assert GAP_FRAMES > DEFAULT_MAX_MISSED, "each gap must end the track before it"
     with Gallery(known_gallery_template, analysis=analysis) as gallery:
         biden = _biden_picture(gallery)
     pictures = [_rgb(QUERIES / "obama1.jpg"), biden, _rgb(QUERIES / "lin-manuel-miranda.png")]
@@ -132,7 +136,9 @@ def test_live_video_names_each_person_once_in_order_and_writes_every_frame(cli, 
     assert summary["analysed_fps"] > 0 and summary["displayed_fps"] > 0
     # Tracking spares most embeddings: far fewer than one per face per frame.
     assert summary["embedded"] < 3 * PERSON_FRAMES * 0.6
-    assert "fps" in res.stderr
+    # The human summary on stderr tells the same story as the JSON one.
+    assert f"{total} frames shown at " in res.stderr
+    assert f"{total} analysed at " in res.stderr and "3 track(s)" in res.stderr
 
     assert _count_frames(out) == total
     cap = cv2.VideoCapture(str(out))
@@ -142,7 +148,7 @@ def test_live_video_names_each_person_once_in_order_and_writes_every_frame(cli, 
 
 
 def test_analyse_every_other_frame_still_writes_every_frame(known_gallery, tmp_path):
-    from facesearch.video import session as live
+    from facesearch import video as live
 
     video = _write(tmp_path / "obama.avi", [_place(_rgb(QUERIES / "obama1.jpg"), i) for i in range(6)],
                    fourcc="MJPG")
@@ -152,12 +158,15 @@ def test_analyse_every_other_frame_still_writes_every_frame(known_gallery, tmp_p
                        on_event=events.append, analyse_every=2)
     assert summary["frames"] == 6 and summary["analysed"] == 3
     assert [e["identity"] for e in events if e["event"] == "appeared"] == ["obama"]
+    # Only analysed frames (0, 2, 4) find anything; the track leaves on the last frame, when the video ends.
+    assert all(e["frame"] in (0, 2, 4) for e in events if e["event"] in ("appeared", "identified"))
+    assert [(e["event"], e["frame"]) for e in events if e["event"] == "left"] == [("left", 5)]
     assert _count_frames(out) == 6
 
 
 def test_a_stream_never_waits_for_analysis(known_gallery, tmp_path):
     """A file opened as a stream comes far faster than analysis: frames are dropped, never queued."""
-    from facesearch.video import session as live
+    from facesearch import video as live
 
     video = _write(tmp_path / "obama.avi", [_place(_rgb(QUERIES / "obama1.jpg"), i) for i in range(30)],
                    fourcc="MJPG")
@@ -260,19 +269,19 @@ def test_video_broken_midway_is_an_error_and_the_output_is_still_playable(cli, k
 
 
 def test_benchmark_on_a_640x480_video_with_one_face(known_gallery, tmp_path):
-    from facesearch.video import session as live
+    from facesearch.bench.live_rate import benchmark
 
     obama = _rgb(QUERIES / "obama1.jpg")
     video = _write(tmp_path / "bench.mp4", [_place(obama, i, size=(640, 480), fill=0.6) for i in range(8)])
-    on = live.benchmark(known_gallery, video, tracking=True)
-    off = live.benchmark(known_gallery, video, tracking=False)
+    on = benchmark(known_gallery, video, tracking=True)
+    off = benchmark(known_gallery, video, tracking=False)
     for row in (on, off):
         assert row["frames"] == row["analysed"] == 8
         assert 0 < row["analysed_fps"] < 1000
         assert row["seconds"] > 0
     assert off["embedded"] == 8            # one face, embedded on every frame
+    assert off["embeddings_per_frame"] == 1.0
     assert on["embedded"] < off["embedded"]
-    assert on["tracking"] is True and off["tracking"] is False
 
 
 def test_bench_live_rows(cli, known_gallery):
@@ -286,3 +295,43 @@ def test_bench_live_rows(cli, known_gallery):
     # Without tracking every face of every frame is embedded; with it, far fewer.
     assert off["embeddings_per_frame"] == 1.0
     assert on["embeddings_per_frame"] < 0.6
+
+
+# -- the pieces, without models ------------------------------------------------------------
+
+def test_the_mailbox_holds_only_the_latest_frame():
+    box = Mailbox()
+    assert box.put("frame 0") is False          # nothing waiting: nothing dropped
+    assert box.put("frame 1") is True           # frame 0 was never taken: dropped
+    assert box.take(timeout=0) == "frame 1"
+    assert box.take(timeout=0) is None          # taking empties the slot
+    assert box.put("frame 2") is False
+
+
+def test_track_events_are_json_ready():
+    tracker = Tracker(0.4)
+    track = tracker.update([(10, 20, 30, 40)], frame=3).tracks[0]
+    appeared = track_event("appeared", track, 3, 0.30000001)
+    # Not embedded yet: the similarity is NaN, which JSON cannot hold.
+    assert appeared == {"event": "appeared", "time": 0.3, "frame": 3, "track": 1, "identity": None,
+                        "similarity": None}
+    assert json.loads(json.dumps(appeared, allow_nan=False)) == appeared
+    tracker.record(track, "obama", 0.812345)
+    tracker.update([], frame=4)
+    left = track_event("left", track, 4, 0.4)
+    assert (left["identity"], left["similarity"], left["last_frame"]) == ("obama", 0.8123, 3)
+    with pytest.raises(ValueError, match="vanished"):
+        track_event("vanished", track, 4, 0.4)
+
+
+def test_summary_rates_and_error():
+    summary = summary_event("cam", frames=50, analysed=20, dropped=30, tracks=2, embedded=7,
+                            identities={"obama", "biden"}, seconds=2.0, stopped="end")
+    assert summary["identities"] == ["biden", "obama"]
+    assert (summary["displayed_fps"], summary["analysed_fps"]) == (25.0, 10.0)
+    assert "error" not in summary
+    # A run that read nothing in no time has no rate, and says why it stopped.
+    summary = summary_event("x.mp4", frames=0, analysed=0, dropped=0, tracks=0, embedded=0, identities=(),
+                            seconds=0.0, stopped="error", error="x.mp4: no frame could be read")
+    assert (summary["displayed_fps"], summary["analysed_fps"]) == (0.0, 0.0)
+    assert summary["error"] == "x.mp4: no frame could be read"

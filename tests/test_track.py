@@ -5,7 +5,10 @@ import math
 
 import pytest
 
-from facesearch.video.tracker import Tracker, associate, drop_nested, iou, vote
+import numpy as np
+
+from facesearch.boxes import iou, iou_matrix
+from facesearch.video.tracker import Tracker, associate, drop_nested, vote
 
 THR = 0.4
 
@@ -16,6 +19,19 @@ def test_iou_of_identical_disjoint_and_half_overlapping_boxes():
     assert iou((0, 0, 10, 10), (10, 0, 10, 10)) == 0.0  # touching edges do not overlap
     # 10x10 boxes shifted by 5 px: intersection 50, union 150.
     assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(1 / 3)
+    # A box with no area overlaps nothing, not even itself.
+    assert iou((5, 5, 0, 10), (5, 5, 0, 10)) == 0.0
+
+
+def test_iou_row_by_row_and_every_pair_agree_with_single_pairs():
+    a = [(0, 0, 10, 10), (5, 0, 10, 10), (100, 100, 4, 4)]
+    b = [(5, 0, 10, 10), (0, 0, 10, 10), (0, 0, 20, 20)]
+    single = np.array([[iou(x, y) for y in b] for x in a])
+    assert single[0].tolist() == pytest.approx([1 / 3, 1.0, 0.25])
+    assert iou_matrix(a, b) == pytest.approx(single)
+    assert iou_matrix(a, b).shape == (3, 3) and iou_matrix([], b).shape == (0, 3)
+    # Row by row (boxnet's predicted boxes against the true ones) is the diagonal.
+    assert iou(np.array(a, np.float32), np.array(b, np.float32)) == pytest.approx(np.diag(single))
 
 
 def test_associate_pairs_by_best_total_overlap_and_leaves_the_rest():
@@ -178,9 +194,10 @@ def test_finish_returns_every_remaining_track():
     assert tracker.tracks == []
 
 
-def test_bad_settings_are_refused():
-    with pytest.raises(ValueError):
-        Tracker(THR, every=0)
+@pytest.mark.parametrize("setting", ["every", "max_missed", "window"])
+def test_bad_settings_are_refused(setting):
+    with pytest.raises(ValueError, match=setting):
+        Tracker(THR, **{setting: 0})
 
 
 def test_a_small_box_in_the_hair_of_a_larger_face_is_dropped():

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from facesearch.boxes import iou
 from facesearch.classify.base import ClassifierError, model_dir, stratified_holdout
 from facesearch.classify.mlp import MLPClassifier
 
@@ -188,16 +189,6 @@ def photo_boxes(items: list[tuple[Path, str]], size: int, analysis) -> tuple[np.
     return photos, [who for _, who in keep], np.asarray(boxes, np.float32).reshape(-1, 4), skipped
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of ``(x, y, w, h)`` boxes, row by row: float (N,)."""
-    ax1, ay1, ax2, ay2 = a[:, 0], a[:, 1], a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx1, by1, bx2, by2 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    inter = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None) * \
-        np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
-    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
 def train_image_model(kind: str, data: str | os.PathLike, *, save_to: str | os.PathLike,
                       out: str | os.PathLike | None = None, val: float = 0.15, test: float = 0.15,
                       analysis=None, gallery=None, **params) -> TrainResult:
@@ -259,7 +250,7 @@ def train_image_model(kind: str, data: str | os.PathLike, *, save_to: str | os.P
     summary = {"kind": kind, "model_dir": str(path), "trained_on": trained_on, "train_seconds": round(train_s, 2),
                "params": clf.get_params(), "skipped_photos": skipped}
     if kind == "boxnet" and len(ey):
-        summary["box_mean_iou"] = round(float(box_iou(clf.predict_boxes(ex), eb[keep]).mean()), 4)
+        summary["box_mean_iou"] = round(float(iou(clf.predict_boxes(ex), eb[keep]).mean()), 4)
     evaluated_on = f"{eval_name} split ({len(ey)} images)"
     if out is not None:
         from facesearch.classify.report import write_reports

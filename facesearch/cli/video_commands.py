@@ -31,7 +31,7 @@ from facesearch.cli.root import main, open_gallery
 def live_(ctx, camera, video, stream, output, no_display, as_json, matcher, threshold, every, analyse_every,
           detect_side, no_tracking):
     """Identify people live in a camera, a stream or a video; q or Esc quits."""
-    from facesearch.video import session as live_mod
+    from facesearch import video as live_mod
 
     if sum(x is not None for x in (camera, video, stream)) > 1:
         raise click.UsageError("give one of --camera, --video and --stream")

@@ -194,6 +194,10 @@ class Gallery:
     def __len__(self) -> int:
         return len(self.store.identities())
 
+    def is_empty(self) -> bool:
+        """True while no face is enrolled (nothing to match against)."""
+        return not self.store.count_faces()
+
     def matcher(self, name: str = "knn", *, threshold: float | None = None, top_k: int = 5, k: int = 5):
         """A fitted matcher (``"knn"`` or ``"centroid"``) over this gallery's indexes."""
         index = self._load_index()

@@ -1,6 +1,6 @@
 """Follow faces from one analysed frame to the next, and settle who each one is.
 
-Pure logic, no I/O and no models: :mod:`facesearch.video.session` feeds it boxes and matches.
+Pure logic, no I/O and no models: :mod:`facesearch.video.analyser` feeds it boxes and matches.
 
 * **Parts of a face are not faces.** MTCNN now and then finds a small "face" in the hair or
   an ear of a larger one, persistently enough to make a track of it; :func:`drop_nested`
@@ -29,30 +29,9 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
-Box = tuple[float, float, float, float]
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two ``(x, y, w, h)`` boxes, in ``[0, 1]``."""
-    ax1, ay1 = a[0] + a[2], a[1] + a[3]
-    bx1, by1 = b[0] + b[2], b[1] + b[3]
-    iw = min(ax1, bx1) - max(a[0], b[0])
-    ih = min(ay1, by1) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
-def iou_matrix(boxes_a: Sequence[Box], boxes_b: Sequence[Box]) -> np.ndarray:
-    """IoU of every pair: float64 ``(len(boxes_a), len(boxes_b))``."""
-    out = np.zeros((len(boxes_a), len(boxes_b)))
-    for i, a in enumerate(boxes_a):
-        for j, b in enumerate(boxes_b):
-            out[i, j] = iou(a, b)
-    return out
+from facesearch.boxes import Box, iou, iou_matrix
 
 
 def associate(track_boxes: Sequence[Box], boxes: Sequence[Box],
@@ -65,8 +44,6 @@ def associate(track_boxes: Sequence[Box], boxes: Sequence[Box],
     """
     if not track_boxes or not boxes:
         return [], list(range(len(track_boxes))), list(range(len(boxes)))
-    from scipy.optimize import linear_sum_assignment
-
     overlap = iou_matrix(track_boxes, boxes)
     rows, cols = linear_sum_assignment(overlap, maximize=True)
     pairs = [(int(r), int(c)) for r, c in zip(rows, cols) if overlap[r, c] >= iou_threshold]
