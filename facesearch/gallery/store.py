@@ -6,79 +6,21 @@ counter; an index whose recorded generation differs is stale and gets rebuilt.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
-from sqlalchemy import (Float, ForeignKey, Integer, LargeBinary, String, create_engine, event, func,
-                        select, text)
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
-from facesearch.errors import GalleryError
-
-SCHEMA_VERSION = 1
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class GalleryState(Base):
-    """One row: which embedding model the gallery uses, and its change counter."""
-
-    __tablename__ = "gallery_state"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    schema_version: Mapped[int] = mapped_column(Integer)
-    model_id: Mapped[str] = mapped_column(String(128))
-    embedding_dim: Mapped[int] = mapped_column(Integer)
-    generation: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
-
-
-class Identity(Base):
-    __tablename__ = "identities"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(256), unique=True, index=True)
-    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
-    faces: Mapped[list["FaceRow"]] = relationship(back_populates="identity", cascade="all, delete-orphan")
-
-
-class SourceImage(Base):
-    __tablename__ = "images"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(String(4096))
-    sha256: Mapped[str] = mapped_column(String(64), unique=True, index=True)
-    size_bytes: Mapped[int] = mapped_column(Integer)
-    width: Mapped[int] = mapped_column(Integer)
-    height: Mapped[int] = mapped_column(Integer)
-    enrolled_at: Mapped[dt.datetime] = mapped_column(default=_now)
-    faces: Mapped[list["FaceRow"]] = relationship(back_populates="image", cascade="all, delete-orphan")
-
-
-class FaceRow(Base):
-    __tablename__ = "faces"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
-    identity_id: Mapped[int] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"), index=True)
-    x: Mapped[float] = mapped_column(Float)
-    y: Mapped[float] = mapped_column(Float)
-    w: Mapped[float] = mapped_column(Float)
-    h: Mapped[float] = mapped_column(Float)
-    landmarks: Mapped[str] = mapped_column(String(512))  # JSON [[x, y] * 5]
-    score: Mapped[float] = mapped_column(Float)
-    quality: Mapped[float] = mapped_column(Float)
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
-    image: Mapped[SourceImage] = relationship(back_populates="faces")
-    identity: Mapped[Identity] = relationship(back_populates="faces")
-
+from facesearch.errors import GalleryError, one_line
+from facesearch.gallery.revisions import upgrade as upgrade_schema
+from facesearch.gallery.schema import SCHEMA_VERSION, FaceRow, GalleryState, Identity, SourceImage
 
 @dataclass(frozen=True)
 class NewFace:
@@ -121,6 +63,19 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def masked_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    # The driver's own message, without SQLAlchemy's SQL echo and background link.
+    return one_line(getattr(exc, "orig", None) or exc)
+
+
 class Store:
     """Tables, sessions and the queries the gallery needs.
 
@@ -132,11 +87,21 @@ class Store:
 
     def __init__(self, url: str, *, model_id: str, embedding_dim: int) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url)
+        self.where = masked_url(url)
+        try:
+            self.engine: Engine = create_engine(url)
+        except (ArgumentError, ValueError) as exc:
+            raise GalleryError(f"{self.where}: not a database URL ({one_line(exc)})") from None
+        except ImportError as exc:  # the URL names a driver that is not installed
+            raise GalleryError(f"{self.where}: database driver not installed ({one_line(exc)})") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        try:
+            upgrade_schema(self.engine, self.where)
+        except SQLAlchemyError as exc:
+            self.engine.dispose()
+            raise GalleryError(f"{self.where}: cannot open the gallery database: {_reason(exc)}") from None
         with self.session() as s:
             state = s.get(GalleryState, 1)
             if state is None:
@@ -144,7 +109,7 @@ class Store:
                                    embedding_dim=embedding_dim, generation=0))
             elif state.model_id != model_id or state.embedding_dim != embedding_dim:
                 raise GalleryError(
-                    f"{url}: gallery was built with {state.model_id} ({state.embedding_dim}-d), "
+                    f"{self.where}: gallery was built with {state.model_id} ({state.embedding_dim}-d), "
                     f"not {model_id} ({embedding_dim}-d); use another --home or re-enroll")
         self.model_id = model_id
         self.embedding_dim = embedding_dim
@@ -154,9 +119,16 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction: committed on success, rolled back on any exception."""
-        with self._sessions.begin() as s:
-            yield s
+        """A transaction: committed on success, rolled back on any exception.
+
+        Database failures (locked, unreachable, corrupt, a constraint broken by another writer)
+        become one :class:`GalleryError` line naming the database without its password.
+        """
+        try:
+            with self._sessions.begin() as s:
+                yield s
+        except SQLAlchemyError as exc:
+            raise GalleryError(f"{self.where}: database error: {_reason(exc)}") from None
 
     @staticmethod
     def _bump(s: Session) -> None:

@@ -1,0 +1,74 @@
+"""The gallery's tables (SQLAlchemy ORM): identities, source photos, faces with their embeddings,
+and one row of gallery state (embedding model, change counter).
+
+Changing a table here needs a new Alembic revision in ``migrations/versions/`` (see
+:mod:`facesearch.gallery.revisions`), so that galleries made by earlier releases are upgraded.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: Written into ``gallery_state.schema_version`` by 0.1.0, which had no migrations. The schema's
+#: revision is now Alembic's (:mod:`facesearch.gallery.revisions`); the column keeps this value so
+#: that a 0.1.0 reader of a newer gallery still finds what it expects.
+SCHEMA_VERSION = 1
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class GalleryState(Base):
+    """One row: which embedding model the gallery uses, and its change counter."""
+
+    __tablename__ = "gallery_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schema_version: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[str] = mapped_column(String(128))
+    embedding_dim: Mapped[int] = mapped_column(Integer)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+
+
+class Identity(Base):
+    __tablename__ = "identities"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    faces: Mapped[list["FaceRow"]] = relationship(back_populates="identity", cascade="all, delete-orphan")
+
+
+class SourceImage(Base):
+    __tablename__ = "images"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(4096))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    enrolled_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    faces: Mapped[list["FaceRow"]] = relationship(back_populates="image", cascade="all, delete-orphan")
+
+
+class FaceRow(Base):
+    __tablename__ = "faces"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    identity_id: Mapped[int] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"), index=True)
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    w: Mapped[float] = mapped_column(Float)
+    h: Mapped[float] = mapped_column(Float)
+    landmarks: Mapped[str] = mapped_column(String(512))  # JSON [[x, y] * 5]
+    score: Mapped[float] = mapped_column(Float)
+    quality: Mapped[float] = mapped_column(Float)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+    image: Mapped[SourceImage] = relationship(back_populates="faces")
+    identity: Mapped[Identity] = relationship(back_populates="faces")
