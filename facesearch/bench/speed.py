@@ -284,18 +284,6 @@ def unit_vectors(n: int, dim: int, rng: np.random.Generator, chunk: int = 100_00
     return out
 
 
-def _hnsw_params(index) -> dict:
-    """M / efSearch / efConstruction of a facesearch HNSW index, if they can be read (else {})."""
-    try:
-        import faiss
-
-        inner = faiss.downcast_index(index._index.index)  # IndexIDMap2 around IndexHNSWFlat
-        return {"M": int(inner.hnsw.nb_neighbors(1)), "ef_search": int(inner.hnsw.efSearch),
-                "ef_construction": int(inner.hnsw.efConstruction)}
-    except Exception:  # noqa: BLE001 - report detail only
-        return {}
-
-
 def _one_by_one(index, queries: np.ndarray) -> tuple[list[float], np.ndarray]:
     """Search ``queries`` (float32 (Q, D)) one at a time: durations (s) and top-1 ids int64 (Q,)."""
     index.search(queries[:1], 1)  # warm-up
@@ -354,7 +342,7 @@ def search_speed(stored_real: np.ndarray, queries: np.ndarray, size: int, kinds:
         if kind in kinds:
             rows.append({"size": size, "kind": kind, "build_s": round(build_s, 2), "queries": len(queries),
                          "real_stored": len(real), **_ms(times), "p50_ms_1_thread": _single_thread_p50(index, queries),
-                         "recall_at_1": round(float(np.mean(top1 == exact)), 4), **_hnsw_params(index)})
+                         "recall_at_1": round(float(np.mean(top1 == exact)), 4), **index.graph_params()})
         del index  # at 1M vectors each index is ~2 GB: free it before building the next
     return rows
 

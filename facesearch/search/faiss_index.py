@@ -109,6 +109,25 @@ class VectorIndex:
         sims[ids < 0] = -np.inf
         return sims, ids
 
+    def _graph(self):
+        # The HNSW graph inside the id map, or None for exact search ("auto" decides by size).
+        inner = faiss.downcast_index(self._index.index)
+        return inner.hnsw if isinstance(inner, faiss.IndexHNSW) else None
+
+    def graph_params(self) -> dict:
+        """``{"M", "ef_search", "ef_construction"}`` of an HNSW index; ``{}`` for exact search."""
+        hnsw = self._graph()
+        if hnsw is None:
+            return {}
+        return {"M": int(hnsw.nb_neighbors(1)), "ef_search": int(hnsw.efSearch),
+                "ef_construction": int(hnsw.efConstruction)}
+
+    def set_ef_search(self, ef: int) -> None:
+        """An HNSW index's candidate list per search (recall against latency); exact search ignores it."""
+        hnsw = self._graph()
+        if hnsw is not None:
+            hnsw.efSearch = int(ef)
+
     def ids(self) -> np.ndarray:
         """Stored ids, int64 (N,)."""
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
