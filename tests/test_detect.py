@@ -57,8 +57,14 @@ def test_crops(detector):
     box = crop_face(image, face, "box")
     warped = crop_face(image, face, "5point")
     assert box.shape == warped.shape == (160, 160, 3) and box.dtype == np.uint8
-    # A box at the corner is clipped to the photo, not padded.
-    assert crop_box(image, (0, 0, 50, 50), margin=32).shape == (160, 160, 3)
-    assert template().shape == (5, 2)
+    # The 5-point crop puts the face's landmarks on the template: found again, they lie there.
+    (again,) = detector.detect(warped)
+    assert np.abs(again.landmarks - template()).max() < 8
+    # A box at the corner is clipped to the photo, not padded: the crop is the photo's top-left
+    # 66x66 pixels (50 + half the margin) enlarged, so it keeps their colour (black padding would not).
+    corner = crop_box(image, (0, 0, 50, 50), margin=32)
+    assert corner.shape == (160, 160, 3)
+    np.testing.assert_allclose(corner.mean(axis=(0, 1)), image[:66, :66].mean(axis=(0, 1)), atol=2)
+    np.testing.assert_array_equal(corner[0, 0], image[0, 0])
     with pytest.raises(ValueError, match="unknown alignment"):
         crop_face(image, face, "nope")

@@ -28,6 +28,13 @@ def test_bench_lfw_compare_rows(cli):
               "--pairs", DATA / "lfw" / "pairsDevTest.txt", "--limit", "3", "--compare", "--json")
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
-    assert [r["embedder"] for r in data["rows"]] == ["facenet", "dlib"]
-    for r in data["rows"]:
-        assert r["pairs"] == 6 and 0 <= r["accuracy"] <= 1 and r["failed_pairs"] <= r["pairs"]
+    facenet, dlib = data["rows"]
+    assert (facenet["embedder"], dlib["embedder"]) == ("facenet", "dlib")
+    assert dlib["align"] == "dlib-5point"
+    for r in (facenet, dlib):
+        assert r["pairs"] == 6 and r["photos"] == 11 and r["failed_pairs"] == 0
+    # The same six pairs: FaceNet separates them all, dlib gets one wrong.
+    assert facenet["accuracy"] == 1.0
+    assert dlib["accuracy"] == round(5 / 6, 5)
+    # FaceNet makes no error here, so there is no ratio of errors to report.
+    assert data["error_ratio_dlib_over_facenet"] is None

@@ -34,3 +34,15 @@ def test_loaded_hnsw_searches_with_the_current_ef_search(tmp_path):
     index.save(tmp_path / "old.faiss")
     loaded = VectorIndex.load(tmp_path / "old.faiss")
     assert faiss.downcast_index(loaded._index.index).hnsw.efSearch == HNSW_EF_SEARCH
+
+
+def test_exact_search_is_exact_and_hnsw_recall_is_measured_against_it():
+    """Held-out queries: flat's top-1 is the brute-force answer; HNSW finds it almost always."""
+    stored, queries = _unit(5000, seed=1), _unit(200, seed=2)
+    ids = np.arange(5000, dtype=np.int64) * 7  # ids unlike positions, so a mix-up shows
+    truth = ids[np.argmax(queries @ stored.T, axis=1)]
+    _, flat = VectorIndex.build(ids, stored, kind="flat").search(queries, 1)
+    np.testing.assert_array_equal(flat[:, 0], truth)
+    _, approx = VectorIndex.build(ids, stored, kind="hnsw").search(queries, 1)
+    recall = float(np.mean(approx[:, 0] == truth))
+    assert recall >= 0.95, f"HNSW recall@1 {recall:.3f} against exact search"

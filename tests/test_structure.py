@@ -1,0 +1,77 @@
+"""The package's layout rules: every module imports on its own, file names are unique, the CLI starts light."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "facesearch"
+#: Files that are not modules to import: ``__main__`` runs the CLI (covered by the ``-m`` test below).
+_NOT_IMPORTED = {"__main__.py"}
+#: Names every package may repeat.
+_SHARED_NAMES = {"__init__.py", "__main__.py"}
+
+
+def _module_files() -> list[Path]:
+    """Every ``.py`` file of the package, found by walking its folder (new modules are covered too)."""
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = [_module_name(p) for p in _module_files() if p.name not in _NOT_IMPORTED]
+
+
+def _python(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """A fresh interpreter in the repository root with this process's environment."""
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=dict(os.environ), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_the_walk_finds_the_package():
+    assert "facesearch" in MODULES and "facesearch.cli" in MODULES
+    assert "facesearch.search.match" in MODULES
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_imports_on_its_own(module):
+    proc = _python("-c", f"import {module}")
+    assert proc.returncode == 0, f"`import {module}` in a fresh interpreter failed:\n{proc.stderr[-4000:]}"
+
+
+def test_no_two_modules_share_a_file_name():
+    names = Counter(p.name for p in _module_files() if p.name not in _SHARED_NAMES)
+    shared = {name: sorted(str(p.relative_to(REPO)) for p in _module_files() if p.name == name)
+              for name, n in names.items() if n > 1}
+    assert not shared, f"modules sharing a file name: {shared}"
+
+
+_HEAVY = ("tensorflow", "keras", "tf_keras")
+_LIST_HEAVY = f"import sys; print(sorted(m for m in sys.modules if m.split('.')[0] in {_HEAVY!r}))"
+
+
+def test_importing_the_cli_does_not_import_tensorflow():
+    proc = _python("-c", f"import facesearch.cli; {_LIST_HEAVY}")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.strip() == "[]", f"importing facesearch.cli imported: {proc.stdout.strip()}"
+
+
+def test_help_does_not_import_tensorflow():
+    # -X importtime names every module the real `python -m facesearch --help` imports, on stderr.
+    proc = _python("-X", "importtime", "-m", "facesearch", "--help")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Usage:" in proc.stdout and "query" in proc.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "facesearch.cli" in imported  # the listing works
+    heavy = sorted(m for m in imported if m.split(".")[0] in _HEAVY)
+    assert not heavy, f"`python -m facesearch --help` imported {heavy[:10]}"
