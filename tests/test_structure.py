@@ -17,9 +17,15 @@ _NOT_IMPORTED = {"__main__.py"}
 _SHARED_NAMES = {"__init__.py", "__main__.py"}
 
 
+def _in_packages(path: Path) -> bool:
+    # Alembic's scripts (gallery/migrations/) sit in plain folders: Alembic loads them by path,
+    # they are not modules of the package.
+    return all((folder / "__init__.py").is_file() for folder in path.parents if PACKAGE in (folder, *folder.parents))
+
+
 def _module_files() -> list[Path]:
-    """Every ``.py`` file of the package, found by walking its folder (new modules are covered too)."""
-    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+    """Every module of the package, found by walking its folder (new modules are covered too)."""
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts and _in_packages(p))
 
 
 def _module_name(path: Path) -> str:
