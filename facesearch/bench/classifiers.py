@@ -22,15 +22,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
+from sklearn.metrics import precision_recall_fscore_support
 
-from facesearch.errors import DataError
-from facesearch.search.match import DEFAULT_THRESHOLD, make_matcher
+from facesearch.bench.datasets import folder_dataset
 from facesearch.classify.base import Classifier
+from facesearch.classify.kinds import load_classifier
 from facesearch.classify.mlp import MLPClassifier
-from facesearch.classify.train import embed_folder
-from facesearch.models.analysis import FaceAnalysis
 from facesearch.classify.rerank import rerank_match
+from facesearch.classify.train import embed_folder
+from facesearch.errors import DataError
+from facesearch.imaging.decode import load_image
+from facesearch.models.align import crop_box
+from facesearch.models.analysis import FaceAnalysis
+from facesearch.models.face_cache import FaceCache
+from facesearch.models.photo_faces import PhotoError, analyse_files
+from facesearch.search.match import DEFAULT_THRESHOLD, make_matcher
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +66,6 @@ class Probes:
 
 def scores(y_true: Sequence[str], y_pred: Sequence[str | None], classes: Sequence[str]) -> dict:
     """Closed-set accuracy and weighted P/R/F1 over ``classes``; ``None`` predictions are wrong."""
-    from sklearn.metrics import precision_recall_fscore_support
-
     pred = ["<unknown>" if p is None else str(p) for p in y_pred]
     p, r, f, _ = precision_recall_fscore_support(list(y_true), pred, labels=list(classes), average="weighted",
                                                  zero_division=0)
@@ -127,14 +133,6 @@ def folder_probes(folder: str | os.PathLike, analysis, *, crop_size: int | None 
     Crops (the product's box crop at ``crop_size``) and resized whole photos (``photo_size``) are
     made only when asked for. Detections and embeddings come through the face cache.
     """
-    import cv2
-
-    from facesearch.models.align import crop_box
-    from facesearch.models.face_cache import FaceCache
-    from facesearch.bench.datasets import folder_dataset
-    from facesearch.imaging.decode import load_image
-    from facesearch.models.photo_faces import PhotoError, analyse_files
-
     cache = FaceCache.for_settings(analysis.settings)
     names, vectors, crops, photos = [], [], [], []
     items = folder_dataset(folder)
@@ -165,7 +163,7 @@ def run(train_dir: str | os.PathLike, test_dir: str | os.PathLike, *, models: Se
     """
     analysis = FaceAnalysis()
     train_x, train_y, failed = embed_folder(train_dir, analysis)
-    loaded = [Classifier.load(m) for m in models]
+    loaded = [load_classifier(m) for m in models]
     crop_sizes = [c.input_size for c in loaded if c.input_kind == "crop"]
     photo_sizes = [c.input_size for c in loaded if c.input_kind == "photo"]
     inputs = dict(crop_size=max(crop_sizes, default=None), photo_size=max(photo_sizes, default=None))

@@ -7,14 +7,15 @@ A classifier maps an input (a FaceNet embedding, a face crop or a whole photo, s
     >>> clf.classes_                                 # identity names, sorted
     >>> clf.predict_proba(X)                         # (N, C) float32, rows sum to 1
     >>> clf.predict(X), clf.score(X, y)
-    >>> clf.save(folder); Classifier.load(folder)    # any kind, from its metadata
+    >>> clf.save(folder); MLPClassifier.load(folder)
+    >>> load_classifier(folder)                      # any kind, from its metadata (:mod:`.kinds`)
 
 A saved classifier is a folder with ``model.json`` (the Keras architecture, for
 ``keras.models.model_from_json``), ``weights.npz`` (``model.get_weights()`` in order, for
 ``set_weights``; Keras's own files also store the optimizer's state, which triples the size of
 the image models) and ``classifier.json``:
 its kind, identity list, parameters, training history and ``trained_on``, which records the
-gallery generation (:meth:`facesearch.gallery.store.Store.generation`) and embedding model id it was
+gallery generation (:meth:`facesearch.gallery.Gallery.generation`) and embedding model id it was
 trained on, so that a classifier trained on an older state of the gallery can be refused
 (:func:`check_fresh`) instead of silently voting for a stale identity list.
 """
@@ -31,8 +32,11 @@ from typing import Any, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.model_selection import train_test_split
 
+from facesearch import __version__
 from facesearch.errors import FaceSearchError, GalleryError
+from facesearch.models.runtime import import_keras
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +53,6 @@ class ClassifierError(FaceSearchError):
 
 class StaleClassifierError(GalleryError):
     """The classifier was trained on another state of the gallery; retrain it."""
-
-
-def import_keras():
-    """The ``keras`` module, with TensorFlow imported quietly first (see :mod:`facesearch.models.runtime`)."""
-    from facesearch.models.runtime import import_tensorflow
-
-    import_tensorflow()
-    import keras
-
-    return keras
 
 
 def model_dir(home: str | os.PathLike, kind: str) -> Path:
@@ -80,8 +74,6 @@ def stratified_holdout(y: Sequence[str], fraction: float, seed: int) -> tuple[np
     ``None`` when a stratified hold-out is impossible (a class with one sample, or fewer held-out
     samples than classes): tiny galleries then train on everything without validation.
     """
-    from sklearn.model_selection import train_test_split
-
     y = np.asarray(y, dtype=object)
     classes, counts = np.unique(y, return_counts=True)
     n_held = int(np.ceil(fraction * len(y)))
@@ -195,8 +187,6 @@ class Classifier(BaseEstimator):
 
     def metadata(self) -> dict[str, Any]:
         """What ``classifier.json`` holds."""
-        from facesearch import __version__
-
         keras = import_keras()
         return {"kind": self.kind, "input_kind": self.input_kind, "classes": [str(c) for c in self.classes_],
                 "params": {k: _jsonable(v) for k, v in self.get_params().items()},
@@ -245,11 +235,17 @@ class Classifier(BaseEstimator):
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "Classifier":
-        """A saved classifier of any kind (the class is chosen from its metadata)."""
+        """The classifier of this class saved in ``folder``.
+
+        :func:`facesearch.classify.kinds.load_classifier` loads one of any kind, choosing the
+        class from its metadata.
+        """
         meta = cls.read_metadata(folder)
-        impl = classifier_class(meta["kind"])
+        if meta.get("kind") != cls.kind:
+            raise ClassifierError(f"{folder}: a {meta.get('kind')} classifier cannot be loaded as {cls.__name__}; "
+                                  f"use facesearch.classify.kinds.load_classifier")
         keras = import_keras()
-        obj = impl(**{k: _from_json(v) for k, v in meta.get("params", {}).items()})
+        obj = cls(**{k: _from_json(v) for k, v in meta.get("params", {}).items()})
         try:
             obj.model_ = keras.models.model_from_json((Path(folder) / MODEL_FILE).read_text())
             with np.load(Path(folder) / WEIGHTS_FILE) as saved:
@@ -270,26 +266,12 @@ def _from_json(value):
     return tuple(value) if isinstance(value, list) else value
 
 
-def classifier_class(kind: str) -> type[Classifier]:
-    """The :class:`Classifier` subclass registered as ``kind``."""
-    if kind == "mlp":
-        from facesearch.classify.mlp import MLPClassifier
-
-        return MLPClassifier
-    from facesearch.classify import image_models as images
-
-    try:
-        return images.IMAGE_MODELS[kind]
-    except KeyError:
-        raise ClassifierError(f"unknown classifier kind {kind!r}; choose mlp, {', '.join(images.IMAGE_MODELS)}") from None
-
-
 def check_fresh(meta: dict, generation: int, model_id: str, where: str | os.PathLike = "") -> None:
     """Refuse a classifier trained on another gallery state.
 
     Args:
         meta: the classifier's metadata (:meth:`Classifier.read_metadata`).
-        generation: the gallery's current :meth:`~facesearch.gallery.store.Store.generation`.
+        generation: the gallery's current :meth:`~facesearch.gallery.Gallery.generation`.
         model_id: the gallery's embedding model id.
     Raises:
         StaleClassifierError: one line naming both generations and how to retrain.

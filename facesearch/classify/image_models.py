@@ -33,9 +33,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from facesearch.classify.base import Classifier, ClassifierError, import_keras, stratified_holdout
+from facesearch.classify.augment import augmentation
+from facesearch.classify.base import Classifier, ClassifierError, stratified_holdout
+from facesearch.models.runtime import import_keras
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +145,6 @@ def _application(base: str, weights: str | None, size: int, name: str):
 
 def _resize(images: np.ndarray, size: int) -> np.ndarray:
     """``(N, H, W, 3)`` images as float32 ``(N, size, size, 3)``, resized only when needed."""
-    import cv2
-
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ClassifierError(f"expected images of shape (N, H, W, 3), got {images.shape}")
@@ -166,7 +167,7 @@ class ImageClassifier(Classifier):
         patience: epochs without a better validation accuracy before stopping.
         fine_tune: top layers of the base unfrozen for a second phase (0: none; pretrained only).
         fine_tune_epochs: most epochs of that phase.
-        augment: train through :func:`.dataset.augmentation` layers (inactive at inference).
+        augment: train through :func:`.augment.augmentation` layers (inactive at inference).
         validation_split: fraction held out (stratified) for early stopping when no
             validation data is given.
         seed: seeds Python, NumPy and TensorFlow.
@@ -220,8 +221,7 @@ class ImageClassifier(Classifier):
 
     def _head(self, x, n_classes: int, name: str = "identity"):
         """Flatten -> Dense 1024 ReLU -> Dropout 0.2 -> Dense 128 ELU -> Dropout 0.1 -> softmax."""
-        from keras import layers
-
+        layers = import_keras().layers
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dense(1024, activation="relu", name="dense_1024")(x)
         x = layers.Dropout(0.2, name="dropout_1024")(x)
@@ -232,10 +232,8 @@ class ImageClassifier(Classifier):
     def _inputs(self):
         """The model's input (0..255) and the same rescaled to [-1, 1]."""
         keras = import_keras()
-        from keras import layers
-
         inputs = keras.Input(shape=(self.input_size, self.input_size, 3), name="image")
-        return inputs, layers.Rescaling(1 / 127.5, offset=-1.0, name="to_unit_range")(inputs)
+        return inputs, keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="to_unit_range")(inputs)
 
     def _with_augmentation(self, model):
         """``model`` behind the augmentation layers when ``augment``, for training only.
@@ -247,8 +245,6 @@ class ImageClassifier(Classifier):
         if not self.augment:
             return model
         keras = import_keras()
-        from facesearch.classify.dataset import augmentation
-
         inputs = keras.Input(shape=model.input_shape[1:], name="image")
         return keras.Model(inputs, model(augmentation(self.seed)(inputs)), name=f"{model.name}_augmented")
 
@@ -350,8 +346,7 @@ class BoxNetClassifier(ImageClassifier):
 
     def _build(self, input_shape, n_classes):
         keras = import_keras()
-        from keras import layers
-
+        layers = keras.layers
         weights = self.check_weights()
         inputs, x = self._inputs()
         features = self._base_features("inception", x, weights["inception"], pool=None)

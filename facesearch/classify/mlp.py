@@ -14,8 +14,8 @@ import logging
 import math
 from typing import Sequence
 
-
-from facesearch.classify.base import Classifier, import_keras
+from facesearch.classify.base import Classifier
+from facesearch.models.runtime import import_keras
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,7 @@ class MLPClassifier(Classifier):
 
     def _build(self, input_shape, n_classes):
         keras = import_keras()
-        from keras import layers
-
+        layers = keras.layers
         inputs = keras.Input(shape=input_shape, name="embedding")
         x = layers.Rescaling(math.sqrt(input_shape[-1]), name="unit_scale")(inputs)
         for i, width in enumerate(self.hidden):

@@ -10,7 +10,7 @@
   (image models only, when images are given and something was wrong);
 * ``summary.json``: accuracy, weighted P/R/F1, counts, epochs and the paths of the above.
 
-Plots use matplotlib's Agg backend (no display needed).
+Plots use matplotlib's Agg backend (:mod:`facesearch.plotting`; no display needed).
 """
 from __future__ import annotations
 
@@ -21,22 +21,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from sklearn.metrics import classification_report as sk_report
+from sklearn.metrics import confusion_matrix
+
+from facesearch.plotting import pyplot
 
 log = logging.getLogger(__name__)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_history(history: dict[str, list[float]], path: str | Path, title: str = "training") -> Path:
     """Accuracy (left) and loss (right) per epoch; ``history`` as Keras returns it."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("accuracy", "loss")):
         # boxnet's metrics are prefixed by the head name ("identity_accuracy"); take every match.
@@ -61,8 +56,6 @@ def plot_history(history: dict[str, list[float]], path: str | Path, title: str =
 def classification_report(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]) -> dict[str, Any]:
     """scikit-learn's report as a dict: ``{identity: {precision, recall, f1-score, support}, "accuracy",
     "macro avg", "weighted avg"}``. Identities never predicted get precision 0 (no warning)."""
-    from sklearn.metrics import classification_report as sk_report
-
     labels = list(classes)
     report = sk_report(list(y_true), list(y_pred), labels=labels, output_dict=True, zero_division=0)
     if "accuracy" not in report:  # sklearn leaves it out when some labels are absent from y_true
@@ -73,9 +66,7 @@ def classification_report(y_true: Sequence[str], y_pred: Sequence[str], classes:
 def plot_confusion(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str], path: str | Path,
                    title: str = "confusion matrix") -> np.ndarray:
     """Heatmap of counts, rows = true identity, columns = predicted. Returns the (C, C) int matrix."""
-    from sklearn.metrics import confusion_matrix
-
-    plt = _pyplot()
+    plt = pyplot()
     labels = list(classes)
     cm = confusion_matrix(list(y_true), list(y_pred), labels=labels)
     side = max(4.0, 0.45 * len(labels) + 2)
@@ -109,7 +100,7 @@ def plot_misclassified(images: np.ndarray, y_true: Sequence[str], y_pred: Sequen
     wrong = [i for i, (t, p) in enumerate(zip(y_true, y_pred)) if t != p][:limit]
     if not wrong:
         return 0
-    plt = _pyplot()
+    plt = pyplot()
     cols = min(6, len(wrong))
     rows = int(np.ceil(len(wrong) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)

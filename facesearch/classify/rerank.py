@@ -34,8 +34,12 @@ from typing import Sequence
 
 import numpy as np
 
-from facesearch.search.match import DEFAULT_THRESHOLD, Candidate, Match
 from facesearch.classify.base import Classifier, ClassifierError, check_fresh, model_dir
+from facesearch.classify.kinds import load_classifier
+from facesearch.gallery import FaceMatch, QueryResult
+from facesearch.imaging.decode import load_image
+from facesearch.models.align import crop_box
+from facesearch.search.match import DEFAULT_THRESHOLD, Candidate, Match
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +144,10 @@ class Reranker:
             raise ClassifierError(f"{self.folder}: a {meta.get('kind')} classifier reads "
                                   f"{meta.get('input_kind')}s, not single faces; it cannot rerank queries")
         self.check()
-        self.classifier = Classifier.load(self.folder)
+        self.classifier = load_classifier(self.folder)
         self.kind = self.classifier.kind
         # A person the classifier never saw would get probability 0 and be vetoed: refuse instead.
-        unseen = sorted(set(gallery.store.identity_names().values()) - set(self.classifier.classes_))
+        unseen = sorted(set(gallery.names()) - set(self.classifier.classes_))
         if unseen:
             raise ClassifierError(f"{self.folder}: the {self.kind} classifier does not know {len(unseen)} enrolled "
                                   f"identit{'y' if len(unseen) == 1 else 'ies'} ({', '.join(unseen[:3])}"
@@ -152,15 +156,13 @@ class Reranker:
     def check(self) -> None:
         """Raise :class:`StaleClassifierError` if the gallery changed since the classifier was trained."""
         meta = Classifier.read_metadata(self.folder)
-        check_fresh(meta, self.gallery.store.generation(), self.gallery.model_id, self.folder)
+        check_fresh(meta, self.gallery.generation(), self.gallery.model_id, self.folder)
 
     def _inputs(self, face_matches: list, image: np.ndarray | None) -> np.ndarray:
         if self.classifier.input_kind == "embedding":
             return np.stack([fm.face.embedding for fm in face_matches])
         if image is None:
             raise ValueError(f"the {self.kind} classifier reads face crops: pass the photo as image=")
-        from facesearch.models.align import crop_box
-
         size = self.classifier.input_size
         return np.stack([crop_box(image, fm.face.box, size=size) for fm in face_matches])
 
@@ -169,8 +171,6 @@ class Reranker:
 
         ``image``: the ``(H, W, 3)`` uint8 RGB photo the faces come from (crop classifiers need it).
         """
-        from facesearch.gallery import FaceMatch
-
         if not face_matches:
             return []
         self.check()  # the gallery may have changed since this reranker was made
@@ -181,9 +181,6 @@ class Reranker:
 
     def query(self, photo, *, threshold: float | None = None, **kwargs):
         """:meth:`Gallery.query <facesearch.gallery.Gallery.query>` with the matches reranked."""
-        from facesearch.gallery import QueryResult
-        from facesearch.imaging.decode import load_image
-
         image = load_image(photo)  # once, for the matcher and for the crops
         result = self.gallery.query(image, threshold=threshold, **kwargs)
         name = None if isinstance(photo, np.ndarray) else os.fspath(photo)

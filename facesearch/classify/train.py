@@ -14,11 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
+from facesearch.bench.datasets import folder_dataset
+from facesearch.bench.embeddings import embed_photos
 from facesearch.boxes import iou
 from facesearch.classify.base import ClassifierError, model_dir, stratified_holdout
+from facesearch.classify.image_models import BASES, IMAGE_MODELS
 from facesearch.classify.mlp import MLPClassifier
+from facesearch.classify.report import write_reports
+from facesearch.classify.splits import split_items
+from facesearch.imaging.decode import load_image
+from facesearch.models.analysis import FaceAnalysis
+from facesearch.models.face_cache import FaceCache
+from facesearch.models.photo_faces import PhotoError, analyse_files
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +50,12 @@ def gallery_embeddings(gallery) -> tuple[np.ndarray, list[str], dict]:
     never recorded under the wrong generation.
     """
     for _ in range(5):
-        generation = gallery.store.generation()
-        _, owners, vectors = gallery.store.embeddings()
-        names = gallery.store.identity_names()
-        if gallery.store.generation() == generation:
+        generation = gallery.generation()
+        y, vectors = gallery.embeddings()
+        if gallery.generation() == generation:
             break
     else:
         raise ClassifierError(f"{gallery.home}: the gallery keeps changing; train again when enrollment is done")
-    y = [names[int(o)] for o in owners]
     trained_on = {"gallery": str(gallery.home), "generation": generation, "model_id": gallery.model_id,
                   "faces": len(y), "identities": len(set(y))}
     return vectors, y, trained_on
@@ -59,10 +67,6 @@ def embed_folder(folder: str | os.PathLike, analysis, *, use_cache: bool = True)
     Each photo's largest face is used; photos without a face are left out (and listed).
     Photos already seen by any gallery or benchmark come from the face cache.
     """
-    from facesearch.bench.embeddings import embed_photos
-    from facesearch.models.face_cache import FaceCache
-    from facesearch.bench.datasets import folder_dataset
-
     items = folder_dataset(folder)
     if not items:
         raise ClassifierError(f"{folder}: no identity sub-folders with photos")
@@ -117,8 +121,6 @@ def train_mlp(gallery, *, out: str | os.PathLike | None = None, eval_dir: str | 
                "params": clf.get_params(), "evaluated_on": evaluated_on}
     pred = clf.predict(held_x) if len(held_y) else np.array([], dtype=object)
     if out is not None:
-        from facesearch.classify.report import write_reports
-
         summary = write_reports(out, history=clf.history_, y_true=held_y, y_pred=list(pred), classes=clf.classes_,
                                 evaluated_on=evaluated_on, extra=summary, title="mlp")
     else:
@@ -133,10 +135,6 @@ def train_mlp(gallery, *, out: str | os.PathLike | None = None, eval_dir: str | 
 
 def load_images(items: list[tuple[Path, str]], size: int) -> np.ndarray:
     """The photos of ``(path, identity)`` pairs resized to ``size`` x ``size``: uint8 (N, size, size, 3) RGB."""
-    import cv2
-
-    from facesearch.imaging.decode import load_image
-
     out = np.zeros((len(items), size, size, 3), np.uint8)
     for i, (path, _) in enumerate(items):
         img = load_image(path)
@@ -151,11 +149,8 @@ def data_splits(data: str | os.PathLike, *, val: float = 0.15, test: float = 0.1
 
     A folder with ``train/`` (and optionally ``val/``, ``test/``) sub-folders, as written by
     ``facesearch split``, is used as split; any other folder-per-identity tree is split here
-    with :func:`.dataset.split_items` (stratified, seeded).
+    with :func:`.splits.split_items` (stratified, seeded).
     """
-    from facesearch.bench.datasets import folder_dataset
-    from facesearch.classify.dataset import split_items
-
     data = Path(data)
     if (data / "train").is_dir():
         return {name: folder_dataset(data / name) if (data / name).is_dir() else [] for name in ("train", "val", "test")}
@@ -171,9 +166,6 @@ def photo_boxes(items: list[tuple[Path, str]], size: int, analysis) -> tuple[np.
     Returns ``(photos uint8 (M, size, size, 3), names (M,), boxes float32 (M, 4) as fractions
     (x, y, w, h) of the photo, paths without a face)``. Detections come through the face cache.
     """
-    from facesearch.models.face_cache import FaceCache
-    from facesearch.models.photo_faces import PhotoError, analyse_files
-
     cache = FaceCache.for_settings(analysis.settings)
     keep, boxes, skipped = [], [], []
     for (path, who), res in zip(items, analyse_files([p for p, _ in items], analysis, cache)):
@@ -204,10 +196,8 @@ def train_image_model(kind: str, data: str | os.PathLike, *, save_to: str | os.P
         gallery: the :class:`~facesearch.gallery.Gallery` the model is trained for: its state
             (generation, embedding model) is recorded, so that ``query --rerank`` uses the
             model only until that gallery changes. ``None``: a model of the data alone.
-        params: the classifier's parameters (:class:`.images.ImageClassifier`).
+        params: the classifier's parameters (:class:`.image_models.ImageClassifier`).
     """
-    from facesearch.classify.image_models import BASES, IMAGE_MODELS
-
     clf = IMAGE_MODELS[kind](**params)
     clf.check_weights()  # a missing ImageNet file fails here, before minutes of data loading
     splits = data_splits(data, val=val, test=test, seed=clf.seed)
@@ -215,8 +205,6 @@ def train_image_model(kind: str, data: str | os.PathLike, *, save_to: str | os.P
     arrays, skipped = {}, []
     for name, items in splits.items():
         if kind == "boxnet":
-            from facesearch.models.analysis import FaceAnalysis
-
             X, y, B, missed = photo_boxes(items, size, analysis or FaceAnalysis())
             skipped += missed
         else:
@@ -232,7 +220,7 @@ def train_image_model(kind: str, data: str | os.PathLike, *, save_to: str | os.P
                   "base_weights": str(clf.base_weights), "input_size": size,
                   "split": {k: len(v[1]) for k, v in arrays.items()}}
     if gallery is not None:
-        trained_on.update(gallery=str(gallery.home), generation=gallery.store.generation(),
+        trained_on.update(gallery=str(gallery.home), generation=gallery.generation(),
                           model_id=gallery.model_id)
     started = time.perf_counter()
     if kind == "boxnet":
@@ -253,8 +241,6 @@ def train_image_model(kind: str, data: str | os.PathLike, *, save_to: str | os.P
         summary["box_mean_iou"] = round(float(iou(clf.predict_boxes(ex), eb[keep]).mean()), 4)
     evaluated_on = f"{eval_name} split ({len(ey)} images)"
     if out is not None:
-        from facesearch.classify.report import write_reports
-
         summary = write_reports(out, history=clf.history_, y_true=ey, y_pred=pred, classes=clf.classes_,
                                 evaluated_on=evaluated_on, images=ex, extra=summary, title=kind)
     else:

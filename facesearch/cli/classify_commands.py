@@ -127,7 +127,7 @@ def crop(ctx, src, dst, size, all_faces, no_cache, as_json, quiet):
     Writes DST/crop_log.json listing photos with no face and with several faces. Unreadable
     photos are listed as errors, the rest are cropped, and the exit status is 1.
     """
-    from facesearch.classify.dataset import crop_tree
+    from facesearch.classify.crops import crop_tree
 
     with progress_bar("cropping", quiet) as (on_total, update):
         report = crop_tree(src, dst, size=size, all_faces=all_faces, use_cache=not no_cache, progress=update,
@@ -148,9 +148,7 @@ def export_cmd(ctx, out, size, as_json):
     all_images.npy (crops, (x - 127.5) / 128), all_labels.npy, label_mapping.npy,
     face_embeddings.npy, average_embeddings.json (name -> L2-normalised mean embedding).
     """
-    from facesearch.classify.dataset import export_gallery
-
-    data = export_gallery(open_gallery(ctx), out, size=size)
+    data = open_gallery(ctx).export(out, size=size)
     render.emit(data, as_json, render.export_text)
 
 
@@ -163,9 +161,7 @@ def import_cmd(ctx, averages, as_json):
 
     Each becomes one synthetic face whose embedding is the average (no source photo).
     """
-    from facesearch.classify.dataset import import_averages
-
-    data = import_averages(open_gallery(ctx), averages)
+    data = open_gallery(ctx).import_averages(averages)
     render.emit(data, as_json, render.import_text)
 
 
@@ -181,7 +177,7 @@ def split(src, dst, val, test, seed, as_json):
 
     Also writes DST/split.json and DST/class_distribution.png.
     """
-    from facesearch.classify.dataset import write_split
+    from facesearch.classify.splits import write_split
 
     data = write_split(src, dst, val=val, test=test, seed=seed)
     render.emit(data, as_json, render.split_text)
@@ -195,7 +191,7 @@ def split(src, dst, val, test, seed, as_json):
 def augment_preview(photo, out, count, seed):
     """Write a grid PNG of PHOTO and COUNT versions of it through the training augmentation."""
     from facesearch.imaging.decode import load_image
-    from facesearch.classify.dataset import preview_augmentation
+    from facesearch.classify.augment import preview_augmentation
 
     preview_augmentation(load_image(photo), out, n=count, seed=seed)
     click.echo(f"Wrote {out}")

@@ -28,6 +28,7 @@ from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, has
 from facesearch.search.faiss_index import GalleryIndex
 from facesearch.search.match import DEFAULT_THRESHOLD, Match, make_matcher
 from facesearch.gallery.store import NewFace, Store
+from facesearch.gallery import interchange
 
 log = logging.getLogger(__name__)
 
@@ -327,3 +328,32 @@ class Gallery:
         """Rename an identity (merging into ``new`` if it already exists)."""
         self.store.rename_identity(old, new)
         self.reindex()
+
+    # -- for classifiers and other tools ----------------------------------------------------
+
+    def generation(self) -> int:
+        """The change counter: it grows with every committed enrollment, removal or rename."""
+        return self.store.generation()
+
+    def names(self) -> list[str]:
+        """Every enrolled identity's name, sorted."""
+        return sorted(self.store.identity_names().values())
+
+    def embeddings(self) -> tuple[list[str], np.ndarray]:
+        """Every stored face by face id: its identity's name (N,) and embedding, float32 (N, dim).
+
+        Names and vectors are read in one transaction, so they always belong together.
+        """
+        rows = self.store.face_sources()
+        vectors = np.stack([r.embedding for r in rows]) if rows else np.zeros((0, self.dim), np.float32)
+        return [r.identity for r in rows], vectors.astype(np.float32, copy=False)
+
+    def export(self, out: str | os.PathLike, *, size: int = 160) -> dict:
+        """Write the faces as NumPy arrays and ``average_embeddings.json`` into ``out`` (see
+        :func:`.interchange.export_gallery`); returns the summary, also written as ``export.json``."""
+        return interchange.export_gallery(self, out, size=size)
+
+    def import_averages(self, path: str | os.PathLike) -> dict:
+        """Enroll every identity of an ``average_embeddings.json`` as one synthetic face (see
+        :func:`.interchange.import_averages`); returns ``{"file", "imported", "duplicates"}``."""
+        return interchange.import_averages(self, path)
