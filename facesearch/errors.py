@@ -35,6 +35,11 @@ class GalleryError(FaceSearchError):
     """The gallery cannot do what was asked (unknown identity, model mismatch, ...)."""
 
 
+class OptionsError(FaceSearchError):
+    """The options of a call contradict each other or leave it nothing to do (exit status 2, like
+    click's own usage errors)."""
+
+
 class DataError(FaceSearchError):
     """A dataset or benchmark input (LFW, a folder of people, a pairs file) is missing or unusable."""
 

@@ -32,7 +32,7 @@ from facesearch.classify.kinds import load_classifier
 from facesearch.classify.mlp import MLPClassifier
 from facesearch.classify.rerank import rerank_match
 from facesearch.classify.train import embed_folder
-from facesearch.errors import DataError
+from facesearch.errors import OptionsError
 from facesearch.imaging.decode import load_image
 from facesearch.models.align import crop_box
 from facesearch.models.analysis import FaceAnalysis
@@ -159,7 +159,7 @@ def run(train_dir: str | os.PathLike, test_dir: str | os.PathLike, *, models: Se
     strangers of ``unknown_dir``). Returns the dict ``--json`` prints.
 
     Raises:
-        DataError: a person of ``unknown_dir`` is also in ``train_dir``.
+        OptionsError: a person of ``unknown_dir`` is also in ``train_dir``.
     """
     analysis = FaceAnalysis()
     train_x, train_y, failed = embed_folder(train_dir, analysis)
@@ -172,7 +172,7 @@ def run(train_dir: str | os.PathLike, test_dir: str | os.PathLike, *, models: Se
     if strangers is not None:
         overlap = sorted(set(strangers.names) & set(train_y))
         if overlap:
-            raise DataError(f"--unknown {unknown_dir}: {', '.join(overlap[:3])} "
+            raise OptionsError(f"--unknown {unknown_dir}: {', '.join(overlap[:3])} "
                             f"{'is' if len(overlap) == 1 else 'are'} enrolled from --train, so not unknown")
     mlp = MLPClassifier(seed=seed).fit(train_x, train_y)
     thr = DEFAULT_THRESHOLD if threshold is None else threshold

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from facesearch.errors import DataError
+from facesearch.errors import DataError, OptionsError
 from facesearch.models.analysis import FaceAnalysis
 from facesearch.models.face_cache import FaceCache
 from facesearch.plotting import pyplot
@@ -138,13 +138,13 @@ def add_unknown(split: Split, folder: str | os.PathLike, max_people: int | None 
     """``split`` with the photos of ``folder`` as extra unknown probes.
 
     Raises:
-        DataError: an identity folder there has the name of an enrolled identity.
+        OptionsError: an identity folder there has the name of an enrolled identity.
     """
     extra = unknown_photos(folder, max_people)
     enrolled = {who for _, who in split.gallery}
     clash = sorted({who for _, who in extra if who in enrolled})
     if clash:
-        raise DataError(f"{folder}: unknown people are enrolled too: {', '.join(clash[:5])}")
+        raise OptionsError(f"{folder}: unknown people are enrolled too: {', '.join(clash[:5])}")
     return Split(split.gallery, split.known, split.unknown + [p for p, _ in extra], split.pick)
 
 
@@ -388,12 +388,14 @@ def make_split(*, lfw: str | os.PathLike | None = None, dataset: str | os.PathLi
     ``gallery_per_id`` defaults to 1, except that a separate gallery tree is enrolled whole.
 
     Raises:
-        DataError: the options contradict each other, or leave nothing to enroll.
+        OptionsError: the options contradict each other, leave nothing to enroll, or name enrolled
+            people as strangers.
+        DataError: a folder or file cannot be used.
     """
     if dataset and (gallery_dir or probes_dir):
-        raise DataError("give --dataset or --gallery/--probes, not both")
+        raise OptionsError("give --dataset or --gallery/--probes, not both")
     if bool(gallery_dir) != bool(probes_dir):
-        raise DataError("--gallery and --probes go together")
+        raise OptionsError("--gallery and --probes go together")
     per_id = gallery_per_id or (None if gallery_dir else 1)
     if dataset:
         split = folder_split(dataset, per_id, max_people)
@@ -402,12 +404,12 @@ def make_split(*, lfw: str | os.PathLike | None = None, dataset: str | os.PathLi
     elif lfw is not None:
         split = lfw_split(lfw, per_id, max_people)
     else:
-        raise DataError("no LFW data: pass --lfw PATH (or set FACESEARCH_LFW or FACESEARCH_DATA), "
-                        "--dataset DIR or --gallery/--probes")
+        raise OptionsError("no LFW data: pass --lfw PATH (or set FACESEARCH_LFW or FACESEARCH_DATA), "
+                           "--dataset DIR or --gallery/--probes")
     if unknown:
         split = add_unknown(split, unknown, max_people)
     if not split.gallery:
-        raise DataError("nothing to enroll: the gallery part of the data holds no photos")
+        raise OptionsError("nothing to enroll: the gallery part of the data holds no photos")
     return split
 
 

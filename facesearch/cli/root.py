@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import click  # noqa: E402
 
-from facesearch.errors import FaceSearchError, one_line  # noqa: E402
+from facesearch.errors import FaceSearchError, OptionsError, one_line  # noqa: E402
 
 log = logging.getLogger("facesearch")
 
@@ -32,6 +32,8 @@ class FaceSearchGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except OptionsError as exc:
+            raise click.UsageError(one_line(exc)) from None
         except FaceSearchError as exc:
             raise click.ClickException(one_line(exc)) from None
         except OSError as exc:
