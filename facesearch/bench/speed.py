@@ -29,12 +29,18 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+import faiss
 import numpy as np
 
-from facesearch.models.analysis import FaceAnalysis
 from facesearch.bench.datasets import folder_dataset, lfw_root
+from facesearch.bench.embeddings import embed_photos
 from facesearch.errors import FaceSearchError
+from facesearch.gallery import Gallery
 from facesearch.imaging.decode import iter_image_files, load_image
+from facesearch.models.analysis import FaceAnalysis
+from facesearch.models.dlib_pipeline import DlibAnalysis
+from facesearch.models.face_cache import FaceCache
+from facesearch.search.faiss_index import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +84,6 @@ def machine() -> dict:
     except AttributeError:  # not on Linux
         usable = os.cpu_count()
     try:
-        import faiss
-
         faiss_threads = faiss.omp_get_max_threads()
     except Exception:  # noqa: BLE001 - a report detail, never a reason to fail
         faiss_threads = None
@@ -189,8 +193,6 @@ def enrollment_speed(analysis, photos: Sequence[tuple[Path, str]], home: Path) -
     ``analysis`` is a :class:`FaceAnalysis` or a :class:`~facesearch.models.dlib_pipeline.DlibAnalysis`.
     Its models are loaded on one photo first (their start-up is in the cold query figure).
     """
-    from facesearch.gallery import Gallery
-
     source = home.parent / "enroll-photos"
     if not source.exists():
         _copy_people(photos, source)
@@ -210,8 +212,6 @@ def enrollment_comparison(analysis: FaceAnalysis, photos: Sequence[tuple[Path, s
     Each round enrolls the photos into a new gallery with each pipeline, ours first; the rates
     are the median over rounds, and ``ratio`` is ours over dlib's. Needs the ``[dlib]`` extra.
     """
-    from facesearch.models.dlib_pipeline import DlibAnalysis
-
     dlib = DlibAnalysis()
     ours, theirs = [], []
     for r in range(rounds):
@@ -228,8 +228,6 @@ def enrollment_comparison(analysis: FaceAnalysis, photos: Sequence[tuple[Path, s
 
 def warm_query_latency(analysis: FaceAnalysis, home: Path, photo: Path, repeats: int) -> dict:
     """Latency of :meth:`Gallery.query` on ``photo``, after one warm-up query."""
-    from facesearch.gallery import Gallery
-
     with Gallery(home, analysis=analysis) as g:
         g.query(photo)
         times = _durations(lambda: g.query(photo), repeats)
@@ -268,8 +266,6 @@ def cold_query_time(home: Path, photo: Path, repeats: int) -> dict:
 
 def real_embeddings(photos: Sequence[Path], analysis: FaceAnalysis) -> np.ndarray:
     """FaceNet embeddings of the largest face of each photo, through the face cache; float32 (R, 512)."""
-    from facesearch.bench.embeddings import embed_photos
-    from facesearch.models.face_cache import FaceCache
 
     emb = embed_photos(photos, analysis, FaceCache.for_settings(analysis.settings))
     return emb.vectors[emb.ok]
@@ -303,8 +299,6 @@ def _single_thread_p50(index, queries: np.ndarray) -> float:
     On a busy machine a one-query search can wait for a second thread that has no free core
     (a scheduler time slice, milliseconds); this figure shows what that costs.
     """
-    import faiss
-
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
@@ -323,8 +317,6 @@ def search_speed(stored_real: np.ndarray, queries: np.ndarray, size: int, kinds:
     searched one at a time for their nearest neighbour. Recall@1 is the fraction of queries
     whose top-1 id equals exact (flat) search's.
     """
-    from facesearch.search.faiss_index import VectorIndex
-
     rng = np.random.default_rng(seed)
     real = stored_real[:size]
     vectors = unit_vectors(size, queries.shape[1], rng)
