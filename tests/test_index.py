@@ -30,10 +30,11 @@ def test_index_round_trip_finds_each_stored_vector(kind, tmp_path):
 
 def test_loaded_hnsw_searches_with_the_current_ef_search(tmp_path):
     index = VectorIndex.build(np.arange(300, dtype=np.int64), _unit(300), kind="hnsw")
-    faiss.downcast_index(index._index.index).hnsw.efSearch = 16  # as a file from an older version
+    index.set_ef_search(16)  # as a file from an older version
+    assert index.graph_params()["ef_search"] == 16
     index.save(tmp_path / "old.faiss")
     loaded = VectorIndex.load(tmp_path / "old.faiss")
-    assert faiss.downcast_index(loaded._index.index).hnsw.efSearch == HNSW_EF_SEARCH
+    assert loaded.graph_params()["ef_search"] == HNSW_EF_SEARCH
 
 
 def test_exact_search_is_exact_and_hnsw_recall_is_measured_against_it():

@@ -9,9 +9,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import numpy as np
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, inspect
 
 from facesearch.gallery import revisions
 from facesearch.gallery.schema import Base
@@ -82,14 +84,45 @@ def test_the_scripts_build_the_tables_the_code_maps(tmp_path):
     assert differences == []
 
 
+def _columns(engine) -> dict[str, set[tuple[str, str, bool]]]:
+    found = inspect(engine)
+    return {t: {(c["name"], str(c["type"]), c["nullable"]) for c in found.get_columns(t)}
+            for t in found.get_table_names() if t != "alembic_version"}
+
+
 def test_the_old_schema_is_the_baseline_revision(tmp_path):
-    engine = create_engine(f"sqlite:///{_old_gallery(tmp_path) / 'db' / 'gallery.sqlite'}")
-    with engine.connect() as connection:
+    old = create_engine(f"sqlite:///{_old_gallery(tmp_path) / 'db' / 'gallery.sqlite'}")
+    with old.connect() as connection:
         assert revisions.current(connection) == revisions.BASELINE
         assert revisions.recorded(connection) is None
-        # 0.1.0's tables are exactly what the baseline revision creates.
-        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    baseline = create_engine(f"sqlite:///{tmp_path / 'baseline.sqlite'}")
+    with baseline.begin() as connection:
+        command.upgrade(revisions._config(connection), revisions.BASELINE)
+    # 0.1.0's tables are exactly what the baseline revision creates.
+    assert _columns(old) == _columns(baseline)
+    old.dispose()
+    baseline.dispose()
+
+
+def test_upgrading_keeps_every_face_and_sums_each_identity(tmp_path):
+    home = _old_gallery(tmp_path)
+    db_file = home / "db" / "gallery.sqlite"
+    with sqlite3.connect(db_file) as db:
+        before = db.execute("SELECT f.id, i.name, f.embedding FROM faces f JOIN identities i ON i.id = f.identity_id "
+                            "ORDER BY f.id").fetchall()
+    engine = create_engine(f"sqlite:///{db_file}")
+    assert revisions.upgrade(engine, "old") == revisions.BASELINE
     engine.dispose()
+    with sqlite3.connect(db_file) as db:
+        after = db.execute("SELECT f.id, i.name, f.embedding FROM faces f JOIN identities i ON i.id = f.identity_id "
+                           "ORDER BY f.id").fetchall()
+        sums = {n: (np.frombuffer(s, "<f8"), c) for n, s, c in
+                db.execute("SELECT name, vector_sum, face_count FROM identities")}
+    assert after == before
+    for name, (total, count) in sums.items():
+        mine = [np.frombuffer(e, "<f4") for _, n, e in before if n == name]
+        assert count == len(mine)
+        np.testing.assert_allclose(total, np.sum(mine, axis=0), rtol=1e-6)
 
 
 @pytest.mark.parametrize("url, shown, reason", [

@@ -11,11 +11,12 @@ their embeddings: the source of truth) and ``index/`` (FAISS files derived from 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -25,14 +26,20 @@ from facesearch.errors import GalleryError
 from facesearch.paths import default_home, faces_cache_dir
 from facesearch.imaging.decode import IMAGE_EXTENSIONS, iter_image_files, load_image
 from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, hash_photo
-from facesearch.search.faiss_index import GalleryIndex
+from facesearch.search.faiss_index import GalleryIndex, kind_for
 from facesearch.search.match import DEFAULT_THRESHOLD, Match, make_matcher
 from facesearch.gallery.store import NewFace, Store
 from facesearch.gallery import interchange
+from facesearch.gallery.lock import LOCK_FILE, WriterLock
 
 log = logging.getLogger(__name__)
 
 DB_FILE = "gallery.sqlite"
+#: Galleries up to this many faces rewrite their index files after every write (cheap), so the
+#: files always match the database; larger ones keep recent changes in the database's change
+#: records until CHECKPOINT_CHANGES have piled up, so one write costs what it changes.
+SMALL_GALLERY = 20_000
+CHECKPOINT_CHANGES = 5_000
 
 
 @dataclass
@@ -128,10 +135,14 @@ class Gallery:
             created with.
         cache: folder of the per-photo face cache used by enrollment, ``None`` for the default
             (under the model cache folder), ``False`` to disable it.
+        wait: when another process is writing this gallery, wait for it (default) or fail at
+            once with :class:`GalleryError`.
+        on_wait: called once with a one-line message when a write has to wait.
     """
 
     def __init__(self, home: str | os.PathLike | None = None, *, db_url: str | None = None,
-                 analysis: FaceAnalysis | None = None, cache: str | os.PathLike | bool | None = None) -> None:
+                 analysis: FaceAnalysis | None = None, cache: str | os.PathLike | bool | None = None,
+                 wait: bool = True, on_wait: Callable[[str], None] | None = None) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
         self.index_dir = self.home / "index"
         if db_url is None:
@@ -146,10 +157,12 @@ class Gallery:
             self._cache_root = None
         else:
             self._cache_root = Path(cache) if cache not in (None, True) else faces_cache_dir()
+        self._lock = WriterLock(self.index_dir / LOCK_FILE, wait=wait, on_wait=on_wait)
         self._index: GalleryIndex | None = None
-        # Fitted matchers by their parameters, for the current index: building one maps every
-        # face id to a name, which is too much work to repeat on each query.
+        # Fitted matchers by their parameters, for the current index object (which is brought
+        # up to date in place, so they stay valid until it is replaced).
         self._matchers: dict[tuple, object] = {}
+        self._warned_outgrown = False
 
     def __repr__(self) -> str:
         return f"Gallery({str(self.home)!r})"
@@ -166,25 +179,81 @@ class Gallery:
     # -- index ------------------------------------------------------------------------------
 
     def _load_index(self) -> GalleryIndex:
-        # One cheap query per call: another process may have changed the gallery since.
-        gen = self.store.generation()
-        if self._index is None or self._index.generation != gen:
-            index = GalleryIndex.load(self.index_dir, generation=gen, model_id=self.model_id,
-                                      faces=self.store.count_faces())
-            self._matchers.clear()
-            self._index = index if index is not None else self.reindex()
-        return self._index
+        """The index as of the database's current generation, for reading: the saved files
+        (memory-mapped) plus the changes recorded since they were written, applied in memory.
+        Never writes; without usable files it is built in memory from the database."""
+        generation = self.store.generation()
+        index = self._index
+        if index is None:
+            index = GalleryIndex.load(self.index_dir, model_id=self.model_id)
+            if index is not None and (index.generation > generation or index.database != self.store.identity):
+                log.info("%s: the index files belong to another database state; rebuilding", self.index_dir)
+                index = None
+            if index is None:
+                index = self._build_index()
+            self._set_index(index)
+        if index.generation < generation:
+            index.apply(self.store.changes_since(index.generation))
+        return index
 
-    def reindex(self) -> GalleryIndex:
-        """Rebuild both FAISS indexes from the database and save them. Returns the new index."""
-        gen = self.store.generation()
-        ids, owners, vectors = self.store.embeddings()
-        self._index = GalleryIndex.build(ids, owners, vectors, generation=gen, model_id=self.model_id,
-                                         dim=self.dim)
-        self._index.save(self.index_dir)
+    def _set_index(self, index: GalleryIndex) -> None:
+        index.database = self.store.identity
+        self._index = index
         self._matchers.clear()
-        return self._index
 
+    def _build_index(self, progress: Callable[[int], None] | None = None) -> GalleryIndex:
+        # Read the generation first: whatever changes while the chunks stream in is recorded
+        # after it and applied on top (applying a change twice is harmless).
+        generation = self.store.generation()
+        faces = self.store.count_faces()
+        index = GalleryIndex.build(self.store.iter_face_vectors(), self.store.iter_identity_averages(),
+                                   faces=faces, generation=generation, model_id=self.model_id, dim=self.dim,
+                                   kind=kind_for(faces), train_sample=self.store.sample_face_vectors,
+                                   progress=progress)
+        index.apply(self.store.changes_since(generation))
+        return index
+
+    def reindex(self, *, progress: Callable[[int], None] | None = None,
+                on_total: Callable[[int], None] | None = None) -> GalleryIndex:
+        """Rebuild both indexes from the database, choosing the index kind for the gallery's size,
+        and save them. Returns the new index.
+
+        The build streams the stored faces in chunks (memory: the index plus one chunk) and
+        holds no lock, so queries and writes go on meanwhile; only the swap (catching up with
+        what changed during the build, then replacing the files atomically) takes the writer lock.
+        """
+        if on_total:
+            on_total(self.store.count_faces())
+        index = self._build_index(progress)
+        with self._lock.held():
+            index.apply(self.store.changes_since(index.generation))
+            index.save(self.index_dir)
+            self._set_index(index)
+        return index
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the writer lock for one write, then bring the index files up to date if it is due."""
+        with self._lock.held():
+            yield
+            self._save_index_if_due(final=True)
+
+    def _save_index_if_due(self, *, final: bool) -> None:
+        index = self._load_index()
+        base = len(index.faces.base)
+        if index.folder != self.index_dir:
+            due = True  # no files, or built in memory: write them once
+        elif final and base <= SMALL_GALLERY:
+            due = index.pending > 0 or index.base_generation != index.generation
+        else:
+            due = index.pending >= max(CHECKPOINT_CHANGES, base // 50)
+        if due:
+            index.save(self.index_dir)
+        if kind_for(len(index.faces)) != index.faces.base.kind and not self._warned_outgrown:
+            self._warned_outgrown = True
+            log.warning("%s: the gallery has %d faces, beyond what a %s index suits; run `facesearch reindex` to "
+                        "build a %s index (queries keep working meanwhile)", self.home, len(index.faces),
+                        index.faces.base.kind, kind_for(len(index.faces)))
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -197,7 +266,7 @@ class Gallery:
 
     def is_empty(self) -> bool:
         """True while no face is enrolled (nothing to match against)."""
-        return not self.store.count_faces()
+        return not self.store.has_faces()
 
     def matcher(self, name: str = "knn", *, threshold: float | None = None, top_k: int = 5, k: int = 5):
         """A fitted matcher (``"knn"`` or ``"centroid"``) over this gallery's indexes."""
@@ -207,10 +276,10 @@ class Gallery:
         if key not in self._matchers:
             if name == "knn":
                 built = make_matcher("knn", k=k, threshold=thr, top_k=top_k).from_index(
-                    index.faces, self.store.face_owners())
+                    index.faces, self.store.face_names, self.names)
             elif name == "centroid":
                 built = make_matcher("centroid", threshold=thr, top_k=top_k).from_index(
-                    index.identities, self.store.identity_names())
+                    index.identities, self.store.identity_names_of, self.names)
             else:
                 return make_matcher(name)  # raises the clear "unknown matcher" error
             self._matchers[key] = built
@@ -219,7 +288,7 @@ class Gallery:
     def identify(self, image: np.ndarray, *, matcher: str = "knn", threshold: float | None = None,
                  top_k: int = 5, k: int = 5) -> list[FaceMatch]:
         """Every face in an ``(H, W, 3)`` uint8 RGB image and who it is, largest face first."""
-        if not self.store.count_faces():
+        if not self.store.has_faces():
             raise GalleryError(f"{self.home}: the gallery is empty; enroll people first")
         faces = self.analysis.get(image)
         return self.match_faces(faces, matcher=matcher, threshold=threshold, top_k=top_k, k=k)
@@ -278,10 +347,11 @@ class Gallery:
                 if progress:
                     progress(len(chunk))
         finally:
-            # Also after an interruption: the committed batches get an up-to-date index now
-            # rather than a rebuild at the next open.
+            # Also after an interruption: what was committed gets its index files now, when due,
+            # rather than being caught up by every reader.
             if report.enrolled:
-                self.reindex()
+                with self._writing():
+                    pass
         return report
 
     def _enroll_chunk(self, chunk, report: EnrollReport, seen: dict[str, str], cache) -> None:
@@ -291,7 +361,7 @@ class Gallery:
             if isinstance(sha, PhotoError):
                 report.errors.append((str(path), sha.reason))
                 continue
-            owner = seen.get(sha) or self.store.image_owner(sha)
+            owner = seen.get(sha)
             if owner is not None:
                 report.duplicates.append((str(path), owner))
                 continue
@@ -314,20 +384,38 @@ class Gallery:
             rows.append((identity, str(photo.path.resolve()), photo.sha256, photo.size_bytes, photo.width,
                          photo.height, [NewFace(face.box, face.landmarks, face.score, face.quality, face.embedding)]))
             enrolled.append((str(photo.path), identity))
-        if rows:
-            self.store.add_images(rows)
-            report.enrolled += enrolled
+        if not rows:
+            return
+        # Detection and embedding ran without the lock; whether a photo is already enrolled is
+        # decided under it, since another writer may have enrolled it meanwhile.
+        with self._lock.held():
+            fresh, added = [], []
+            for row, done in zip(rows, enrolled):
+                owner = self.store.image_owner(row[2])
+                if owner is None:
+                    fresh.append(row)
+                    added.append(done)
+                else:
+                    report.duplicates.append((done[0], owner))
+            if fresh:
+                self.store.add_images(fresh)
+                report.enrolled += added
+                self._save_index_if_due(final=False)
 
     def remove(self, name: str) -> int:
-        """Remove an identity and its faces. Returns the number of faces removed."""
-        removed = self.store.remove_identity(name)
-        self.reindex()
-        return removed
+        """Remove an identity and its faces. Returns the number of faces removed.
+
+        Costs what it removes: the database records which faces and which average left, and
+        the indexes drop those ids (see :mod:`facesearch.search.faiss_index`).
+        """
+        with self._writing():
+            return self.store.remove_identity(name)
 
     def rename(self, old: str, new: str) -> None:
-        """Rename an identity (merging into ``new`` if it already exists)."""
-        self.store.rename_identity(old, new)
-        self.reindex()
+        """Rename an identity (merging into ``new`` if it already exists). A rename changes no
+        vector; a merge updates one identity average."""
+        with self._writing():
+            self.store.rename_identity(old, new)
 
     # -- for classifiers and other tools ----------------------------------------------------
 
@@ -338,6 +426,12 @@ class Gallery:
     def names(self) -> list[str]:
         """Every enrolled identity's name, sorted."""
         return sorted(self.store.identity_names().values())
+
+    def add_embeddings(self, names: Sequence[str], vectors: np.ndarray, *, source: str = "synthetic") -> int:
+        """Store faces that have no photo (synthetic or imported vectors): ``vectors`` float32
+        (N, dim), L2-normalised, one per entry of ``names``. Returns how many were stored."""
+        with self._writing():
+            return self.store.add_vectors(names, vectors, source=source)
 
     def embeddings(self) -> tuple[list[str], np.ndarray]:
         """Every stored face by face id: its identity's name (N,) and embedding, float32 (N, dim).
@@ -356,4 +450,5 @@ class Gallery:
     def import_averages(self, path: str | os.PathLike) -> dict:
         """Enroll every identity of an ``average_embeddings.json`` as one synthetic face (see
         :func:`.interchange.import_averages`); returns ``{"file", "imported", "duplicates"}``."""
-        return interchange.import_averages(self, path)
+        with self._writing():
+            return interchange.import_averages(self, path)

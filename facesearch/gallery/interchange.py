@@ -162,5 +162,4 @@ def import_averages(gallery: "Gallery", path: str | os.PathLike) -> dict:
         imported.append(name)
     if rows:
         gallery.store.add_images(rows)
-        gallery.reindex()
     return {"file": str(path), "imported": imported, "duplicates": duplicates}

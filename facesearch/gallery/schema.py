@@ -38,10 +38,17 @@ class GalleryState(Base):
 
 
 class Identity(Base):
+    """A person. ``vector_sum`` (float64 (D,), little-endian) and ``face_count`` keep the sum of
+    their faces' embeddings, so their average is updated by each write instead of re-read;
+    ``updated_gen`` is the generation at which that average last changed."""
+
     __tablename__ = "identities"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(256), unique=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    vector_sum: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    face_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    updated_gen: Mapped[int] = mapped_column(Integer, default=0, server_default="0", index=True)
     faces: Mapped[list["FaceRow"]] = relationship(back_populates="identity", cascade="all, delete-orphan")
 
 
@@ -70,5 +77,23 @@ class FaceRow(Base):
     score: Mapped[float] = mapped_column(Float)
     quality: Mapped[float] = mapped_column(Float)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+    #: The generation that stored this face: an index at an older generation lacks it.
+    added_gen: Mapped[int] = mapped_column(Integer, default=0, server_default="0", index=True)
     image: Mapped[SourceImage] = relationship(back_populates="faces")
     identity: Mapped[Identity] = relationship(back_populates="faces")
+
+
+class RemovedFace(Base):
+    """A face deleted at ``generation``: an index older than that still holds it and must drop it."""
+
+    __tablename__ = "removed_faces"
+    face_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class RemovedIdentity(Base):
+    """An identity deleted (or merged into another) at ``generation``: its average leaves the index."""
+
+    __tablename__ = "removed_identities"
+    identity_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(Integer, index=True)

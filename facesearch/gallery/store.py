@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
-from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy import create_engine, delete, event, exists, func, insert, select, text, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from facesearch.errors import GalleryError, one_line
 from facesearch.gallery.revisions import upgrade as upgrade_schema
-from facesearch.gallery.schema import SCHEMA_VERSION, FaceRow, GalleryState, Identity, SourceImage
+from facesearch.gallery.schema import (SCHEMA_VERSION, FaceRow, GalleryState, Identity, RemovedFace, RemovedIdentity,
+                                       SourceImage)
+from facesearch.search.faiss_index import IndexChanges, group_sums, normalise
 
 @dataclass(frozen=True)
 class NewFace:
@@ -111,6 +113,9 @@ class Store:
                 raise GalleryError(
                     f"{self.where}: gallery was built with {state.model_id} ({state.embedding_dim}-d), "
                     f"not {model_id} ({embedding_dim}-d); use another --home or re-enroll")
+        with self.session() as s:
+            #: Which database this is (its creation time): index files name it in their manifest.
+            self.identity = s.get(GalleryState, 1).created_at.isoformat()
         self.model_id = model_id
         self.embedding_dim = embedding_dim
 
@@ -131,8 +136,33 @@ class Store:
             raise GalleryError(f"{self.where}: database error: {_reason(exc)}") from None
 
     @staticmethod
-    def _bump(s: Session) -> None:
+    def _bump(s: Session) -> int:
+        """Start a change: the generation it will be known by (committed with it)."""
         s.execute(text("UPDATE gallery_state SET generation = generation + 1 WHERE id = 1"))
+        return int(s.scalar(select(GalleryState.generation).where(GalleryState.id == 1)))
+
+    def _add_to_sums(self, s: Session, identity: Identity, vectors: np.ndarray, generation: int) -> None:
+        # Each identity keeps the float64 sum of its faces, so its average is known without
+        # reading them again (the identities index is updated from it).
+        total = np.asarray(vectors, dtype=np.float64).reshape(-1, self.embedding_dim).sum(axis=0)
+        if identity.vector_sum is not None:
+            total = total + np.frombuffer(identity.vector_sum, dtype="<f8")
+        identity.vector_sum = total.astype("<f8").tobytes()
+        identity.face_count = (identity.face_count or 0) + len(vectors)
+        identity.updated_gen = generation
+
+    @staticmethod
+    def _tombstone_faces(s: Session, face_ids: Sequence[int], generation: int) -> None:
+        # Upsert by hand (portable): an id SQLite reused and removed again gets the newer generation.
+        if not face_ids:
+            return
+        s.execute(delete(RemovedFace).where(RemovedFace.face_id.in_(list(face_ids))))
+        s.execute(insert(RemovedFace), [{"face_id": int(f), "generation": generation} for f in face_ids])
+
+    @staticmethod
+    def _tombstone_identity(s: Session, identity_id: int, generation: int) -> None:
+        s.execute(delete(RemovedIdentity).where(RemovedIdentity.identity_id == identity_id))
+        s.add(RemovedIdentity(identity_id=identity_id, generation=generation))
 
     def generation(self) -> int:
         """The change counter: it grows with every committed change to faces or identities."""
@@ -195,8 +225,96 @@ class Store:
                 for name, path, width, x, y, w, h, emb in rows]
 
     def count_faces(self) -> int:
+        """How many faces are stored (a full count: for reports, not for every query)."""
         with self.session() as s:
             return int(s.scalar(select(func.count(FaceRow.id))))
+
+    def has_faces(self) -> bool:
+        """Whether any face is stored (one index probe, whatever the size)."""
+        with self.session() as s:
+            return bool(s.scalar(select(exists().where(FaceRow.id.is_not(None)))))
+
+    def face_names(self, face_ids: Sequence[int]) -> dict[int, str]:
+        """Identity name of each of ``face_ids`` that still exists (a query's neighbours only)."""
+        ids = sorted({int(i) for i in face_ids if i >= 0})
+        if not ids:
+            return {}
+        with self.session() as s:
+            return {int(f): n for f, n in s.execute(
+                select(FaceRow.id, Identity.name).join(Identity, FaceRow.identity_id == Identity.id)
+                .where(FaceRow.id.in_(ids)))}
+
+    def identity_names_of(self, identity_ids: Sequence[int]) -> dict[int, str]:
+        """Name of each of ``identity_ids`` that still exists."""
+        ids = sorted({int(i) for i in identity_ids if i >= 0})
+        if not ids:
+            return {}
+        with self.session() as s:
+            return {int(i): n for i, n in s.execute(select(Identity.id, Identity.name).where(Identity.id.in_(ids)))}
+
+    def changes_since(self, generation: int) -> IndexChanges:
+        """What an index at ``generation`` lacks: faces stored and removed, identity averages
+        changed and identities removed since. Reads only the changed rows."""
+        with self.session() as s:
+            now = int(s.scalar(select(GalleryState.generation).where(GalleryState.id == 1)))
+            faces = s.execute(select(FaceRow.id, FaceRow.embedding).where(FaceRow.added_gen > generation)
+                              .order_by(FaceRow.id)).all()
+            removed = s.scalars(select(RemovedFace.face_id).where(RemovedFace.generation > generation)).all()
+            idents = s.execute(select(Identity.id, Identity.vector_sum).where(Identity.updated_gen > generation)
+                               .order_by(Identity.id)).all()
+            gone = s.scalars(select(RemovedIdentity.identity_id)
+                             .where(RemovedIdentity.generation > generation)).all()
+        face_ids, face_vectors = self._unpack(faces, "<f4")
+        ident_ids, sums = self._unpack([(i, v) for i, v in idents if v is not None], "<f8")
+        return IndexChanges(now, face_ids, face_vectors, np.asarray(removed, np.int64), ident_ids,
+                            normalise(sums), np.asarray(gone, np.int64))
+
+    def _unpack(self, rows, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        if not rows:
+            return ids, np.zeros((0, self.embedding_dim), np.float32)
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=dtype).reshape(len(rows), self.embedding_dim)
+        return ids, vectors.astype(np.float32)
+
+    def iter_face_vectors(self, chunk: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every stored face as ``(face_ids int64 (n,), vectors float32 (n, D))`` chunks of at most
+        ``chunk`` rows, by id, so a rebuild holds one chunk at a time."""
+        last = -1
+        while True:
+            with self.session() as s:
+                rows = s.execute(select(FaceRow.id, FaceRow.embedding).where(FaceRow.id > last)
+                                 .order_by(FaceRow.id).limit(chunk)).all()
+            if not rows:
+                return
+            yield self._unpack(rows, "<f4")
+            last = rows[-1][0]
+
+    def iter_identity_averages(self, chunk: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every identity with faces as ``(identity_ids int64 (n,), averages float32 (n, D))`` chunks."""
+        last = -1
+        while True:
+            with self.session() as s:
+                rows = s.execute(select(Identity.id, Identity.vector_sum)
+                                 .where(Identity.id > last, Identity.face_count > 0)
+                                 .order_by(Identity.id).limit(chunk)).all()
+            if not rows:
+                return
+            ids, sums = self._unpack(rows, "<f8")
+            yield ids, normalise(sums)
+            last = rows[-1][0]
+
+    def sample_face_vectors(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` stored face vectors chosen at random (float32 (n, D)), e.g. to train an index."""
+        with self.session() as s:
+            ids = np.asarray(s.scalars(select(FaceRow.id)).all(), np.int64)
+        chosen = np.sort(np.random.default_rng(seed).choice(ids, size=min(n, len(ids)), replace=False))
+        out = []
+        for start in range(0, len(chosen), 10_000):
+            part = chosen[start:start + 10_000].tolist()
+            with self.session() as s:
+                rows = s.execute(select(FaceRow.id, FaceRow.embedding).where(FaceRow.id.in_(part))).all()
+            out.append(self._unpack(rows, "<f4")[1])
+        return np.concatenate(out) if out else np.zeros((0, self.embedding_dim), np.float32)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -210,6 +328,7 @@ class Store:
         """
         out: list[list[int]] = []
         with self.session() as s:
+            generation = self._bump(s)
             for name, path, sha, size, width, height, faces in items:
                 identity = s.scalar(select(Identity).where(Identity.name == name))
                 if identity is None:
@@ -226,12 +345,52 @@ class Store:
                         image=image, identity=identity, x=float(f.box[0]), y=float(f.box[1]),
                         w=float(f.box[2]), h=float(f.box[3]),
                         landmarks=json.dumps(np.round(np.asarray(f.landmarks, dtype=float), 2).tolist()),
-                        score=float(f.score), quality=float(f.quality), embedding=emb.tobytes()))
+                        score=float(f.score), quality=float(f.quality), embedding=emb.tobytes(),
+                        added_gen=generation))
                 s.add_all(rows)
                 s.flush()
+                if faces:
+                    self._add_to_sums(s, identity, np.stack([np.asarray(f.embedding) for f in faces]), generation)
                 out.append([r.id for r in rows])
-            self._bump(s)
         return out
+
+    def add_vectors(self, names: Sequence[str], vectors: np.ndarray, *, source: str = "synthetic",
+                    chunk: int = 20_000) -> int:
+        """Store faces without a photo: one vector (float32 (D,)) per name, each under a placeholder
+        photo row (path ``<source>:<n>``, 0x0 pixels), in one transaction, with bulk statements
+        (a million synthetic faces for benchmarks). Returns how many."""
+        vectors = np.asarray(vectors, dtype="<f4").reshape(len(names), self.embedding_dim)
+        wanted = sorted(set(names))
+        with self.session() as s:
+            generation = self._bump(s)
+            known = dict(s.execute(select(Identity.name, Identity.id).where(Identity.name.in_(wanted))).all())
+            new = [n for n in wanted if n not in known]
+            if new:
+                s.execute(insert(Identity), [{"name": n, "face_count": 0, "updated_gen": generation} for n in new])
+                known.update(s.execute(select(Identity.name, Identity.id).where(Identity.name.in_(new))).all())
+            first = int(s.scalar(select(func.coalesce(func.max(SourceImage.id), 0)))) + 1
+            for start in range(0, len(names), chunk):
+                part = range(start, min(start + chunk, len(names)))
+                # Core inserts of the tables: the ORM's bulk path costs more than SQLite here.
+                s.execute(insert(SourceImage.__table__), [
+                    {"id": first + i, "path": f"{source}:{first + i}", "sha256": f"{source}:{first + i}",
+                     "size_bytes": 0, "width": 0, "height": 0} for i in part])
+                s.execute(insert(FaceRow.__table__), [
+                    {"image_id": first + i, "identity_id": known[names[i]], "x": 0.0, "y": 0.0, "w": 0.0, "h": 0.0,
+                     "landmarks": "[]", "score": 1.0, "quality": 0.0, "embedding": vectors[i].tobytes(),
+                     "added_gen": generation} for i in part])
+            ids, sums, counts = group_sums(np.array([known[n] for n in names], np.int64), vectors)
+            old = {i: (blob, c) for i, blob, c in s.execute(
+                select(Identity.id, Identity.vector_sum, Identity.face_count).where(Identity.id.in_(ids.tolist())))}
+            updates = []
+            for row, identity_id in enumerate(ids.tolist()):
+                blob, count = old[identity_id]
+                total = sums[row] + (np.frombuffer(blob, dtype="<f8") if blob is not None else 0.0)
+                updates.append({"i": identity_id, "s": total.astype("<f8").tobytes(),
+                                "c": (count or 0) + int(counts[row]), "g": generation})
+            s.execute(text("UPDATE identities SET vector_sum = :s, face_count = :c, updated_gen = :g WHERE id = :i"),
+                      updates)
+        return len(names)
 
     def remove_identity(self, name: str) -> int:
         """Delete an identity, its faces and the photos left without faces. Returns faces removed."""
@@ -239,15 +398,17 @@ class Store:
             identity = s.scalar(select(Identity).where(Identity.name == name))
             if identity is None:
                 raise GalleryError(f"no identity named {name!r} in the gallery")
+            generation = self._bump(s)
             image_ids = {f.image_id for f in identity.faces}
-            removed = len(identity.faces)
+            face_ids = [f.id for f in identity.faces]
+            self._tombstone_faces(s, face_ids, generation)
+            self._tombstone_identity(s, identity.id, generation)
             s.delete(identity)
             s.flush()
             for image_id in image_ids:
                 if not s.scalar(select(func.count(FaceRow.id)).where(FaceRow.image_id == image_id)):
                     s.delete(s.get(SourceImage, image_id))
-            self._bump(s)
-        return removed
+        return len(face_ids)
 
     def rename_identity(self, old: str, new: str) -> None:
         """Rename ``old`` to ``new``; if ``new`` exists, ``old``'s faces are merged into it."""
@@ -259,11 +420,19 @@ class Store:
             if identity is None:
                 raise GalleryError(f"no identity named {old!r} in the gallery")
             target = s.scalar(select(Identity).where(Identity.name == new))
+            # A rename changes no vector (names are looked up per query), but it is a change:
+            # classifiers trained before it are stale.
+            generation = self._bump(s)
             if target is None:
                 identity.name = new
             elif target.id != identity.id:
-                for face in list(identity.faces):
-                    face.identity = target
-                s.flush()
+                s.execute(update(FaceRow).where(FaceRow.identity_id == identity.id).values(identity_id=target.id))
+                if identity.vector_sum is not None:
+                    merged = np.frombuffer(identity.vector_sum, dtype="<f8")
+                    target.vector_sum = (merged + (np.frombuffer(target.vector_sum, dtype="<f8")
+                                                   if target.vector_sum is not None else 0)).astype("<f8").tobytes()
+                target.face_count = (target.face_count or 0) + (identity.face_count or 0)
+                target.updated_gen = generation
+                self._tombstone_identity(s, identity.id, generation)
+                s.expire(identity)
                 s.delete(identity)
-            self._bump(s)

@@ -1,21 +1,37 @@
-"""FAISS indexes of face embeddings, saved atomically.
+"""FAISS indexes of face embeddings: saved files, brought up to date by what changed since.
 
 A gallery keeps two indexes under ``<home>/index/``:
 
 * ``faces.faiss``: every stored face, ids = the faces' database ids;
 * ``identities.faiss``: each identity's average embedding (re-normalised), ids = identity ids;
 
-plus ``manifest.json`` saying which database generation they were built from. Embeddings are
-L2-normalised, so inner product is cosine similarity. The files are derived data: anything
-missing, stale or unreadable is rebuilt from the database.
+plus ``manifest.json`` naming the database generation the files reflect. Embeddings are
+L2-normalised, so inner product is cosine similarity.
+
+The files are a *base*. A write does not rewrite them: the database records what each write
+changed (faces added, faces and identities removed, identity averages updated), and whoever
+opens the index applies the changes since the base's generation in memory
+(:meth:`GalleryIndex.apply`): changed ids are hidden in the base and their new vectors kept in a
+small exact *delta* index; a search asks both and merges. Once the delta is large, a writer
+folds it into new base files (:meth:`GalleryIndex.save`), written beside the old ones and
+renamed into place, so readers never see half a file and a reader that mapped the old file
+keeps it until it reopens.
+
+Index kinds, chosen by size (:func:`kind_for`): exact search (``flat``) while one query stays
+fast, then an inverted file (``ivf``: k-means cells, the ``nprobe`` nearest cells scanned
+exactly), which supports removing and adding vectors and is memory-mapped from its file. HNSW
+(``hnsw``) stays available for comparison; it cannot remove vectors and linked real faces
+poorly among a million random ones (docs/benchmarks.md).
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 import faiss
 import numpy as np
@@ -28,14 +44,41 @@ FACES_FILE = "faces.faiss"
 IDENTITIES_FILE = "identities.faiss"
 MANIFEST_FILE = "manifest.json"
 
-#: Galleries up to this many faces use exact search; above it, HNSW (see docs/benchmarks.md).
+#: Galleries up to this many faces use exact search; above it, an inverted file (docs/benchmarks.md).
 EXACT_LIMIT = 200_000
-#: HNSW candidate list per search. Among random distractors, recall@1 at 300k stored faces
-#: was 0.945 at 64 and 0.995 at 256; at 1M, 0.608 at 64 and 0.859 at 256 (3.9 ms a query).
-#: Larger values trade latency for recall (docs/benchmarks.md).
+#: HNSW candidate list per search (recall@1 0.995 at 300k random distractors, 0.859 at 1M).
 HNSW_EF_SEARCH = 256
+#: Cells scanned per query by an inverted-file index, as a fraction of its cells (at least
+#: IVF_MIN_NPROBE): chosen by ``facesearch bench scale`` for recall@1 >= 0.99 (docs/benchmarks.md).
+IVF_NPROBE_FRACTION = 1 / 16
+IVF_MIN_NPROBE = 16
+#: Training vectors per inverted-file cell (FAISS warns under 39).
+IVF_TRAIN_PER_CELL = 64
 #: Fewer queries than this at once are searched on one thread.
 _PARALLEL_QUERIES = 16
+
+Chunks = Iterable[tuple[np.ndarray, np.ndarray]]
+
+
+def kind_for(n: int) -> str:
+    """The index kind for ``n`` stored vectors: ``"flat"`` up to :data:`EXACT_LIMIT`, else ``"ivf"``."""
+    return "flat" if n <= EXACT_LIMIT else "ivf"
+
+
+def ivf_cells(n: int) -> int:
+    """Inverted-file cells for ``n`` vectors: about 4 sqrt(n), a power of two, 256 to 16384."""
+    return int(min(16384, max(256, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))))
+
+
+def _as_ids(ids) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
+
+
+def _as_vectors(vectors, dim: int) -> np.ndarray:
+    vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise ValueError(f"expected vectors of shape (N, {dim}), got {vectors.shape}")
+    return vectors
 
 
 class VectorIndex:
@@ -43,79 +86,121 @@ class VectorIndex:
 
     Args:
         dim: vector length.
-        kind: ``"flat"`` (exact), ``"hnsw"`` (approximate, for large galleries) or ``"auto"``
-            (exact up to :data:`EXACT_LIMIT` vectors).
+        kind: ``"flat"`` (exact), ``"ivf"`` (inverted file; needs :meth:`train`), ``"hnsw"``,
+            or ``"auto"`` (:func:`kind_for` the size given to :meth:`build`).
+        cells: inverted-file cells (default :func:`ivf_cells` of ``expected``).
+        expected: how many vectors the index is built for (sizes an inverted file).
     """
 
-    def __init__(self, dim: int, kind: str = "auto") -> None:
+    def __init__(self, dim: int, kind: str = "flat", *, cells: int | None = None, expected: int = 0) -> None:
         self.dim = dim
-        self.kind = kind
-        self._index = self._empty(kind, 0)
-
-    def _empty(self, kind: str, n: int) -> faiss.Index:
         if kind == "auto":
-            kind = "flat" if n <= EXACT_LIMIT else "hnsw"
+            kind = kind_for(expected)
+        self.kind = kind
         if kind == "flat":
-            return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-        if kind == "hnsw":
-            inner = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
+            self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        elif kind == "hnsw":
+            inner = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
             inner.hnsw.efConstruction = 80
             inner.hnsw.efSearch = HNSW_EF_SEARCH
-            return faiss.IndexIDMap2(inner)
-        raise ValueError(f"unknown index kind {kind!r}; choose flat, hnsw or auto")
+            self._index = faiss.IndexIDMap2(inner)
+        elif kind == "ivf":
+            nlist = cells or ivf_cells(expected)
+            self._index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            self._index.nprobe = max(IVF_MIN_NPROBE, int(nlist * IVF_NPROBE_FRACTION))
+        else:
+            raise ValueError(f"unknown index kind {kind!r}; choose flat, ivf, hnsw or auto")
 
     @classmethod
     def build(cls, ids: np.ndarray, vectors: np.ndarray, kind: str = "auto") -> "VectorIndex":
         """A new index holding ``vectors`` (N, dim) float32 under ``ids`` (N,) int64."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        index = cls(vectors.shape[1] if vectors.ndim == 2 and vectors.shape[1] else 512, kind)
-        index._index = index._empty(kind, len(vectors))
+        dim = vectors.shape[1] if vectors.ndim == 2 and vectors.shape[1] else 512
+        index = cls(dim, kind, expected=len(vectors))
+        if index.needs_training:
+            index.train(vectors)
         index.add(ids, vectors)
         return index
 
+    @property
+    def needs_training(self) -> bool:
+        return not self._index.is_trained
+
+    def train(self, sample: np.ndarray) -> None:
+        """Fit an inverted file's cells on ``sample`` (float32 (M, dim), M >= the number of cells)."""
+        self._index.train(_as_vectors(sample, self.dim))
+
     def __len__(self) -> int:
         return int(self._index.ntotal)
+
+    @property
+    def nprobe(self) -> int | None:
+        """Cells an inverted file scans per query (``None`` for other kinds)."""
+        return int(self._index.nprobe) if self.kind == "ivf" else None
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        if self.kind == "ivf":
+            self._index.nprobe = int(value)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add ``vectors`` (N, dim) float32 under ``ids`` (N,) int64."""
         if len(ids) == 0:
             return
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            raise ValueError(f"expected vectors of shape (N, {self.dim}), got {vectors.shape}")
-        self._index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+        self._index.add_with_ids(_as_vectors(vectors, self.dim), _as_ids(ids))
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` most similar stored vectors to each query.
+    def remove(self, ids: np.ndarray) -> int:
+        """Drop the vectors stored under ``ids`` (absent ids are ignored). Returns how many went."""
+        ids = _as_ids(ids)
+        if not len(ids) or not len(self):
+            return 0
+        if self.kind == "hnsw":
+            raise ValueError("an HNSW index cannot remove vectors; rebuild it")
+        return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
+
+    def _params(self, exclude: np.ndarray | None):
+        selector = None if exclude is None or not len(exclude) else faiss.IDSelectorNot(faiss.IDSelectorBatch(exclude))
+        if self.kind == "ivf":
+            return faiss.SearchParametersIVF(sel=selector, nprobe=int(self._index.nprobe))
+        if self.kind == "hnsw":
+            return faiss.SearchParametersHNSW(sel=selector, efSearch=int(self._graph().efSearch))
+        return faiss.SearchParameters(sel=selector) if selector is not None else None
+
+    def search(self, queries: np.ndarray, k: int, *, exclude: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar stored vectors to each query, skipping the ids in ``exclude``.
 
         Returns:
-            ``(similarities float32 (Q, k), ids int64 (Q, k))``; missing neighbours have id -1.
+            ``(similarities float32 (Q, k), ids int64 (Q, k))``; missing neighbours have id -1
+            and similarity -inf.
         """
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if len(self) == 0 or k <= 0:
             q = len(queries)
             return np.full((q, max(k, 0)), -np.inf, np.float32), np.full((q, max(k, 0)), -1, np.int64)
+        params = self._params(None if exclude is None else _as_ids(exclude))
         if len(queries) < _PARALLEL_QUERIES:
             # A handful of queries gains nothing from OpenMP threads, and on a busy machine
             # waiting for the second thread costs more than the search itself (docs/benchmarks.md).
             previous = faiss.omp_get_max_threads()
             faiss.omp_set_num_threads(1)
             try:
-                sims, ids = self._index.search(queries, k)
+                sims, ids = self._index.search(queries, k, params=params)
             finally:
                 faiss.omp_set_num_threads(previous)
         else:
-            sims, ids = self._index.search(queries, k)
+            sims, ids = self._index.search(queries, k, params=params)
         sims[ids < 0] = -np.inf
         return sims, ids
 
     def _graph(self):
-        # The HNSW graph inside the id map, or None for exact search ("auto" decides by size).
-        inner = faiss.downcast_index(self._index.index)
-        return inner.hnsw if isinstance(inner, faiss.IndexHNSW) else None
+        # The HNSW graph inside the id map, or None for the other kinds.
+        if self.kind != "hnsw":
+            return None
+        return faiss.downcast_index(self._index.index).hnsw
 
     def graph_params(self) -> dict:
-        """``{"M", "ef_search", "ef_construction"}`` of an HNSW index; ``{}`` for exact search."""
+        """``{"M", "ef_search", "ef_construction"}`` of an HNSW index; ``{}`` for the other kinds."""
         hnsw = self._graph()
         if hnsw is None:
             return {}
@@ -123,28 +208,39 @@ class VectorIndex:
                 "ef_construction": int(hnsw.efConstruction)}
 
     def set_ef_search(self, ef: int) -> None:
-        """An HNSW index's candidate list per search (recall against latency); exact search ignores it."""
+        """An HNSW index's candidate list per search (recall against latency); other kinds ignore it."""
         hnsw = self._graph()
         if hnsw is not None:
             hnsw.efSearch = int(ef)
 
     def ids(self) -> np.ndarray:
-        """Stored ids, int64 (N,)."""
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        """Stored ids, int64 (N,) (an inverted file's in cell order)."""
+        if self.kind != "ivf":
+            return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        lists = self._index.invlists
+        parts = [faiss.rev_swig_ptr(lists.get_ids(c), lists.list_size(c)).copy()
+                 for c in range(self._index.nlist) if lists.list_size(c)]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def save(self, path: str | os.PathLike) -> None:
         """Atomically write the index to ``path``."""
         replace_atomically(path, lambda tmp: faiss.write_index(self._index, str(tmp)))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "VectorIndex":
-        raw = faiss.read_index(os.fspath(path))
-        index = cls(raw.d)
+    def load(cls, path: str | os.PathLike, *, mmap: bool = False) -> "VectorIndex":
+        """Read an index file; ``mmap`` maps it instead of reading it (opening a large one costs
+        nothing until it is searched, and the page cache is shared between processes)."""
+        raw = faiss.read_index(os.fspath(path), faiss.IO_FLAG_MMAP if mmap else 0)
+        index = cls.__new__(cls)
+        index.dim = raw.d
         index._index = raw
-        inner = faiss.downcast_index(raw.index)
-        index.kind = "hnsw" if "HNSW" in type(inner).__name__ else "flat"
-        if index.kind == "hnsw":  # files written with an older setting search like new ones
-            inner.hnsw.efSearch = HNSW_EF_SEARCH
+        if isinstance(raw, faiss.IndexIVF):
+            index.kind = "ivf"
+        else:
+            inner = faiss.downcast_index(raw.index)
+            index.kind = "hnsw" if isinstance(inner, faiss.IndexHNSW) else "flat"
+            if index.kind == "hnsw":  # files written with an older setting search like new ones
+                inner.hnsw.efSearch = HNSW_EF_SEARCH
         return index
 
 
@@ -159,72 +255,221 @@ def centroids(owners: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.n
     """
     if len(owners) == 0:
         return np.zeros(0, np.int64), np.zeros((0, vectors.shape[1] if vectors.ndim == 2 else 0), np.float32)
-    uniq, inverse = np.unique(owners, return_inverse=True)
-    sums = np.zeros((len(uniq), vectors.shape[1]), np.float64)
-    np.add.at(sums, inverse, vectors)
+    uniq, sums, _ = group_sums(owners, vectors)
+    return uniq, normalise(sums)
+
+
+def group_sums(owners: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sum the rows of ``vectors`` (N, D) per owner: ``(owner ids int64 (M,) ascending, sums
+    float64 (M, D), counts int64 (M,))``."""
+    owners = np.asarray(owners, dtype=np.int64)
+    order = np.argsort(owners, kind="stable")
+    uniq, starts, counts = np.unique(owners[order], return_index=True, return_counts=True)
+    sums = np.add.reduceat(np.asarray(vectors, dtype=np.float64)[order], starts, axis=0) if len(order) else \
+        np.zeros((0, vectors.shape[1]), np.float64)
+    return uniq, sums, counts.astype(np.int64)
+
+
+def normalise(sums: np.ndarray) -> np.ndarray:
+    """Rows of ``sums`` (float (M, D)) scaled to unit length, float32; all-zero rows stay zero."""
+    sums = np.asarray(sums, dtype=np.float64)
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    return uniq.astype(np.int64), (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+    return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+@dataclass
+class IndexChanges:
+    """What changed in the database after some generation, as the indexes need it.
+
+    ``face_ids`` / ``face_vectors``: faces stored since (their vectors, float32 (N, D));
+    ``removed_faces``: faces deleted since; ``identity_ids`` / ``identity_vectors``: identities
+    whose average changed (the new averages); ``removed_identities``: identities deleted or
+    merged away. ``generation`` is the database generation the changes bring an index to.
+    """
+
+    generation: int
+    face_ids: np.ndarray
+    face_vectors: np.ndarray
+    removed_faces: np.ndarray
+    identity_ids: np.ndarray
+    identity_vectors: np.ndarray
+    removed_identities: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.face_ids) + len(self.removed_faces) + len(self.identity_ids) + len(self.removed_identities)
+
+
+class LayeredIndex:
+    """A base index with some of its ids hidden, and an exact delta index of newer vectors.
+
+    Searching asks the base (skipping the hidden ids) and the delta and keeps the best ``k``.
+    """
+
+    def __init__(self, base: VectorIndex) -> None:
+        self.base = base
+        self.delta = VectorIndex(base.dim, "flat")
+        self.hidden = np.zeros(0, np.int64)  # base ids superseded by a removal or a newer vector
+
+    def replace(self, remove_ids: np.ndarray, add_ids: np.ndarray, add_vectors: np.ndarray) -> None:
+        """Forget ``remove_ids`` and ``add_ids``, then store ``add_vectors`` under ``add_ids``."""
+        gone = np.union1d(_as_ids(remove_ids), _as_ids(add_ids))
+        if not len(gone):
+            return
+        self.hidden = np.union1d(self.hidden, gone)
+        self.delta.remove(gone)
+        self.delta.add(add_ids, add_vectors)
+
+    def reset(self, base: VectorIndex) -> None:
+        """Use ``base`` (which holds every change) with no hidden ids and an empty delta."""
+        self.base, self.delta, self.hidden = base, VectorIndex(base.dim, "flat"), np.zeros(0, np.int64)
+
+    @property
+    def pending(self) -> int:
+        """Changes not yet folded into the base."""
+        return len(self.hidden) + len(self.delta)
+
+    def __len__(self) -> int:
+        # An upper bound when hidden ids were never in the base; exact after a fold.
+        return max(len(self.base) - len(self.hidden), 0) + len(self.delta)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`VectorIndex.search`, over the base minus the hidden ids plus the delta."""
+        sims, ids = self.base.search(queries, k, exclude=self.hidden if len(self.hidden) else None)
+        if not len(self.delta):
+            return sims, ids
+        d_sims, d_ids = self.delta.search(queries, k)
+        all_sims, all_ids = np.concatenate([sims, d_sims], axis=1), np.concatenate([ids, d_ids], axis=1)
+        order = np.argsort(-all_sims, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(all_sims, order, axis=1), np.take_along_axis(all_ids, order, axis=1)
+
+    def folded(self, writable_base: VectorIndex) -> VectorIndex:
+        """``writable_base`` (the base read into memory) with the hidden ids removed and the delta added."""
+        writable_base.remove(self.hidden)
+        if len(self.delta):
+            ids = faiss.vector_to_array(self.delta._index.id_map).astype(np.int64)
+            vectors = self.delta._index.index.reconstruct_n(0, len(self.delta))
+            writable_base.add(ids, vectors)
+        return writable_base
 
 
 @dataclass
 class GalleryIndex:
-    """The faces index and the identities (centroid) index, with the generation they reflect."""
+    """The faces index and the identities (centroid) index, each a base plus the changes since.
 
-    faces: VectorIndex
-    identities: VectorIndex
+    ``generation`` is the database generation the whole reflects; ``base_generation`` the one
+    its files were written at.
+    """
+
+    faces: LayeredIndex
+    identities: LayeredIndex
     generation: int
+    base_generation: int
     model_id: str
+    folder: Path | None = None
+    files_mapped: bool = field(default=False, repr=False)
+    #: Names the database the index was built from (its creation time), so files left by
+    #: another database at the same path are not mistaken for this one's.
+    database: str | None = None
 
     @classmethod
-    def build(cls, face_ids: np.ndarray, owners: np.ndarray, vectors: np.ndarray, *, generation: int,
-              model_id: str, dim: int, kind: str = "auto") -> "GalleryIndex":
-        """Both indexes from the stored faces (what ``facesearch reindex`` does)."""
-        vectors = vectors.reshape(-1, dim)
-        ident_ids, means = centroids(owners, vectors)
-        faces = VectorIndex(dim, kind)
-        faces._index = faces._empty(kind, len(vectors))
-        faces.add(face_ids, vectors)
-        identities = VectorIndex(dim, "flat")
-        identities.add(ident_ids, means.reshape(-1, dim))
-        return cls(faces, identities, generation, model_id)
+    def empty(cls, dim: int, *, model_id: str, generation: int = 0) -> "GalleryIndex":
+        return cls(LayeredIndex(VectorIndex(dim, "flat")), LayeredIndex(VectorIndex(dim, "flat")),
+                   generation, generation, model_id)
+
+    @classmethod
+    def build(cls, face_chunks: Chunks, identity_chunks: Chunks, *, faces: int, generation: int, model_id: str,
+              dim: int, kind: str = "auto", train_sample: Callable[[int], np.ndarray] | None = None,
+              progress: Callable[[int], None] | None = None) -> "GalleryIndex":
+        """Both indexes from chunks of ``(ids int64 (n,), vectors float32 (n, D))``, one chunk in
+        memory at a time besides the index itself (what ``facesearch reindex`` does).
+
+        ``faces`` is how many face vectors the chunks hold (it sizes the index); an inverted
+        file is trained on ``train_sample(m)``, ``m`` random stored vectors. ``progress`` gets
+        the number of faces added after each chunk.
+        """
+        face_index = VectorIndex(dim, kind, expected=faces)
+        if face_index.needs_training:
+            cells = face_index._index.nlist
+            if train_sample is None:
+                raise ValueError("an inverted-file index needs a training sample")
+            face_index.train(train_sample(min(faces, cells * IVF_TRAIN_PER_CELL)))
+        for ids, vectors in face_chunks:
+            face_index.add(ids, vectors)
+            if progress:
+                progress(len(ids))
+        ident_index = VectorIndex(dim, "flat")
+        for ids, vectors in identity_chunks:
+            ident_index.add(ids, vectors)
+        return cls(LayeredIndex(face_index), LayeredIndex(ident_index), generation, generation, model_id)
+
+    def apply(self, changes: IndexChanges) -> None:
+        """Bring the index to ``changes.generation`` (idempotent: applying a change twice is harmless)."""
+        self.faces.replace(changes.removed_faces, changes.face_ids, changes.face_vectors)
+        self.identities.replace(changes.removed_identities, changes.identity_ids, changes.identity_vectors)
+        self.generation = max(self.generation, changes.generation)
+
+    @property
+    def pending(self) -> int:
+        """Changes held in memory on top of the files."""
+        return self.faces.pending + self.identities.pending
 
     def summary(self) -> dict:
-        """``{"faces", "identities", "generation"}``: what the indexes hold."""
-        return {"faces": len(self.faces), "identities": len(self.identities), "generation": self.generation}
+        """``{"faces", "identities", "generation", "kind"}``: what the indexes hold."""
+        return {"faces": len(self.faces), "identities": len(self.identities), "generation": self.generation,
+                "kind": self.faces.base.kind}
 
     def save(self, folder: str | os.PathLike) -> None:
-        """Write both indexes, then the manifest, each atomically.
+        """Write both indexes with every change folded in, then the manifest, each atomically.
 
-        The manifest goes last: if the process dies before it, the manifest still names the
-        older generation and the next open rebuilds.
+        The manifest goes last and names the generation: a crash before it leaves the old
+        manifest, whose generation the database's change records still cover.
         """
         folder = Path(folder)
-        self.faces.save(folder / FACES_FILE)
-        self.identities.save(folder / IDENTITIES_FILE)
-        manifest = {"generation": self.generation, "model_id": self.model_id,
-                    "faces": len(self.faces), "identities": len(self.identities),
-                    "faces_kind": self.faces.kind}
+        for name, layered in ((FACES_FILE, self.faces), (IDENTITIES_FILE, self.identities)):
+            if not layered.pending and self.folder == folder and (folder / name).exists():
+                continue
+            # A mapped base shares pages with its file: fold into a private copy instead.
+            base = VectorIndex.load(self.folder / name) if self.files_mapped else layered.base
+            layered.reset(layered.folded(base))
+            layered.base.save(folder / name)
+        manifest = {"generation": self.generation, "model_id": self.model_id, "database": self.database,
+                    "faces": len(self.faces),
+                    "identities": len(self.identities), "faces_kind": self.faces.base.kind,
+                    "nprobe": self.faces.base.nprobe}
         replace_atomically(folder / MANIFEST_FILE, lambda tmp: tmp.write_text(json.dumps(manifest, indent=2)))
+        self.base_generation = self.generation
+        self.folder = folder
+        self.files_mapped = False
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, *, generation: int, model_id: str,
-             faces: int) -> "GalleryIndex | None":
-        """The saved indexes if they match the database's ``generation`` and face count, else ``None``."""
+    def load(cls, folder: str | os.PathLike, *, model_id: str, mmap: bool = True) -> "GalleryIndex | None":
+        """The saved indexes at the generation their manifest names, or ``None`` if they are
+        missing, unreadable, for another model, or disagree with their manifest."""
         folder = Path(folder)
         try:
             manifest = json.loads((folder / MANIFEST_FILE).read_text())
-            if (manifest.get("generation") != generation or manifest.get("model_id") != model_id
-                    or manifest.get("faces") != faces):
-                log.info("index in %s is stale (generation %s, database %s); rebuilding",
-                         folder, manifest.get("generation"), generation)
+            if manifest.get("model_id") != model_id:
+                log.info("index in %s is for %s, not %s; rebuilding", folder, manifest.get("model_id"), model_id)
                 return None
-            face_index = VectorIndex.load(folder / FACES_FILE)
-            ident_index = VectorIndex.load(folder / IDENTITIES_FILE)
+            faces = VectorIndex.load(folder / FACES_FILE, mmap=mmap)
+            identities = VectorIndex.load(folder / IDENTITIES_FILE, mmap=mmap)
+            generation = int(manifest["generation"])
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, RuntimeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             log.warning("index in %s is unreadable (%s); rebuilding", folder, exc)
             return None
-        if len(face_index) != faces:
+        if len(faces) != manifest.get("faces") or len(identities) != manifest.get("identities"):
+            log.warning("index in %s disagrees with its manifest; rebuilding", folder)
             return None
-        return cls(face_index, ident_index, generation, model_id)
+        if manifest.get("nprobe"):
+            faces.nprobe = int(manifest["nprobe"])
+        return cls(LayeredIndex(faces), LayeredIndex(identities), generation, generation, model_id, folder, mmap,
+                   manifest.get("database"))
+
+
+def chunked(ids: np.ndarray, vectors: np.ndarray, size: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(ids, vectors)`` in slices of ``size`` rows, for :meth:`GalleryIndex.build` on arrays."""
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size], vectors[start:start + size]

@@ -15,7 +15,7 @@ Similarities are cosines of L2-normalised FaceNet embeddings, in ``[-1, 1]``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -56,22 +56,49 @@ class Match:
                                for c in self.candidates]}
 
 
+class Searchable(Protocol):
+    """What a matcher searches: :class:`~facesearch.search.faiss_index.VectorIndex` or a gallery's
+    layered index."""
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def __len__(self) -> int: ...
+
+
+#: Names of the given ids (int64 array) that still exist: looked up per query, so a gallery of a
+#: million faces never maps them all.
+NameLookup = Callable[[np.ndarray], Mapping[int, str]]
+
+
 class _NearestMatcher(BaseEstimator):
     """Shared machinery: a vector index whose ids map to identity names."""
 
     threshold: float
     top_k: int
 
-    def _set_reference(self, index: VectorIndex, names: Mapping[int, str]) -> None:
+    def _set_reference(self, index: Searchable, names: Mapping[int, str] | NameLookup,
+                       all_names: Callable[[], Sequence[str]] | None = None) -> None:
         self.index_ = index
-        self.names_ = dict(names)
-        self.classes_ = np.array(sorted(set(self.names_.values())), dtype=object)
+        if callable(names):
+            self._lookup = names
+            self._all_names = all_names or (lambda: [])
+        else:
+            table = dict(names)
+            self._lookup = lambda ids: table
+            self._all_names = lambda: table.values()
 
-    def _neighbours(self, X: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def classes_(self) -> np.ndarray:
+        """Every enrolled name, sorted (object array)."""
+        return np.array(sorted(set(self._all_names())), dtype=object)
+
+    def _neighbours(self, X: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, Mapping[int, str]]:
+        """Similarities, ids and the names of those ids (ids that no longer exist have none)."""
         if not hasattr(self, "index_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() or from_index() first")
         X = np.atleast_2d(np.asarray(X, dtype=np.float32))
-        return self.index_.search(X, min(n, max(len(self.index_), 1)))
+        sims, ids = self.index_.search(X, min(n, max(len(self.index_), 1)))
+        return sims, ids, self._lookup(np.unique(ids[ids >= 0]))
 
     def _scores(self, X: np.ndarray) -> list[list[tuple[str, float, float]]]:
         """Per face: ``(identity, vote, best similarity)`` for each identity seen, best first."""
@@ -131,21 +158,26 @@ class KNNMatcher(_NearestMatcher):
         self._set_reference(VectorIndex.build(ids, X, kind="flat"), dict(zip(ids.tolist(), y)))
         return self
 
-    def from_index(self, index: VectorIndex, names: Mapping[int, str]) -> "KNNMatcher":
-        """Use an existing faces index; ``names`` maps its ids (face ids) to identity names."""
-        self._set_reference(index, names)
+    def from_index(self, index: Searchable, names: Mapping[int, str] | NameLookup,
+                   all_names: Callable[[], Sequence[str]] | None = None) -> "KNNMatcher":
+        """Use an existing faces index; ``names`` maps its ids (face ids) to identity names, as a
+        mapping or a lookup called with each query's neighbour ids; ``all_names`` lists every
+        name (for :attr:`classes_`) when ``names`` is a lookup."""
+        self._set_reference(index, names, all_names)
         return self
 
     def _scores(self, X):
         # Look past k so the candidate list can hold top_k distinct identities.
-        sims, ids = self._neighbours(X, max(self.k, 4 * self.top_k))
+        sims, ids, names = self._neighbours(X, max(self.k, 4 * self.top_k))
         out = []
         for srow, irow in zip(sims, ids):
             best: dict[str, list[float]] = {}
-            for rank, (s, i) in enumerate(zip(srow, irow)):
-                if i < 0:
+            rank = -1
+            for s, i in zip(srow, irow):
+                name = names.get(int(i)) if i >= 0 else None
+                if name is None:  # no neighbour, or a face removed since the index was read
                     continue
-                name = self.names_[int(i)]
+                rank += 1
                 vote, top = best.get(name, (0.0, -np.inf))
                 if rank < self.k and s >= self.threshold:
                     vote += float(s)
@@ -176,15 +208,17 @@ class CentroidMatcher(_NearestMatcher):
         self._set_reference(VectorIndex.build(ids, means, kind="flat"), {int(i): classes[i] for i in ids})
         return self
 
-    def from_index(self, index: VectorIndex, names: Mapping[int, str]) -> "CentroidMatcher":
-        """Use an existing identities index; ``names`` maps its ids (identity ids) to names."""
-        self._set_reference(index, names)
+    def from_index(self, index: Searchable, names: Mapping[int, str] | NameLookup,
+                   all_names: Callable[[], Sequence[str]] | None = None) -> "CentroidMatcher":
+        """Use an existing identities index; ``names`` maps its ids (identity ids) to names, as a
+        mapping or a lookup (see :meth:`KNNMatcher.from_index`)."""
+        self._set_reference(index, names, all_names)
         return self
 
     def _scores(self, X):
-        sims, ids = self._neighbours(X, self.top_k)
-        return [[(self.names_[int(i)], max(float(s), 0.0) if s >= self.threshold else 0.0, float(s))
-                 for s, i in zip(srow, irow) if i >= 0] for srow, irow in zip(sims, ids)]
+        sims, ids, names = self._neighbours(X, self.top_k)
+        return [[(names[int(i)], max(float(s), 0.0) if s >= self.threshold else 0.0, float(s))
+                 for s, i in zip(srow, irow) if i >= 0 and int(i) in names] for srow, irow in zip(sims, ids)]
 
 
 MATCHERS = {"knn": KNNMatcher, "centroid": CentroidMatcher}
