@@ -7,7 +7,10 @@
     ...     print(face.box, face.match.identity, face.match.similarity)
 
 A gallery is a folder (``home``) with ``db/gallery.sqlite`` (identities, photos, faces and
-their embeddings: the source of truth) and ``index/`` (FAISS files derived from it).
+their embeddings: the source of truth) and ``index/`` (FAISS files derived from it). Both hold
+biometric data, so they are private to their owner: folders 0700 and files 0600 whatever the
+umask (``home`` too when facesearch creates it), and an older, looser gallery is tightened
+when it is opened (see :mod:`facesearch.permissions`).
 """
 from __future__ import annotations
 
@@ -20,9 +23,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from facesearch.models.analysis import Face, FaceAnalysis
-from facesearch.models.face_cache import FaceCache
+from facesearch.models.face_cache import FaceCache, forget
 from facesearch.errors import GalleryError
 from facesearch.paths import default_home, faces_cache_dir
+from facesearch.permissions import PRIVATE_DIR, make_dirs, tighten
 from facesearch.imaging.decode import IMAGE_EXTENSIONS, iter_image_files, load_image
 from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, hash_photo
 from facesearch.search.faiss_index import GalleryIndex
@@ -134,8 +138,8 @@ class Gallery:
                  analysis: FaceAnalysis | None = None, cache: str | os.PathLike | bool | None = None) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
         self.index_dir = self.home / "index"
+        self._make_private(db_url is None)
         if db_url is None:
-            (self.home / "db").mkdir(parents=True, exist_ok=True)
             db_url = f"sqlite:///{(self.home / 'db' / DB_FILE).resolve()}"
         self.analysis = analysis or FaceAnalysis()
         # The analysis names the model: a gallery refuses to open with another one (store.py).
@@ -153,6 +157,15 @@ class Gallery:
 
     def __repr__(self) -> str:
         return f"Gallery({str(self.home)!r})"
+
+    def _make_private(self, local_db: bool) -> None:
+        # The folders above home keep the umask's mode; home itself, if new, db/ and index/
+        # are 0700. One chmod pass over db/ and index/ tightens a gallery made by an older version.
+        self.home.parent.mkdir(parents=True, exist_ok=True)
+        if local_db:
+            make_dirs(self.home / "db", PRIVATE_DIR)
+            tighten(self.home / "db")
+        tighten(self.index_dir)
 
     def close(self) -> None:
         self.store.close()
@@ -319,9 +332,24 @@ class Gallery:
             report.enrolled += enrolled
 
     def remove(self, name: str) -> int:
-        """Remove an identity and its faces. Returns the number of faces removed."""
+        """Remove an identity and its faces. Returns the number of faces removed.
+
+        Every copy of the person's face data that facesearch keeps goes: the database rows
+        (overwritten with zeros, not just unlinked, and the write-ahead log emptied), the
+        FAISS files (rewritten without them), and the face cache entries of their photos
+        under every analysis setting in this gallery's cache folder (the default one when the
+        gallery runs without a cache). Not covered: the photos themselves (they are the
+        user's), exports and trained classifiers written earlier, other galleries holding the
+        same photos, a cache folder this gallery does not use, and copies the file system or
+        backups may keep of deleted blocks.
+        """
+        photos = self.store.identity_photo_hashes(name)
         removed = self.store.remove_identity(name)
+        if not self.store.checkpoint():
+            log.warning("%s: another process is reading the gallery, so the database's write-ahead log "
+                        "keeps the removed faces until the next removal", self.home)
         self.reindex()
+        forget(photos, self._cache_root or faces_cache_dir())
         return removed
 
     def rename(self, old: str, new: str) -> None:
