@@ -27,7 +27,7 @@ from facesearch.models.face_cache import FaceCache, forget
 from facesearch.errors import GalleryError
 from facesearch.paths import default_home, faces_cache_dir
 from facesearch.permissions import PRIVATE_DIR, make_dirs, tighten
-from facesearch.imaging.decode import IMAGE_EXTENSIONS, iter_image_files, load_image
+from facesearch.imaging.decode import IMAGE_EXTENSIONS, iter_image_files, load_image, not_regular_reason
 from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, hash_photo
 from facesearch.search.faiss_index import GalleryIndex
 from facesearch.search.match import DEFAULT_THRESHOLD, Match, make_matcher
@@ -93,7 +93,8 @@ def collect_photos(paths: Sequence[str | os.PathLike], name: str | None) -> tupl
     """Expand enrollment arguments into ``(photo, identity)`` pairs, plus ``(path, reason)`` errors.
 
     With ``name``, every path is a photo of that person or a folder of them. Without it,
-    every path is a folder holding one sub-folder of photos per identity.
+    every path is a folder holding one sub-folder of photos per identity. Nothing is opened
+    here: a FIFO, socket or device among the photos is refused when it is hashed.
     """
     items: list[tuple[Path, str]] = []
     errors: list[tuple[str, str]] = []
@@ -102,15 +103,15 @@ def collect_photos(paths: Sequence[str | os.PathLike], name: str | None) -> tupl
         if not path.exists():
             errors.append((str(raw), "no such file or folder"))
         elif name is not None:
-            photos = [path] if path.is_file() else iter_image_files(path)
+            photos = iter_image_files(path) if path.is_dir() else [path]
             if not photos:
                 errors.append((str(raw), "folder holds no photos"))
             items += [(p, name) for p in photos]
-        elif path.is_file():
-            errors.append((str(raw), "a single photo needs --name NAME"))
+        elif not path.is_dir():
+            errors.append((str(raw), not_regular_reason(path) or "a single photo needs --name NAME"))
         else:
             subdirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-            loose = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+            loose = [p for p in path.iterdir() if not p.is_dir() and p.suffix.lower() in IMAGE_EXTENSIONS]
             for p in sorted(loose):
                 errors.append((str(p), "photo is not inside an identity folder; use --name NAME"))
             if not subdirs and not loose:
