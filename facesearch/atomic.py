@@ -1,7 +1,8 @@
 """Replace a file atomically: readers and crashes see the old file or the new one, never half.
 
 Every file facesearch writes for later (FAISS indexes, their manifest, cached faces, model
-weights and their sidecars) goes through :func:`replace_atomically`.
+weights and their sidecars) goes through :func:`replace_atomically`. Files are private (0600)
+unless the caller says otherwise: see :mod:`facesearch.permissions`.
 """
 from __future__ import annotations
 
@@ -11,18 +12,22 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-#: mkstemp makes 0600 files; these are plain data that other users of a shared cache may read.
-FILE_MODE = 0o644
+from facesearch.permissions import PRIVATE_FILE, dir_mode_for, make_dirs
 
 
-def replace_atomically(path: str | os.PathLike, write: Callable[[Path], None], *, suffix: str = ".tmp") -> None:
+def replace_atomically(path: str | os.PathLike, write: Callable[[Path], None], *, suffix: str = ".tmp",
+                       mode: int = PRIVATE_FILE) -> None:
     """Call ``write(tmp)`` on a fresh temporary file beside ``path``, fsync it, rename it over ``path``.
 
     ``suffix`` is the temporary file's ending, for writers that insist on one (Keras wants
-    ``.weights.h5``). If ``write`` raises, the temporary file is removed and ``path`` is untouched.
+    ``.weights.h5``). ``mode`` is the file's permission bits, whatever the umask: owner only
+    (0600) by default, since most of what facesearch keeps is biometric; model weights pass
+    :data:`~facesearch.permissions.SHARED_FILE`. Missing folders above ``path`` are created with
+    the matching folder mode (0700 for 0600). If ``write`` raises, the temporary file is removed
+    and ``path`` is untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent, dir_mode_for(mode))
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
@@ -30,7 +35,7 @@ def replace_atomically(path: str | os.PathLike, write: Callable[[Path], None], *
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.chmod(tmp, FILE_MODE)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

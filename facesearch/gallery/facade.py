@@ -7,7 +7,10 @@
     ...     print(face.box, face.match.identity, face.match.similarity)
 
 A gallery is a folder (``home``) with ``db/gallery.sqlite`` (identities, photos, faces and
-their embeddings: the source of truth) and ``index/`` (FAISS files derived from it).
+their embeddings: the source of truth) and ``index/`` (FAISS files derived from it). Both hold
+biometric data, so they are private to their owner: folders 0700 and files 0600 whatever the
+umask (``home`` too when facesearch creates it), and an older, looser gallery is tightened
+when it is opened (see :mod:`facesearch.permissions`).
 """
 from __future__ import annotations
 
@@ -21,10 +24,11 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from facesearch.models.analysis import Face, FaceAnalysis
-from facesearch.models.face_cache import FaceCache
+from facesearch.models.face_cache import FaceCache, forget
 from facesearch.errors import GalleryError
 from facesearch.paths import default_home, faces_cache_dir
-from facesearch.imaging.decode import IMAGE_EXTENSIONS, iter_image_files, load_image
+from facesearch.permissions import PRIVATE_DIR, make_dirs, tighten
+from facesearch.imaging.decode import IMAGE_EXTENSIONS, iter_image_files, load_image, not_regular_reason
 from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, hash_photo
 from facesearch.search.faiss_index import GalleryIndex, kind_for
 from facesearch.search.match import DEFAULT_THRESHOLD, Match, make_matcher
@@ -96,7 +100,8 @@ def collect_photos(paths: Sequence[str | os.PathLike], name: str | None) -> tupl
     """Expand enrollment arguments into ``(photo, identity)`` pairs, plus ``(path, reason)`` errors.
 
     With ``name``, every path is a photo of that person or a folder of them. Without it,
-    every path is a folder holding one sub-folder of photos per identity.
+    every path is a folder holding one sub-folder of photos per identity. Nothing is opened
+    here: a FIFO, socket or device among the photos is refused when it is hashed.
     """
     items: list[tuple[Path, str]] = []
     errors: list[tuple[str, str]] = []
@@ -105,15 +110,15 @@ def collect_photos(paths: Sequence[str | os.PathLike], name: str | None) -> tupl
         if not path.exists():
             errors.append((str(raw), "no such file or folder"))
         elif name is not None:
-            photos = [path] if path.is_file() else iter_image_files(path)
+            photos = iter_image_files(path) if path.is_dir() else [path]
             if not photos:
                 errors.append((str(raw), "folder holds no photos"))
             items += [(p, name) for p in photos]
-        elif path.is_file():
-            errors.append((str(raw), "a single photo needs --name NAME"))
+        elif not path.is_dir():
+            errors.append((str(raw), not_regular_reason(path) or "a single photo needs --name NAME"))
         else:
             subdirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-            loose = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+            loose = [p for p in path.iterdir() if not p.is_dir() and p.suffix.lower() in IMAGE_EXTENSIONS]
             for p in sorted(loose):
                 errors.append((str(p), "photo is not inside an identity folder; use --name NAME"))
             if not subdirs and not loose:
@@ -145,8 +150,8 @@ class Gallery:
                  wait: bool = True, on_wait: Callable[[str], None] | None = None) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
         self.index_dir = self.home / "index"
+        self._make_private(db_url is None)
         if db_url is None:
-            (self.home / "db").mkdir(parents=True, exist_ok=True)
             db_url = f"sqlite:///{(self.home / 'db' / DB_FILE).resolve()}"
         self.analysis = analysis or FaceAnalysis()
         # The analysis names the model: a gallery refuses to open with another one (store.py).
@@ -166,6 +171,15 @@ class Gallery:
 
     def __repr__(self) -> str:
         return f"Gallery({str(self.home)!r})"
+
+    def _make_private(self, local_db: bool) -> None:
+        # The folders above home keep the umask's mode; home itself, if new, db/ and index/
+        # are 0700. One chmod pass over db/ and index/ tightens a gallery made by an older version.
+        self.home.parent.mkdir(parents=True, exist_ok=True)
+        if local_db:
+            make_dirs(self.home / "db", PRIVATE_DIR)
+            tighten(self.home / "db")
+        tighten(self.index_dir)
 
     def close(self) -> None:
         self.store.close()
@@ -405,11 +419,26 @@ class Gallery:
     def remove(self, name: str) -> int:
         """Remove an identity and its faces. Returns the number of faces removed.
 
-        Costs what it removes: the database records which faces and which average left, and
-        the indexes drop those ids (see :mod:`facesearch.search.faiss_index`).
+        Every copy of the person's face data that facesearch keeps goes: the database rows
+        (overwritten with zeros, not just unlinked, and the write-ahead log emptied), the
+        index files (rewritten without them at once, although other writes leave their changes
+        in the database until a checkpoint is due: this is what a removal costs at a million
+        faces, docs/benchmarks.md), and the face cache entries of their photos under every
+        analysis setting in this gallery's cache folder (the default one when the gallery runs
+        without a cache). Not covered: the photos themselves (they are the user's), exports and
+        trained classifiers written earlier, other galleries holding the same photos, a cache
+        folder this gallery does not use, and copies the file system or backups may keep of
+        deleted blocks.
         """
-        with self._writing():
-            return self.store.remove_identity(name)
+        with self._lock.held():
+            photos = self.store.identity_photo_hashes(name)
+            removed = self.store.remove_identity(name)
+            self._load_index().save(self.index_dir)
+            if not self.store.checkpoint():
+                log.warning("%s: another process is reading the gallery, so the database's write-ahead log "
+                            "keeps the removed faces until the next removal", self.home)
+        forget(photos, self._cache_root or faces_cache_dir())
+        return removed
 
     def rename(self, old: str, new: str) -> None:
         """Rename an identity (merging into ``new`` if it already exists). A rename changes no

@@ -30,6 +30,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Engine
 
 from facesearch.errors import GalleryError
+from facesearch.permissions import PRIVATE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def _writer_lock(engine: Engine) -> Iterator[None]:
     if not database or database == ":memory:":
         yield
         return
-    with FileLock(f"{database}.lock"):
+    with FileLock(f"{database}.lock", mode=PRIVATE_FILE):
         yield
 
 

@@ -22,6 +22,7 @@ from facesearch.errors import GalleryError, one_line
 from facesearch.gallery.revisions import upgrade as upgrade_schema
 from facesearch.gallery.schema import (SCHEMA_VERSION, FaceRow, GalleryState, Identity, RemovedFace, RemovedIdentity,
                                        SourceImage)
+from facesearch.permissions import create_private_file, tighten
 from facesearch.search.faiss_index import IndexChanges, group_sums, normalise
 
 @dataclass(frozen=True)
@@ -62,7 +63,34 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Deleted rows and freed pages are overwritten with zeros: a removed person's embeddings
+    # must not linger in the file's free space.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+#: Files kept beside a database file: SQLite's (made with the main file's permissions) and
+#: the schema upgrade's lock.
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal", ".lock")
+
+
+def _sqlite_file(engine: Engine) -> str | None:
+    """The file an SQLite engine opens, or ``None`` (in memory, a ``file:`` URI, another database)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+def _make_private(database: str) -> None:
+    # Created 0600 before SQLite opens it, so the journal and WAL files it makes from the
+    # main file's mode are private too; an older, looser gallery is tightened here.
+    try:
+        create_private_file(database)
+    except OSError:
+        return  # a missing folder or a read-only place: SQLite's own error says it better
+    for suffix in SQLITE_SIDE_FILES:
+        tighten(database + suffix)
 
 
 def masked_url(url: str) -> str:
@@ -98,6 +126,8 @@ class Store:
             raise GalleryError(f"{self.where}: database driver not installed ({one_line(exc)})") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            if _sqlite_file(self.engine):
+                _make_private(_sqlite_file(self.engine))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
             upgrade_schema(self.engine, self.where)
@@ -223,6 +253,13 @@ class Store:
                 .join(SourceImage, SourceImage.id == FaceRow.image_id).order_by(FaceRow.id)).all()
         return [FaceSource(name, path, int(width), (x, y, w, h), np.frombuffer(emb, dtype="<f4").astype(np.float32))
                 for name, path, width, x, y, w, h, emb in rows]
+
+    def identity_photo_hashes(self, name: str) -> list[str]:
+        """The sha256 of every photo that holds a face of identity ``name``, sorted (none if unknown)."""
+        with self.session() as s:
+            return sorted(s.scalars(
+                select(SourceImage.sha256).distinct().join(FaceRow, FaceRow.image_id == SourceImage.id)
+                .join(Identity, Identity.id == FaceRow.identity_id).where(Identity.name == name)))
 
     def count_faces(self) -> int:
         """How many faces are stored (a full count: for reports, not for every query)."""
@@ -409,6 +446,23 @@ class Store:
                 if not s.scalar(select(func.count(FaceRow.id)).where(FaceRow.image_id == image_id)):
                     s.delete(s.get(SourceImage, image_id))
         return len(face_ids)
+
+    def checkpoint(self) -> bool:
+        """Copy SQLite's write-ahead log into the database file and empty the log.
+
+        Deleted rows are zeroed in the database (``secure_delete``), but the log still holds
+        the pages as they were written until it is truncated. Returns False when a reader kept
+        the log from being emptied (it is emptied by a later checkpoint); True otherwise,
+        and always for other databases.
+        """
+        if self.engine.dialect.name != "sqlite":
+            return True
+        try:
+            with self.engine.connect() as connection:
+                busy, _, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        except SQLAlchemyError as exc:
+            raise GalleryError(f"{self.where}: database error: {_reason(exc)}") from None
+        return not busy
 
     def rename_identity(self, old: str, new: str) -> None:
         """Rename ``old`` to ``new``; if ``new`` exists, ``old``'s faces are merged into it."""

@@ -16,6 +16,7 @@ import hashlib
 import io
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -102,15 +103,68 @@ def _read_error(path: str, exc: OSError) -> ImageError:
     return ImageError(path, f"cannot read file: {one_line(exc.strerror or exc)}")
 
 
-def _open_file(path: str) -> BinaryIO:
-    """Open ``path`` for reading, turning OS errors into one-line :class:`ImageError`."""
-    if os.path.isdir(path):
-        # Checked first: opening a directory says "permission denied" on Windows.
-        raise ImageError(path, "is a directory, not an image file")
+# What a path can be besides a regular file or a folder, in words for messages.
+_SPECIAL_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                  (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def not_regular_reason(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be read as a photo without opening it, or ``None`` if it may be.
+
+    ``"is a directory, not an image file"`` or ``"not a regular file (a FIFO)"`` (a socket, a
+    character or block device): such files are never opened, since reading a FIFO or a device
+    can block forever. ``None`` for a regular file (symbolic links followed) and for a path
+    that cannot be looked at (missing, no permission): opening it reports that.
+    """
     try:
-        raw = io.FileIO(path, "rb")
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return _mode_reason(mode)
+
+
+def _mode_reason(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory, not an image file"
+    kind = next((name for test, name in _SPECIAL_KINDS if test(mode)), "a special file")
+    return f"not a regular file ({kind})"
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    # Should a FIFO replace the file between the check and the open, opening it does not
+    # wait for a writer; the fstat that follows then refuses it.
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
+def _open_regular(path: str) -> io.FileIO:
+    """Open the regular file ``path`` for reading; anything else is refused before any open.
+
+    Raises:
+        ImageError: one line for a missing or unreadable path, a folder or a special file.
+    """
+    # Checked before opening: opening a FIFO blocks, a folder on Windows says "permission denied".
+    reason = not_regular_reason(path)
+    if reason is not None:
+        raise ImageError(path, reason)
+    try:
+        raw = io.FileIO(path, "rb", opener=_nonblocking)
     except OSError as e:
         raise _read_error(path, e) from None
+    try:
+        reason = _mode_reason(os.fstat(raw.fileno()).st_mode)
+        if reason is not None:
+            raise ImageError(path, reason)
+    except BaseException:
+        raw.close()
+        raise
+    return raw
+
+
+def _open_file(path: str) -> BinaryIO:
+    """Open ``path`` for reading, turning OS errors into one-line :class:`ImageError`."""
+    raw = _open_regular(path)
     try:
         if os.fstat(raw.fileno()).st_size == 0:
             raise ImageError(path, "file is empty (0 bytes)")
@@ -298,8 +352,9 @@ def load_image(source: ImageSource, *, max_pixels: int | None = MAX_PIXELS) -> n
 
     Raises:
         ImageError: one line ``PATH: reason`` (``<image>`` for bytes and arrays) when the
-            file is missing, a directory, unreadable, empty, not an image, truncated or
-            corrupt, smaller than :data:`MIN_SIDE` on a side, or over ``max_pixels``.
+            file is missing, a directory, a FIFO, socket or device (refused without opening
+            it), unreadable, empty, not an image, truncated or corrupt, smaller than
+            :data:`MIN_SIDE` on a side, or over ``max_pixels``.
     """
     if isinstance(source, np.ndarray):
         return _from_array(source)
@@ -336,18 +391,17 @@ def image_sha256(path: str | os.PathLike) -> str:
     Identifies a photo by content, independent of its name or location.
 
     Raises:
-        ImageError: the file is missing, a directory or unreadable (an empty file hashes fine).
+        ImageError: the file is missing, a directory, a special file (FIFO, socket, device:
+            refused without opening it) or unreadable (an empty file hashes fine).
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ImageError(path, "is a directory, not an image file")
     digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
+    with _open_regular(path) as f:
+        try:
             for chunk in iter(lambda: f.read(_CHUNK), b""):
                 digest.update(chunk)
-    except OSError as e:
-        raise _read_error(path, e) from None
+        except OSError as e:
+            raise _read_error(path, e) from None
     return digest.hexdigest()
 
 
@@ -362,7 +416,9 @@ def iter_image_files(root: str | os.PathLike) -> list[Path]:
     too). Hidden files and folders (name starting with ``.``, e.g. ``.thumbnails``,
     macOS ``._x.jpg`` resource forks) are skipped, and symlinked folders are not followed
     (avoids cycles). Paths are ``root / relative path``, sorted by path components, so a
-    folder's photos stay together.
+    folder's photos stay together. Nothing is opened: a FIFO, socket or device named like a
+    photo is listed, and :func:`load_image` / :func:`image_sha256` refuse it in one line, so
+    that callers report it with the other unusable photos.
 
     Raises:
         ImageError: ``root`` does not exist or is not a folder.

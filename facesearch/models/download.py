@@ -17,8 +17,8 @@ from typing import Iterator
 import pooch
 import requests
 
-from facesearch.atomic import FILE_MODE
 from facesearch.errors import WeightsError
+from facesearch.permissions import SHARED_FILE
 
 #: Seconds allowed to connect and for each read, so an unreachable host fails fast; a slow but
 #: live download may take as long as it needs in all.
@@ -72,8 +72,9 @@ def download_verified(url: str, dest: Path, sha256: str, *, timeout: float = DOW
         with _quiet_pooch():
             pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=dest.name, path=dest.parent,
                            downloader=downloader)
-        # pooch's temporary file is private (0600); the cache is shared like every file we write.
-        os.chmod(dest, FILE_MODE)
+        # pooch's temporary file is private (0600); weights are not personal, others sharing
+        # the cache may read them.
+        os.chmod(dest, SHARED_FILE)
     except requests.RequestException as exc:  # an OSError too, so it must be caught first
         raise WeightsError(f"{url}: download failed: {_reason(exc, timeout)}") from exc
     except ValueError as exc:  # pooch's hash check; it has already deleted the temporary file

