@@ -106,10 +106,16 @@ def rename(ctx, old, new, as_json):
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def reindex(ctx, as_json):
-    """Rebuild the FAISS indexes from the database."""
-    render.emit(open_gallery(ctx).reindex().summary(), as_json, render.reindex_text)
+def reindex(ctx, as_json, quiet):
+    """Rebuild the indexes from the database, choosing the index kind for the gallery's size.
+
+    Queries and writes go on meanwhile; the new files replace the old ones atomically.
+    """
+    with progress_bar("indexing", quiet) as (on_total, update):
+        index = open_gallery(ctx).reindex(progress=update, on_total=on_total)
+    render.emit(index.summary(), as_json, render.reindex_text)
 
 
 @main.command()

@@ -76,7 +76,7 @@ def renamed_text(d: dict) -> Iterable[str]:
 
 def reindex_text(d: dict) -> Iterable[str]:
     yield (f"Rebuilt the index: {d['faces']} face(s), {d['identities']} "
-           f"identit{_plural(d['identities'], 'y', 'ies')}.")
+           f"identit{_plural(d['identities'], 'y', 'ies')} ({d['kind']} search).")
 
 
 def models_text(d: dict) -> Iterable[str]:

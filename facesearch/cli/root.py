@@ -51,8 +51,10 @@ class FaceSearchGroup(click.Group):
               help="Gallery folder holding index/ and db/ (default: $FACESEARCH_HOME or the current directory).")
 @click.option("--db-url", default=None, metavar="URL",
               help="SQLAlchemy URL of the gallery database (default: sqlite under HOME/db/).")
+@click.option("--no-wait", is_flag=True,
+              help="Fail at once, instead of waiting, when another process is writing the gallery.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def main(home, db_url, verbose):
+def main(home, db_url, no_wait, verbose):
     """Identify enrolled people in photos and video from their faces."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -65,7 +67,8 @@ def open_gallery(ctx: click.Context, **kwargs):
     from facesearch.gallery import Gallery  # here, not at the top: `--help` must not pay for it
 
     opts = ctx.find_root().params
-    gallery = Gallery(opts["home"], db_url=opts["db_url"], **kwargs)
+    gallery = Gallery(opts["home"], db_url=opts["db_url"], wait=not opts["no_wait"],
+                      on_wait=lambda message: click.echo(message, err=True), **kwargs)
     ctx.call_on_close(gallery.close)
     return gallery
 

@@ -175,6 +175,8 @@ class Gallery:
     def _make_private(self, local_db: bool) -> None:
         # The folders above home keep the umask's mode; home itself, if new, db/ and index/
         # are 0700. One chmod pass over db/ and index/ tightens a gallery made by an older version.
+        if local_db and os.path.isfile(self.home / "db" / DB_FILE) and not os.access(self.home / "db", os.W_OK):
+            return  # a gallery this process may only read: change nothing
         self.home.parent.mkdir(parents=True, exist_ok=True)
         if local_db:
             make_dirs(self.home / "db", PRIVATE_DIR)
@@ -252,8 +254,17 @@ class Gallery:
             yield
             self._save_index_if_due(final=True)
 
+    def _index_for_writing(self) -> GalleryIndex:
+        # Called under the writer lock, so the files on disk cannot change meanwhile; if another
+        # writer replaced them since this process read them, start again from theirs (folding
+        # our view of the changes into their newer files would add some twice).
+        if self._index is not None and self._index.folder == self.index_dir and \
+                GalleryIndex.saved_generation(self.index_dir) != self._index.base_generation:
+            self._index = None
+        return self._load_index()
+
     def _save_index_if_due(self, *, final: bool) -> None:
-        index = self._load_index()
+        index = self._index_for_writing()
         base = len(index.faces.base)
         if index.folder != self.index_dir:
             due = True  # no files, or built in memory: write them once
@@ -433,7 +444,7 @@ class Gallery:
         with self._lock.held():
             photos = self.store.identity_photo_hashes(name)
             removed = self.store.remove_identity(name)
-            self._load_index().save(self.index_dir)
+            self._index_for_writing().save(self.index_dir)
             if not self.store.checkpoint():
                 log.warning("%s: another process is reading the gallery, so the database's write-ahead log "
                             "keeps the removed faces until the next removal", self.home)

@@ -42,10 +42,10 @@ class WriterLock:
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
         """Hold the lock for the duration of the block."""
-        if self._lock is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock = FileLock(self.path, mode=0o600)
         try:
+            if self._lock is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._lock = FileLock(self.path, mode=0o600)
             self._lock.acquire(timeout=0)
         except Timeout:
             message = f"{self.path.parent.parent}: waiting for another process writing this gallery"
@@ -56,6 +56,9 @@ class WriterLock:
                 self._said = True
                 self.on_wait(message)
             self._lock.acquire()
+        except OSError as exc:
+            raise GalleryError(f"{self.path.parent.parent}: cannot write this gallery "
+                               f"({exc.strerror or exc}: {exc.filename or self.path})") from None
         try:
             yield
         finally:

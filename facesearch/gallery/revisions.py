@@ -76,6 +76,16 @@ def _writer_lock(engine: Engine) -> Iterator[None]:
         yield
 
 
+def check(engine: Engine, where: str) -> None:
+    """For a gallery that cannot be written: fail in one line unless it is at :func:`head`."""
+    target = head()
+    with engine.connect() as connection:
+        found = current(connection)
+    if found != target:
+        raise GalleryError(f"{where}: this read-only gallery has schema revision {found}, not {target}; "
+                           "open it once with write access (or with the facesearch that made it)")
+
+
 def upgrade(engine: Engine, where: str) -> str:
     """Bring the database of ``engine`` to :func:`head`; returns the revision it had before
     (``None`` for a new gallery). ``where`` names the gallery in messages (its URL without password).

@@ -7,6 +7,7 @@ counter; an index whose recorded generation differs is stale and gets rebuilt.
 from __future__ import annotations
 
 import json
+import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from facesearch.errors import GalleryError, one_line
+from facesearch.gallery.revisions import check as check_schema
 from facesearch.gallery.revisions import upgrade as upgrade_schema
 from facesearch.gallery.schema import (SCHEMA_VERSION, FaceRow, GalleryState, Identity, RemovedFace, RemovedIdentity,
                                        SourceImage)
@@ -53,6 +55,17 @@ class IdentitySummary:
     name: str
     faces: int
     images: int
+
+
+def _sqlite_read_only_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
+def _writable(database: str) -> bool:
+    """Whether this process may write an existing SQLite file and create its side files."""
+    return os.access(database, os.W_OK) and os.access(os.path.dirname(database) or ".", os.W_OK)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -124,16 +137,34 @@ class Store:
             raise GalleryError(f"{self.where}: not a database URL ({one_line(exc)})") from None
         except ImportError as exc:  # the URL names a driver that is not installed
             raise GalleryError(f"{self.where}: database driver not installed ({one_line(exc)})") from None
-        if self.engine.dialect.name == "sqlite":
+        database = _sqlite_file(self.engine)
+        #: True for a gallery this process may read but not write (a read-only mount, another
+        #: user's gallery): it answers queries; writes fail in one line.
+        self.read_only = bool(database and os.path.exists(database) and not _writable(database))
+        if self.read_only:
+            # SQLite needs write access for its WAL index even to read; a file nobody writes
+            # meanwhile can be read as immutable instead.
+            self.engine.dispose()
+            self.engine = create_engine(f"sqlite:///file:{database}?mode=ro&immutable=1&uri=true")
+            event.listen(self.engine, "connect", _sqlite_read_only_pragmas)
+        elif self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-            if _sqlite_file(self.engine):
-                _make_private(_sqlite_file(self.engine))
+            if database:
+                _make_private(database)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
-            upgrade_schema(self.engine, self.where)
+            if self.read_only:
+                check_schema(self.engine, self.where)
+            else:
+                upgrade_schema(self.engine, self.where)
         except SQLAlchemyError as exc:
             self.engine.dispose()
             raise GalleryError(f"{self.where}: cannot open the gallery database: {_reason(exc)}") from None
+        if self.read_only:
+            with self.session() as s:
+                state = s.get(GalleryState, 1)
+            if state is None:
+                raise GalleryError(f"{self.where}: not a facesearch gallery (and read-only)")
         with self.session() as s:
             state = s.get(GalleryState, 1)
             if state is None:
@@ -307,13 +338,14 @@ class Store:
                             normalise(sums), np.asarray(gone, np.int64))
 
     def _unpack(self, rows, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+        # Row by row into one array: joining the blobs first would hold every vector twice more.
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        if not rows:
-            return ids, np.zeros((0, self.embedding_dim), np.float32)
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=dtype).reshape(len(rows), self.embedding_dim)
-        return ids, vectors.astype(np.float32)
+        vectors = np.empty((len(rows), self.embedding_dim), np.float32)
+        for k, row in enumerate(rows):
+            vectors[k] = np.frombuffer(row[1], dtype=dtype)
+        return ids, vectors
 
-    def iter_face_vectors(self, chunk: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def iter_face_vectors(self, chunk: int = 4_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every stored face as ``(face_ids int64 (n,), vectors float32 (n, D))`` chunks of at most
         ``chunk`` rows, by id, so a rebuild holds one chunk at a time."""
         last = -1
@@ -326,7 +358,7 @@ class Store:
             yield self._unpack(rows, "<f4")
             last = rows[-1][0]
 
-    def iter_identity_averages(self, chunk: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def iter_identity_averages(self, chunk: int = 4_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every identity with faces as ``(identity_ids int64 (n,), averages float32 (n, D))`` chunks."""
         last = -1
         while True:

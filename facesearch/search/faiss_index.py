@@ -122,6 +122,42 @@ class VectorIndex:
         index.add(ids, vectors)
         return index
 
+    @classmethod
+    def filled_flat(cls, dim: int, chunks: Chunks, expected: int,
+                    progress: Callable[[int], None] | None = None) -> tuple["VectorIndex", int]:
+        """An exact index holding every ``(ids, vectors)`` chunk, its storage allocated once for
+        ``expected`` vectors and filled in place: adding chunk by chunk would grow FAISS's
+        buffer by doubling, holding up to twice the vectors while it copies. Returns the index
+        and the largest id stored (-1 if none)."""
+        index = cls(dim, "flat")
+        flat = faiss.downcast_index(index._index.index)
+        flat.codes.resize(expected * dim * 4)
+        index._index.id_map.resize(expected)
+        codes = faiss.rev_swig_ptr(flat.codes.data(), expected * dim * 4).view(np.float32).reshape(expected, dim) \
+            if expected else np.zeros((0, dim), np.float32)
+        ids_out = faiss.rev_swig_ptr(index._index.id_map.data(), expected) if expected else np.zeros(0, np.int64)
+        filled, extra_ids, extra_vectors, max_id = 0, [], [], -1
+        for ids, vectors in chunks:
+            # The database may have grown since it was counted: what does not fit is added after.
+            fit = max(0, min(len(ids), expected - filled))
+            codes[filled:filled + fit] = vectors[:fit]
+            ids_out[filled:filled + fit] = ids[:fit]
+            filled += fit
+            if fit < len(ids):
+                extra_ids.append(ids[fit:])
+                extra_vectors.append(vectors[fit:])
+            max_id = max(max_id, int(np.max(ids, initial=-1)))
+            if progress:
+                progress(len(ids))
+        if filled < expected:  # fewer than counted: shrink to what was filled
+            flat.codes.resize(filled * dim * 4)
+            index._index.id_map.resize(filled)
+        flat.ntotal = index._index.ntotal = filled
+        index._index.construct_rev_map()
+        for ids, vectors in zip(extra_ids, extra_vectors):
+            index.add(ids, vectors)
+        return index, max_id
+
     @property
     def needs_training(self) -> bool:
         return not self._index.is_trained
@@ -306,8 +342,10 @@ class LayeredIndex:
     Searching asks the base (skipping the hidden ids) and the delta and keeps the best ``k``.
     """
 
-    def __init__(self, base: VectorIndex) -> None:
+    def __init__(self, base: VectorIndex, max_id: int = -1) -> None:
         self.base = base
+        #: The largest id the base may hold: ids above it are new, so only the delta has them.
+        self.max_id = int(max_id)
         self.delta = VectorIndex(base.dim, "flat")
         self.hidden = np.zeros(0, np.int64)  # base ids superseded by a removal or a newer vector
 
@@ -316,12 +354,14 @@ class LayeredIndex:
         gone = np.union1d(_as_ids(remove_ids), _as_ids(add_ids))
         if not len(gone):
             return
-        self.hidden = np.union1d(self.hidden, gone)
+        self.hidden = np.union1d(self.hidden, gone[gone <= self.max_id])
         self.delta.remove(gone)
         self.delta.add(add_ids, add_vectors)
 
     def reset(self, base: VectorIndex) -> None:
         """Use ``base`` (which holds every change) with no hidden ids and an empty delta."""
+        if len(self.delta):
+            self.max_id = max(self.max_id, int(self.delta.ids().max()))
         self.base, self.delta, self.hidden = base, VectorIndex(base.dim, "flat"), np.zeros(0, np.int64)
 
     @property
@@ -330,7 +370,6 @@ class LayeredIndex:
         return len(self.hidden) + len(self.delta)
 
     def __len__(self) -> int:
-        # An upper bound when hidden ids were never in the base; exact after a fold.
         return max(len(self.base) - len(self.hidden), 0) + len(self.delta)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -373,11 +412,6 @@ class GalleryIndex:
     database: str | None = None
 
     @classmethod
-    def empty(cls, dim: int, *, model_id: str, generation: int = 0) -> "GalleryIndex":
-        return cls(LayeredIndex(VectorIndex(dim, "flat")), LayeredIndex(VectorIndex(dim, "flat")),
-                   generation, generation, model_id)
-
-    @classmethod
     def build(cls, face_chunks: Chunks, identity_chunks: Chunks, *, faces: int, generation: int, model_id: str,
               dim: int, kind: str = "auto", train_sample: Callable[[int], np.ndarray] | None = None,
               progress: Callable[[int], None] | None = None) -> "GalleryIndex":
@@ -388,20 +422,29 @@ class GalleryIndex:
         file is trained on ``train_sample(m)``, ``m`` random stored vectors. ``progress`` gets
         the number of faces added after each chunk.
         """
-        face_index = VectorIndex(dim, kind, expected=faces)
-        if face_index.needs_training:
-            cells = face_index._index.nlist
-            if train_sample is None:
-                raise ValueError("an inverted-file index needs a training sample")
-            face_index.train(train_sample(min(faces, cells * IVF_TRAIN_PER_CELL)))
-        for ids, vectors in face_chunks:
-            face_index.add(ids, vectors)
-            if progress:
-                progress(len(ids))
+        kind = kind_for(faces) if kind == "auto" else kind
+        if kind == "flat":
+            face_index, max_face = VectorIndex.filled_flat(dim, face_chunks, faces, progress)
+        else:
+            face_index = VectorIndex(dim, kind, expected=faces)
+            if face_index.needs_training:
+                cells = face_index._index.nlist
+                if train_sample is None:
+                    raise ValueError("an inverted-file index needs a training sample")
+                face_index.train(train_sample(min(faces, cells * IVF_TRAIN_PER_CELL)))
+            max_face = -1
+            for ids, vectors in face_chunks:
+                face_index.add(ids, vectors)
+                max_face = max(max_face, int(np.max(ids, initial=-1)))
+                if progress:
+                    progress(len(ids))
+        max_identity = -1
         ident_index = VectorIndex(dim, "flat")
         for ids, vectors in identity_chunks:
             ident_index.add(ids, vectors)
-        return cls(LayeredIndex(face_index), LayeredIndex(ident_index), generation, generation, model_id)
+            max_identity = max(max_identity, int(np.max(ids, initial=-1)))
+        return cls(LayeredIndex(face_index, max_face), LayeredIndex(ident_index, max_identity), generation,
+                   generation, model_id)
 
     def apply(self, changes: IndexChanges) -> None:
         """Bring the index to ``changes.generation`` (idempotent: applying a change twice is harmless)."""
@@ -426,6 +469,9 @@ class GalleryIndex:
         manifest, whose generation the database's change records still cover.
         """
         folder = Path(folder)
+        if self.files_mapped and self.saved_generation(self.folder) != self.base_generation:
+            # Another writer replaced the files this index maps: its changes would be folded twice.
+            raise RuntimeError(f"{self.folder}: the index files changed since they were read; reload them")
         for name, layered in ((FACES_FILE, self.faces), (IDENTITIES_FILE, self.identities)):
             if not layered.pending and self.folder == folder and (folder / name).exists():
                 continue
@@ -434,6 +480,7 @@ class GalleryIndex:
             layered.reset(layered.folded(base))
             layered.base.save(folder / name)
         manifest = {"generation": self.generation, "model_id": self.model_id, "database": self.database,
+                    "max_face_id": self.faces.max_id, "max_identity_id": self.identities.max_id,
                     "faces": len(self.faces),
                     "identities": len(self.identities), "faces_kind": self.faces.base.kind,
                     "nprobe": self.faces.base.nprobe}
@@ -441,6 +488,14 @@ class GalleryIndex:
         self.base_generation = self.generation
         self.folder = folder
         self.files_mapped = False
+
+    @staticmethod
+    def saved_generation(folder: str | os.PathLike) -> int | None:
+        """The generation the files in ``folder`` name, ``None`` without a readable manifest."""
+        try:
+            return int(json.loads((Path(folder) / MANIFEST_FILE).read_text())["generation"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     @classmethod
     def load(cls, folder: str | os.PathLike, *, model_id: str, mmap: bool = True) -> "GalleryIndex | None":
@@ -465,8 +520,11 @@ class GalleryIndex:
             return None
         if manifest.get("nprobe"):
             faces.nprobe = int(manifest["nprobe"])
-        return cls(LayeredIndex(faces), LayeredIndex(identities), generation, generation, model_id, folder, mmap,
-                   manifest.get("database"))
+        # Files without the largest ids (none are written so any more) are read as "any id may be there".
+        huge = np.iinfo(np.int64).max
+        return cls(LayeredIndex(faces, manifest.get("max_face_id", huge)),
+                   LayeredIndex(identities, manifest.get("max_identity_id", huge)), generation, generation, model_id,
+                   folder, mmap, manifest.get("database"))
 
 
 def chunked(ids: np.ndarray, vectors: np.ndarray, size: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
