@@ -173,7 +173,6 @@ def test_bench_speed_compares_enrollment_with_dlib(cli):
 def test_enrollment_comparison_is_the_ratio_of_median_rates(monkeypatch, tmp_path):
     """Ours over dlib's, each the median of its rounds (not the median of per-round ratios, 2.0)."""
     from facesearch.bench import speed
-    from facesearch.models import dlib_pipeline
 
     class FakeDlib:
         pass
@@ -186,7 +185,7 @@ def test_enrollment_comparison_is_the_ratio_of_median_rates(monkeypatch, tmp_pat
         order.append(who)
         return {"images": len(photos), "enrolled": len(photos) - 1, "images_per_s": next(rates[who])}
 
-    monkeypatch.setattr(dlib_pipeline, "DlibAnalysis", FakeDlib)
+    monkeypatch.setattr(speed, "DlibAnalysis", FakeDlib)
     monkeypatch.setattr(speed, "enrollment_speed", fake_enrollment_speed)
     r = speed.enrollment_comparison(object(), [(tmp_path / "a.jpg", "a")] * 4, tmp_path, rounds=3)
     assert order == ["facenet", "dlib"] * 3  # alternating rounds, ours first
