@@ -138,3 +138,9 @@ def test_database_failures_are_one_line_without_the_password(tmp_path, cli, url,
     assert len(lines) == 1, result.output
     assert lines[0].startswith("Error: ") and shown in lines[0] and reason in lines[0]
     assert "s3cr3t" not in result.output
+
+
+def test_the_schema_names_the_newest_revision():
+    from facesearch.gallery.schema import REVISION
+
+    assert REVISION == revisions.head()

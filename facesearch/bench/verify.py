@@ -15,7 +15,7 @@ import numpy as np
 
 from facesearch.plotting import pyplot
 from facesearch.bench.datasets import Pair
-from facesearch.search.match import DEFAULT_THRESHOLD
+from facesearch.search.answers import DEFAULT_THRESHOLD
 from facesearch.bench.embeddings import DatasetEmbeddings
 
 

@@ -39,7 +39,7 @@ from facesearch.classify.kinds import load_classifier
 from facesearch.gallery import FaceMatch, QueryResult
 from facesearch.imaging.decode import load_image
 from facesearch.models.align import crop_box
-from facesearch.search.match import DEFAULT_THRESHOLD, Candidate, Match
+from facesearch.search.answers import DEFAULT_THRESHOLD, Candidate, Match
 
 log = logging.getLogger(__name__)
 

@@ -159,3 +159,30 @@ def bench_live(ctx, video, photo, frames, as_json):
         photo = live_rate.default_photo()
     data = live_rate.run_clip(open_gallery(ctx), video=video, photo=photo, frames=frames)
     render.emit(data, as_json, render.live_rate_text)
+
+
+@bench.command(name="scale")
+@click.option("--lfw", "lfw", type=click.Path(exists=True), default=None,
+              help="Where the real faces come from: LFW (default: $FACESEARCH_LFW, else lfw/ under $FACESEARCH_DATA) "
+                   "or any folder-per-identity tree.")
+@click.option("--sizes", default="10000,100000,1000000", show_default=True,
+              help="Gallery sizes in faces, comma-separated (1M takes about half an hour and 3 GB of disk).")
+@click.option("--kinds", default="faces,random", show_default=True,
+              help="Distractors: faces (identities with real FaceNet statistics), random (unit vectors).")
+@click.option("--people", type=click.IntRange(2), default=500, show_default=True,
+              help="Real people enrolled (first photo) and probed (second photo).")
+@click.option("--work", type=click.Path(file_okay=False), default=None,
+              help="Build the galleries here (default: a temporary folder).")
+@click.option("--keep", is_flag=True, help="Keep the galleries.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def bench_scale(lfw, sizes, kinds, people, work, keep, as_json):
+    """Query latency, recall, write costs, memory and disk of galleries up to a million faces."""
+    from facesearch.bench import scale
+
+    kind_list = _comma_list("--kinds", kinds)
+    unknown = sorted(set(kind_list) - set(scale.KINDS))
+    if unknown:
+        raise click.UsageError(f"--kinds: unknown kind(s) {', '.join(unknown)}; choose from {', '.join(scale.KINDS)}")
+    data = scale.run(_default_lfw(lfw), _comma_list("--sizes", sizes, int), kinds=kind_list, people=people,
+                     work=work, keep=keep, progress=quiet_progress(False))
+    render.emit(data, as_json, render.scale_text)

@@ -247,3 +247,16 @@ def classify_bench_text(d: dict) -> Iterable[str]:
     yield "  (percentages; precision/recall/F1 weighted by support; unknown answers count as wrong)"
     if d["unknown"]:
         yield f"  strangers: {d['unknown_faces']} faces of people not enrolled, from {d['unknown']}"
+
+
+def scale_text(d: dict) -> Iterable[str]:
+    yield (f"Gallery scale: {d['real_people']} real people among synthetic distractors; "
+           f"float32 matmul ceiling {d['matmul']['gflops']:.0f} GFLOP/s on {d['cpu_count']} cores")
+    yield (f"{'faces':>9} {'kind':<7} {'index':<5} {'query p50/p95 ms':>17} {'batch p50 ms':>12} {'recall@1':>8} "
+           f"{'@10':>6} {'open s':>6} {'enroll s (api/cmd)':>18} {'remove s':>8} {'RSS MB':>6} {'disk MB':>8}")
+    for r in d["rows"]:
+        yield (f"{r['size']:>9} {r['kind']:<7} {r['index_kind']:<5} "
+               f"{r['query_one']['p50_ms']:>8.2f}/{r['query_one']['p95_ms']:<8.2f} "
+               f"{r['query_batch']['p50_ms']:>12.1f} {r['recall_at_1']:>8.3f} {r['recall_at_10']:>6.3f} "
+               f"{r['open_s']:>6.2f} {r['enroll_api_s']:>8.2f}/{r['enroll_command_s']:<9.2f} {r['remove_s']:>8.2f} "
+               f"{max(r['enroll_command_peak_rss_mb'], r['query_process_peak_rss_mb']):>6} {r['disk_mb']:>8.0f}")

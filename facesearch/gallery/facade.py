@@ -31,7 +31,7 @@ from facesearch.permissions import PRIVATE_DIR, make_dirs, tighten
 from facesearch.imaging.decode import IMAGE_EXTENSIONS, iter_image_files, load_image, not_regular_reason
 from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, hash_photo
 from facesearch.search.faiss_index import GalleryIndex, kind_for
-from facesearch.search.match import DEFAULT_THRESHOLD, Match, make_matcher
+from facesearch.search.answers import DEFAULT_THRESHOLD, Match
 from facesearch.gallery.store import NewFace, Store
 from facesearch.gallery import interchange
 from facesearch.gallery.lock import LOCK_FILE, WriterLock
@@ -296,6 +296,9 @@ class Gallery:
     def matcher(self, name: str = "knn", *, threshold: float | None = None, top_k: int = 5, k: int = 5):
         """A fitted matcher (``"knn"`` or ``"centroid"``) over this gallery's indexes."""
         index = self._load_index()
+        # scikit-learn takes seconds to import: commands that match nothing (list, remove, ...) skip it.
+        from facesearch.search.match import make_matcher
+
         thr = DEFAULT_THRESHOLD if threshold is None else threshold
         key = (name, thr, top_k, k)
         if key not in self._matchers:
@@ -466,6 +469,15 @@ class Gallery:
     def names(self) -> list[str]:
         """Every enrolled identity's name, sorted."""
         return sorted(self.store.identity_names().values())
+
+    def face_vectors(self, chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every stored face as ``(face ids int64 (n,), vectors float32 (n, dim))`` chunks."""
+        return self.store.iter_face_vectors(chunk)
+
+    def search_faces(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` stored faces most similar to each query (float32 (Q, dim)) by the gallery's
+        index: ``(similarities float32 (Q, k), face ids int64 (Q, k))``."""
+        return self._load_index().faces.search(np.atleast_2d(queries), k)
 
     def add_embeddings(self, names: Sequence[str], vectors: np.ndarray, *, source: str = "synthetic") -> int:
         """Store faces that have no photo (synthetic or imported vectors): ``vectors`` float32

@@ -11,6 +11,10 @@ import datetime as dt
 from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+#: The Alembic revision these tables are (the newest script in ``migrations/versions/``; a test
+#: keeps the two equal). Opening a gallery at this revision needs no Alembic at all.
+REVISION = "0002"
+
 #: Written into ``gallery_state.schema_version`` by 0.1.0, which had no migrations. The schema's
 #: revision is now Alembic's (:mod:`facesearch.gallery.revisions`); the column keeps this value so
 #: that a 0.1.0 reader of a newer gallery still finds what it expects.

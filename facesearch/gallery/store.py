@@ -20,9 +20,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from facesearch.errors import GalleryError, one_line
-from facesearch.gallery.revisions import check as check_schema
-from facesearch.gallery.revisions import upgrade as upgrade_schema
-from facesearch.gallery.schema import (SCHEMA_VERSION, FaceRow, GalleryState, Identity, RemovedFace, RemovedIdentity,
+from facesearch.gallery.schema import (REVISION, SCHEMA_VERSION, FaceRow, GalleryState, Identity, RemovedFace, RemovedIdentity,
                                        SourceImage)
 from facesearch.permissions import create_private_file, tighten
 from facesearch.search.faiss_index import IndexChanges, group_sums, normalise
@@ -153,10 +151,14 @@ class Store:
                 _make_private(database)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
-            if self.read_only:
-                check_schema(self.engine, self.where)
-            else:
-                upgrade_schema(self.engine, self.where)
+            if self._recorded_revision() != REVISION:
+                # Alembic costs half a second to import: only a gallery to create or upgrade needs it.
+                from facesearch.gallery import revisions
+
+                if self.read_only:
+                    revisions.check(self.engine, self.where)
+                else:
+                    revisions.upgrade(self.engine, self.where)
         except SQLAlchemyError as exc:
             self.engine.dispose()
             raise GalleryError(f"{self.where}: cannot open the gallery database: {_reason(exc)}") from None
@@ -179,6 +181,12 @@ class Store:
             self.identity = s.get(GalleryState, 1).created_at.isoformat()
         self.model_id = model_id
         self.embedding_dim = embedding_dim
+
+    def _recorded_revision(self) -> str | None:
+        with self.engine.connect() as connection:
+            if not connection.dialect.has_table(connection, "alembic_version"):
+                return None
+            return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
     def close(self) -> None:
         self.engine.dispose()

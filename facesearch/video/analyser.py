@@ -15,7 +15,7 @@ import numpy as np
 from facesearch.errors import GalleryError
 from facesearch.models.analysis import FaceAnalysis
 from facesearch.models.detect import Detector
-from facesearch.search.match import DEFAULT_THRESHOLD
+from facesearch.search.answers import DEFAULT_THRESHOLD
 from facesearch.video.events import EventSink, track_event
 from facesearch.video.overlay import TrackView
 from facesearch.video.tracker import Track, Tracker, drop_nested
