@@ -25,6 +25,26 @@ PNET_WINDOW = 12
 PNET_MIN_SIDE = 11
 
 
+def _conv_flops(h: int, w: int, k_h: int, k_w: int, c_in: int, c_out: int) -> int:
+    """Multiply-adds x 2 of a valid convolution on an ``h`` x ``w`` map."""
+    return max(0, h - k_h + 1) * max(0, w - k_w + 1) * k_h * k_w * c_in * c_out * 2
+
+
+def pnet_flops(height: int, width: int) -> int:
+    """Arithmetic of P-Net on one ``height`` x ``width`` image (convolutions only)."""
+    h, w = height - 2, width - 2
+    ph, pw = (h + 1) // 2, (w + 1) // 2
+    return (_conv_flops(height, width, 3, 3, 3, 10) + _conv_flops(ph, pw, 3, 3, 10, 16)
+            + _conv_flops(ph - 2, pw - 2, 3, 3, 16, 32) + _conv_flops(ph - 4, pw - 4, 1, 1, 32, 6))
+
+
+#: Arithmetic of R-Net and O-Net per candidate box (convolutions and dense layers).
+RNET_FLOPS = (_conv_flops(24, 24, 3, 3, 3, 28) + _conv_flops(11, 11, 3, 3, 28, 48) + _conv_flops(4, 4, 2, 2, 48, 64)
+              + 2 * (576 * 128 + 128 * 6))
+ONET_FLOPS = (_conv_flops(48, 48, 3, 3, 3, 32) + _conv_flops(23, 23, 3, 3, 32, 64) + _conv_flops(10, 10, 3, 3, 64, 64)
+              + _conv_flops(4, 4, 2, 2, 64, 128) + 2 * (1152 * 256 + 256 * 16))
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """Score floors and NMS overlaps of each stage (the package's defaults)."""
@@ -192,6 +212,8 @@ class Cascade:
 
     def __init__(self, thresholds: Thresholds = Thresholds()) -> None:
         self.thresholds = thresholds
+        #: Floating-point operations of the networks in the last :meth:`detect` call.
+        self.last_flops = 0
         sessions = mtcnn_sessions()
         self._pnet, self._rnet, self._onet = sessions["pnet"], sessions["rnet"], sessions["onet"]
 
@@ -205,6 +227,7 @@ class Cascade:
             if min(h, w) < PNET_MIN_SIDE:
                 continue
             reg, prob = self._pnet.run(None, {"images": _resize_area(images, w, h)})
+            self.last_flops += len(images) * pnet_flops(h, w)
             rows = _proposals(reg, prob, t.pnet, scale)
             levels.append(nms(rows, t.nms_pnet_level, sort=False))
         rows = np.concatenate(levels, axis=0) if levels else np.empty((0, 6))
@@ -214,6 +237,7 @@ class Cascade:
         if len(rows) == 0:
             return rows
         reg, prob = self._rnet.run(None, {"images": crop_and_resize(images, rows, 24)})
+        self.last_flops += len(rows) * RNET_FLOPS
         rows = rows.copy()
         rows[:, 5] = prob[:, 1]
         rows = refine(rows, reg)
@@ -224,6 +248,7 @@ class Cascade:
         if len(rows) == 0:
             return np.empty((0, 16))
         reg, marks, prob = self._onet.run(None, {"images": crop_and_resize(images, rows, 48)})
+        self.last_flops += len(rows) * ONET_FLOPS
         w = rows[:, 3:4] - rows[:, 1:2] + 1
         h = rows[:, 4:5] - rows[:, 2:3] + 1
         marks = marks.astype(np.float64)
@@ -242,6 +267,7 @@ class Cascade:
             ``(K, 16)`` float64 rows ``[photo, x1, y1, x2, y2, score, x1..x5, y1..y5]``; box
             corners clipped to the photo as the package's ``fit_to_image`` does, landmarks not.
         """
+        self.last_flops = 0
         norm = normalise(images)
         rows = self.stage_onet(norm, self.stage_rnet(norm, self.stage_pnet(norm, min_face_size)))
         _, height, width, _ = images.shape
