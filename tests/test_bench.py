@@ -130,6 +130,20 @@ def test_bench_speed_quick(cli):
     assert d["enrollment"]["images_per_s"] > 0 and d["enrollment"]["enrolled"] >= 1
     assert 0 < d["query_warm"]["p50_ms"] <= d["query_warm"]["p95_ms"]
     assert d["query_cold"]["median_s"] > 0
+    assert d["query_warm_reference"]["p50_ms"] > 0
+    # Old (TensorFlow) and new (ONNX Runtime) paths side by side, on the same arithmetic.
+    det = d["detection"]["paths"]["rows"]
+    assert {(r["photo"], r["path"]) for r in det} == {(p, k) for p in ("lfw", "photo_1080p") for k in ("onnx", "keras")}
+    for photo in ("lfw", "photo_1080p"):
+        pair = [r for r in det if r["photo"] == photo]
+        assert pair[0]["gflop"] == pair[1]["gflop"] > 0 and pair[0]["faces"] == pair[1]["faces"] >= 1
+        assert all(r["x_arithmetic"] > 0 and r["ms"] > 0 for r in pair)
+    emb = d["embedding"]["paths"]["rows"]
+    assert {(r["batch"], r["path"]) for r in emb} == {(b, k) for b in (1, 32) for k in ("onnx", "keras")}
+    assert all(r["fraction_of_ceiling"] > 0 for r in emb)
+    # Commands that load no model never import TensorFlow.
+    assert d["startup"]["help"]["imports_tensorflow"] is False
+    assert d["startup"]["list"]["imports_tensorflow"] is False
     rows = {r["kind"]: r for r in d["search"]}
     assert set(rows) == {"flat", "hnsw"} and all(r["size"] == 1000 for r in rows.values())
     # Scored against exact search: at 1,000 vectors HNSW finds the exact nearest face.

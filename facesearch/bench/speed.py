@@ -3,10 +3,15 @@
 Measured in one run, so the figures share the same machine and load:
 
 * the float32 matmul ceiling (numpy, GFLOP/s), to say how close FaceNet gets to the CPU;
-* MTCNN detection, images/s, on LFW 250x250 photos and on a 1080p photo;
+* MTCNN detection, images/s, on LFW 250x250 photos and on a 1080p photo, and with
+  ``reference`` the ONNX Runtime path and the TensorFlow path side by side in alternating
+  rounds, each as a multiple of its arithmetic's time at the ceiling (:func:`detection_paths`);
 * FaceNet embedding, faces/s, at batch 1 (a query) and batch 32 (enrollment), and as a
   fraction of the ceiling at :data:`GFLOP_PER_FACE` (measured in alternating rounds, see
-  :func:`embedding_efficiency`);
+  :func:`embedding_efficiency`), and with ``reference`` both runtimes side by side
+  (:func:`embedding_paths`);
+* start-up: wall time of ``facesearch --help`` and ``facesearch list`` processes and whether
+  they imported TensorFlow;
 * end-to-end enrollment, images/s (:meth:`Gallery.enroll` with the face cache disabled), and
   with ``compare`` the same enrollment through dlib's pipeline, alternating with ours;
 * query latency through the Python API (warm) and of a ``facesearch query`` process (cold);
@@ -38,7 +43,9 @@ from facesearch.errors import FaceSearchError
 from facesearch.gallery import Gallery
 from facesearch.imaging.decode import iter_image_files, load_image
 from facesearch.models.analysis import FaceAnalysis
+from facesearch.models.detect import Detector
 from facesearch.models.dlib_pipeline import DlibAnalysis
+from facesearch.models.embed import Embedder
 from facesearch.models.face_cache import FaceCache
 from facesearch.search.faiss_index import VectorIndex
 
@@ -53,7 +60,7 @@ PHOTO_1080P = Path("fixtures") / "queries" / "obama-1080p.jpg"
 QUERY_PHOTO = Path("fixtures") / "queries" / "obama1.jpg"
 
 #: The parts of a run, in the order they run (``run(only=...)`` picks some).
-PARTS = ("detection", "embedding", "enrollment", "query", "search")
+PARTS = ("detection", "embedding", "enrollment", "query", "startup", "search")
 
 #: Repetitions per figure: (quick smoke run, normal run).
 REPEATS = {
@@ -62,6 +69,7 @@ REPEATS = {
     "embed_1": (3, 20), "embed_32": (1, 4), "efficiency_rounds": (2, 7),
     "enroll": (4, 96), "enroll_rounds": (1, 2), "query_warm": (5, 30), "query_cold": (1, 3),
     "real_photos": (48, 400), "search_queries": (24, 200),
+    "path_rounds": (2, 5), "startup": (1, 3),
 }
 
 
@@ -175,6 +183,102 @@ def embedding_efficiency(analysis: FaceAnalysis, rounds: int, batch: int = 32, m
             "fraction_of_ceiling": [round(f, 4) for f in ratios],
             "median_fraction": round(float(np.median(ratios)), 4),
             "best_round_fraction": round(max(ratios), 4)}
+
+
+def _alternate(fns: dict[str, Callable[[], object]], rounds: int, repeats: int,
+               matmul_n: int) -> tuple[dict[str, list[float]], list[float]]:
+    """Best-of-``repeats`` seconds of each of ``fns`` per round, and the ceiling measured at the
+    start of each round, over ``rounds`` rounds that run every function in turn."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    ceilings = []
+    for _ in range(rounds):
+        ceilings.append(matmul_ceiling(matmul_n, 3)["gflops"])
+        for name, fn in fns.items():
+            times[name].append(min(_durations(fn, repeats)))
+    return times, ceilings
+
+
+def detection_paths(images: dict[str, np.ndarray], min_face_size: int, rounds: int, matmul_n: int,
+                    reference: bool = True) -> dict:
+    """MTCNN per photo through ONNX Runtime and, with ``reference``, through the ``mtcnn`` package
+    (TensorFlow), alternating, with the arithmetic both do.
+
+    ``images``: name -> (H, W, 3) uint8 photo. For each photo and path: the median over rounds
+    of the best of 3 calls, in ms; ``gflop``: the networks' arithmetic for that photo (same
+    pyramid, same candidate boxes for both paths); ``x_arithmetic``: the time over that
+    arithmetic's time at the ceiling of the same round.
+    """
+    detectors = {"onnx": Detector(min_face_size=min_face_size).load()}
+    if reference:
+        detectors["keras"] = Detector(min_face_size=min_face_size, backend="keras").load()
+    rows = []
+    for label, image in images.items():
+        for det in detectors.values():
+            det.detect(image)  # warm-up: shapes, first calls
+        cascade = detectors["onnx"]._model()
+        faces = detectors["onnx"].detect(image)
+        gflop = cascade.last_flops / 1e9
+        fns = {name: (lambda d=det: d.detect(image)) for name, det in detectors.items()}
+        times, ceilings = _alternate(fns, rounds, 3, matmul_n)
+        for name, ts in times.items():
+            ratios = [t / (gflop / c) for t, c in zip(ts, ceilings)]
+            rows.append({"photo": label, "size": list(image.shape[1::-1]), "path": name, "faces": len(faces),
+                         "ms": round(1e3 * float(np.median(ts)), 2), "gflop": round(gflop, 4),
+                         "arithmetic_ms": round(1e3 * gflop / float(np.median(ceilings)), 3),
+                         "x_arithmetic": round(float(np.median(ratios)), 1)})
+    base = {(r["photo"]): r["ms"] for r in rows if r["path"] == "onnx"}
+    for r in rows:
+        r["x_onnx"] = round(r["ms"] / base[r["photo"]], 2)
+    return {"rounds": rounds, "rows": rows}
+
+
+def embedding_paths(rounds: int, matmul_n: int, reference: bool = True) -> dict:
+    """FaceNet ms per face at batch 1 and 32 on ONNX Runtime and, with ``reference``, on the
+    Keras ``tf.function``, alternating; fractions of the ceiling of the same round (median)."""
+    embedders = {"onnx": Embedder()}
+    if reference:
+        embedders["keras"] = Embedder(runtime="keras")
+    rng = np.random.default_rng(0)
+    rows = []
+    for batch in (1, 32):
+        crops = rng.integers(0, 256, (batch, 160, 160, 3), dtype=np.uint8)
+        for e in embedders.values():
+            e.embed(crops)
+        fns = {name: (lambda e=e: e.embed(crops)) for name, e in embedders.items()}
+        times, ceilings = _alternate(fns, rounds, 3 if batch > 1 else 10, matmul_n)
+        for name, ts in times.items():
+            fractions = [batch * GFLOP_PER_FACE / t / c for t, c in zip(ts, ceilings)]
+            rows.append({"batch": batch, "path": name, "ms_per_face": round(1e3 * float(np.median(ts)) / batch, 2),
+                         "fraction_of_ceiling": round(float(np.median(fractions)), 4),
+                         "best_round_fraction": round(max(fractions), 4),
+                         "ceiling_gflops": round(float(np.median(ceilings)), 1)})
+    return {"gflop_per_face": GFLOP_PER_FACE, "rounds": rounds, "rows": rows}
+
+
+def _cli_process(args: Sequence[str], repeats: int) -> dict:
+    """Wall time of a ``facesearch ARGS`` process (median of ``repeats``) and whether it imported
+    TensorFlow (the interpreter is asked at exit, through ``-c``)."""
+    probe = ("import atexit, sys\n"
+             "atexit.register(lambda: sys.stderr.write('\\nimported-tensorflow=%s\\n' % ('tensorflow' in sys.modules)))\n"
+             "from facesearch.cli import main\n"
+             "sys.exit(main())")
+    times, imported = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        proc = subprocess.run(_facesearch_command() + list(args), capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+    proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
+    for line in proc.stderr.splitlines():
+        if line.startswith("imported-tensorflow="):
+            imported = line.split("=", 1)[1] == "True"
+    return {"command": "facesearch " + " ".join(args), "median_s": round(float(np.median(times)), 3),
+            "runs_s": [round(t, 3) for t in times], "imports_tensorflow": imported}
+
+
+def startup_times(home: Path, repeats: int) -> dict:
+    """Process start-up of commands that load no model: ``--help`` and ``list`` on ``home``."""
+    return {"help": _cli_process(["--help"], repeats),
+            "list": _cli_process(["--home", str(home), "list"], repeats)}
 
 
 # --- the product's paths -----------------------------------------------------------------------
@@ -348,9 +452,11 @@ def _lfw_photos(lfw: str | os.PathLike, n: int) -> list[tuple[Path, str]]:
 
 
 def run(data_dir: str | os.PathLike, lfw: str | os.PathLike, sizes: Sequence[int], *, quick: bool = False,
-        analysis: FaceAnalysis | None = None, only: Sequence[str] = PARTS, compare: bool = False) -> dict:
+        analysis: FaceAnalysis | None = None, only: Sequence[str] = PARTS, compare: bool = False,
+        reference: bool = True) -> dict:
     """The figures of the ``only`` parts (:data:`PARTS`); the dict ``facesearch bench speed --json``
-    prints. ``compare`` adds dlib's enrollment rate, measured alternately with ours."""
+    prints. ``compare`` adds dlib's enrollment rate, measured alternately with ours; ``reference``
+    times the TensorFlow path (the mtcnn package, the Keras FaceNet) beside the default one."""
     unknown = sorted(set(only) - set(PARTS))
     if unknown:
         raise ValueError(f"unknown parts {', '.join(unknown)}; choose from {', '.join(PARTS)}")
@@ -371,6 +477,9 @@ def run(data_dir: str | os.PathLike, lfw: str | os.PathLike, sizes: Sequence[int
                             **detection_speed(analysis, [load_image(data_dir / PHOTO_1080P)],
                                               _n("detect_1080p", quick))},
         }
+        report["detection"]["paths"] = detection_paths(
+            {"lfw": lfw_images[0], "photo_1080p": load_image(data_dir / PHOTO_1080P)},
+            analysis.detector.min_face_size, _n("path_rounds", quick), _n("matmul_n", quick), reference)
 
     if "embedding" in only:
         log.info("embedding")
@@ -380,6 +489,7 @@ def run(data_dir: str | os.PathLike, lfw: str | os.PathLike, sizes: Sequence[int
             "batch_32": embedding_speed(analysis, 32, _n("embed_32", quick), report["matmul"]["gflops"]),
             "efficiency": embedding_efficiency(analysis, _n("efficiency_rounds", quick),
                                                matmul_n=_n("matmul_n", quick)),
+            "paths": embedding_paths(_n("path_rounds", quick), _n("matmul_n", quick), reference),
         }
 
     with tempfile.TemporaryDirectory(prefix="facesearch-speed-") as tmp:
@@ -399,6 +509,13 @@ def run(data_dir: str | os.PathLike, lfw: str | os.PathLike, sizes: Sequence[int
             photo = data_dir / QUERY_PHOTO
             report["query_warm"] = warm_query_latency(analysis, home, photo, _n("query_warm", quick))
             report["query_cold"] = cold_query_time(home, photo, _n("query_cold", quick))
+            if reference:
+                old = FaceAnalysis(Detector(min_face_size=analysis.detector.min_face_size, backend="keras"),
+                                   Embedder(runtime="keras"))
+                report["query_warm_reference"] = warm_query_latency(old, home, photo, _n("query_warm", quick))
+        if "startup" in only:
+            log.info("start-up")
+            report["startup"] = startup_times(Path(tmp) / "empty-gallery", _n("startup", quick))
 
     if "search" in only:
         log.info("FAISS search")

@@ -112,7 +112,7 @@ def bench_identify(lfw, dataset, gallery_dir, probes_dir, unknown, gallery_per_i
 @click.option("--sizes", default="10000,100000,1000000", show_default=True,
               help="Stored faces for the FAISS search figures, comma-separated (1M needs ~8 GB of memory, "
                    "and its HNSW build takes long on few cores).")
-@click.option("--only", default=",".join(("detection", "embedding", "enrollment", "query", "search")),
+@click.option("--only", default=",".join(("detection", "embedding", "enrollment", "query", "startup", "search")),
               show_default=True, help="The parts to measure, comma-separated.")
 @click.option("--compare", is_flag=True,
               help="Also enroll the same photos through dlib's pipeline (needs the [dlib] extra), alternating "
@@ -120,9 +120,12 @@ def bench_identify(lfw, dataset, gallery_dir, probes_dir, unknown, gallery_per_i
 @click.option("--min-face-size", type=click.IntRange(12), default=20, show_default=True,
               help="Our detector's smallest face, in pixels (dlib's HOG, upsampled once, finds faces down to "
                    "about 40).")
+@click.option("--reference/--no-reference", default=True, show_default=True,
+              help="Also time the TensorFlow path (the mtcnn package, the Keras FaceNet) beside the default "
+                   "ONNX Runtime path, alternating.")
 @click.option("--quick", is_flag=True, help="Few repetitions of everything (a smoke run, rough figures).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-def bench_speed(lfw, data_dir, sizes, only, compare, min_face_size, quick, as_json):
+def bench_speed(lfw, data_dir, sizes, only, compare, min_face_size, reference, quick, as_json):
     """Detection, embedding, enrollment, query and FAISS search speed on this machine."""
     from facesearch.bench import speed
     from facesearch.bench.embeddings import make_analysis
@@ -139,7 +142,7 @@ def bench_speed(lfw, data_dir, sizes, only, compare, min_face_size, quick, as_js
     if data_dir is None:
         raise click.UsageError("no data folder: pass --data DIR or set FACESEARCH_DATA")
     data = speed.run(Path(data_dir), _default_lfw(lfw), size_list, quick=quick, only=parts, compare=compare,
-                     analysis=make_analysis(min_face_size=min_face_size))
+                     analysis=make_analysis(min_face_size=min_face_size), reference=reference)
     render.emit(data, as_json, render.speed_text)
 
 

@@ -135,6 +135,14 @@ def speed_text(d: dict) -> Iterable[str]:
         for key, label in (("lfw", "LFW 250x250"), ("photo_1080p", "1080p photo")):
             r = d["detection"][key]
             yield f"  detection {label:<14} {r['images_per_s']:8.2f} images/s ({r['ms_per_image']} ms/image)"
+        paths = d["detection"].get("paths")
+        if paths:
+            yield (f"  detection, paths side by side ({paths['rounds']} alternating rounds; x arithmetic = time over "
+                   "the networks' arithmetic at the ceiling):")
+            for r in paths["rows"]:
+                yield (f"    {r['photo']:<12} {r['path']:<6} {r['ms']:9.2f} ms  {r['gflop']:.3f} GFLOP "
+                       f"({r['arithmetic_ms']:.2f} ms at the ceiling)  {r['x_arithmetic']:7.1f}x arithmetic  "
+                       f"{r['x_onnx']:6.2f}x onnx  {r['faces']} faces")
     if "embedding" in d:
         for b in (1, 32):
             r = d["embedding"][f"batch_{b}"]
@@ -144,6 +152,13 @@ def speed_text(d: dict) -> Iterable[str]:
         r = d["embedding"]["efficiency"]
         yield (f"  embedding efficiency     {100 * r['median_fraction']:7.0f}% of the ceiling at batch {r['batch']} "
                f"(median of {r['rounds']} alternating rounds; best round {100 * r['best_round_fraction']:.0f}%)")
+        paths = d["embedding"].get("paths")
+        if paths:
+            yield f"  embedding, runtimes side by side ({paths['rounds']} alternating rounds):"
+            for r in paths["rows"]:
+                yield (f"    batch {r['batch']:<3} {r['path']:<6} {r['ms_per_face']:8.2f} ms/face  "
+                       f"{100 * r['fraction_of_ceiling']:5.1f}% of the ceiling ({r['ceiling_gflops']} GFLOP/s; "
+                       f"best round {100 * r['best_round_fraction']:.1f}%)")
     if "enrollment" in d:
         r = d["enrollment"]
         yield f"  enrollment (no cache)    {r['images_per_s']:8.2f} images/s ({r['images']} LFW images)"
@@ -155,8 +170,15 @@ def speed_text(d: dict) -> Iterable[str]:
     if "query_warm" in d:
         r = d["query_warm"]
         yield f"  query, warm (Python API) p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms ({r['repeats']} runs)"
+        if "query_warm_reference" in d:
+            r = d["query_warm_reference"]
+            yield f"  query, warm, TensorFlow path p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms ({r['repeats']} runs)"
         yield (f"  query, cold process      {d['query_cold']['median_s']:.2f} s (median of "
                f"{len(d['query_cold']['runs_s'])})")
+    if "startup" in d:
+        for r in d["startup"].values():
+            tf = {True: "imports TensorFlow", False: "no TensorFlow", None: "TensorFlow unknown"}[r["imports_tensorflow"]]
+            yield f"  start-up {r['command']:<24} {r['median_s']:6.2f} s ({tf})"
     if "search" not in d:
         return
     yield "  FAISS search, one query at a time:"

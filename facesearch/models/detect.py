@@ -1,5 +1,14 @@
 """Face detection with MTCNN (the `mtcnn` package; its weights ship inside the wheel).
 
+Two backends run the same detector:
+
+* ``"onnx"`` (default): :mod:`facesearch.models.mtcnn_cascade`, the package's cascade step
+  for step in NumPy, its three networks on ONNX Runtime (converted once from the wheel's
+  weights). No TensorFlow; tens of times less overhead per photo.
+* ``"keras"``: the package itself (TensorFlow, eager, one call per pyramid level).
+
+Tests check that both find the same faces with boxes within a pixel.
+
 A detection is a :class:`DetectedFace`: a box in pixels of the original photo, five
 landmarks, and the detector's confidence. Large photos are downscaled for detection and the
 results mapped back, because MTCNN's cost grows with the pixel count while faces in a large
@@ -49,6 +58,18 @@ class DetectedFace:
         }
 
 
+#: What can run the detector; the first is the default.
+BACKENDS = ("onnx", "keras")
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_cascade():
+    """One ONNX cascade per process (its sessions are shared and hold no per-call state)."""
+    from facesearch.models.mtcnn_cascade import Cascade
+
+    return Cascade()
+
+
 @functools.lru_cache(maxsize=1)
 def _shared_mtcnn():
     """One MTCNN per process: its networks hold no per-call state, and building them is slow."""
@@ -70,6 +91,7 @@ class Detector:
             score 0.82-0.89 (docs/benchmarks.md).
         max_side: photos whose longer side exceeds this many pixels are downscaled for
             detection (boxes are mapped back to the original); ``None`` disables it.
+        backend: one of :data:`BACKENDS`.
     """
 
     def __init__(
@@ -78,17 +100,22 @@ class Detector:
         min_face_size: int = 20,
         min_confidence: float = 0.8,
         max_side: int | None = 1024,
+        backend: str = BACKENDS[0],
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown detector backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.min_face_size = int(min_face_size)
         self.min_confidence = float(min_confidence)
         self.max_side = max_side
+        self.backend = backend
         self._mtcnn = None
 
     @property
     def settings(self) -> dict:
         """The settings that change what is detected (they key embedding caches)."""
         return {
-            "detector": "mtcnn",
+            # The package's own name for its results, so caches made before the ONNX backend stay valid.
+            "detector": "mtcnn" if self.backend == "keras" else "mtcnn-onnx",
             "min_face_size": self.min_face_size,
             "min_confidence": self.min_confidence,
             "max_side": self.max_side,
@@ -96,8 +123,21 @@ class Detector:
 
     def _model(self):
         if self._mtcnn is None:
-            self._mtcnn = _shared_mtcnn()
+            self._mtcnn = _shared_mtcnn() if self.backend == "keras" else _shared_cascade()
         return self._mtcnn
+
+    def load(self) -> "Detector":
+        """Load the networks now (they load on first use otherwise); returns self."""
+        self._model()
+        return self
+
+    def _run(self, batch: list[np.ndarray], min_face: int) -> list[list[dict]]:
+        """The package's per-photo result dicts for photos of one size."""
+        if self.backend == "keras":
+            raw = self._model().detect_faces(batch if len(batch) > 1 else batch[0], min_face_size=min_face)
+            return raw if len(batch) > 1 else [raw]
+        rows = self._model().detect(np.stack(batch), min_face)
+        return [_as_package_dicts(rows[rows[:, 0] == i]) for i in range(len(batch))]
 
     def _scale_for(self, shape: tuple[int, ...]) -> float:
         # A face of min_face_size pixels still spans MTCNN's 20-pixel floor after this scale:
@@ -147,10 +187,7 @@ class Detector:
             batch = [prepared[i][0] for i in indices]
             # At most 20 px: see _scale_for. Smaller when a large photo was shrunk to max_side.
             min_face = max(12, min(20, int(round(self.min_face_size * prepared[indices[0]][1]))))
-            raw = self._model().detect_faces(batch if len(batch) > 1 else batch[0], min_face_size=min_face)
-            if len(batch) == 1:
-                raw = [raw]
-            for i, faces in zip(indices, raw):
+            for i, faces in zip(indices, self._run(batch, min_face)):
                 results[i] = self._convert(faces, prepared[i][1])
         return results
 
@@ -168,3 +205,16 @@ class Detector:
             faces.append(DetectedFace(box=(x, y, w, h), landmarks=landmarks, score=score))
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces
+
+
+def _as_package_dicts(rows: np.ndarray) -> list[dict]:
+    """Cascade rows ``[photo, x1, y1, x2, y2, score, x1..x5, y1..y5]`` as the package reports
+    them: box ``[x, y, w, h]`` and landmarks rounded to whole pixels (half to even), confidence."""
+    faces = []
+    for row in rows:
+        x1, y1, x2, y2 = row[1:5]
+        box = np.round(np.array([x1, y1, x2 - x1, y2 - y1])).astype(int).tolist()
+        marks = np.round(row[6:16]).astype(int)
+        keypoints = {name: [int(marks[k]), int(marks[k + 5])] for k, name in enumerate(LANDMARK_NAMES)}
+        faces.append({"box": box, "confidence": float(row[5]), "keypoints": keypoints})
+    return faces

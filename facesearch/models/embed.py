@@ -1,29 +1,53 @@
 """Batched FaceNet embeddings of aligned face crops.
 
 Input: (N, 160, 160, 3) uint8 RGB crops. Output: (N, 512) float32 rows of unit L2 norm, to be
-compared with the dot product (cosine similarity). TensorFlow is imported only when the first
-``Embedder`` is created, and the model is built once per process per weights file.
+compared with the dot product (cosine similarity).
+
+Two runtimes compute the same network:
+
+* ``"onnx"`` (default): ONNX Runtime on a graph converted once from the verified Keras model
+  (:mod:`facesearch.models.facenet_onnx`) and kept in the model cache with its sha256. A
+  process that finds it there never imports TensorFlow. The conversion is checked against
+  the Keras model before it is stored (cosine >= :data:`MIN_COSINE` on probe crops).
+* ``"keras"``: the Keras model in a ``tf.function``; TensorFlow is imported when the first
+  such ``Embedder`` is created.
+
+Either way the model is loaded once per process per weights file. docs/benchmarks.md has the
+figures that made ONNX Runtime the default.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from facesearch.errors import WeightsError
+from facesearch.models.converted import ConvertedModel, load_converted, store_converted
+from facesearch.models.facenet_onnx import INPUT, facenet_to_onnx
+from facesearch.models.onnx_session import new_session
 from facesearch.models.runtime import import_tensorflow
-from facesearch.models.weights import EMBEDDING_DIM, MODEL_ID, WeightsInfo, build_model, resolve_weights
+from facesearch.models.weights import (EMBEDDING_DIM, MODEL_ID, WeightsInfo, build_model, cached_weights_sha256,
+                                       resolve_weights)
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-__all__ = ["BATCH_SIZE", "FACE_SIZE", "EMBEDDING_DIM", "MODEL_ID", "Embedder", "prewhiten"]
+__all__ = ["BATCH_SIZE", "FACE_SIZE", "EMBEDDING_DIM", "MODEL_ID", "RUNTIMES", "Embedder", "prewhiten"]
+
+log = logging.getLogger(__name__)
 
 #: Side in pixels of the square RGB crop FaceNet 20180402-114759 reads.
 FACE_SIZE = 160
 #: Faces per forward pass unless an Embedder is told otherwise; peak memory grows with it.
 BATCH_SIZE = 32
+#: What can run the network; the first is the default.
+RUNTIMES = ("onnx", "keras")
+#: A converted graph is stored only if every probe crop's embedding has at least this cosine
+#: with the Keras model's.
+MIN_COSINE = 0.99999
 
 # Built models keyed by (weights path, sha256). Building costs ~3 s and ~100 MB; several
 # Embedders in one process (CLI + gallery, tests) should share one model.
@@ -31,6 +55,8 @@ _MODELS: dict[tuple[str, str], tuple["keras.Model", Callable]] = {}
 # resolve_weights() results per `download` flag for the default weights, so the cache's sha256
 # is checked once per process and not on every Embedder().
 _DEFAULT_WEIGHTS: dict[bool, WeightsInfo] = {}
+# ONNX Runtime sessions keyed by the source weights' sha256.
+_SESSIONS: dict[str, tuple[object, ConvertedModel]] = {}
 _LOCK = threading.Lock()
 
 
@@ -79,6 +105,59 @@ def _default_weights(download: bool) -> WeightsInfo:
     return info
 
 
+def onnx_filename(weights_sha256: str) -> str:
+    """The converted graph's file name in the model cache: one per source weights file."""
+    return f"{MODEL_ID}-{weights_sha256[:16]}.onnx"
+
+
+def _probe_crops() -> np.ndarray:
+    """Fixed crops for checking a conversion: a smooth gradient face-sized image and noise,
+    ``(2, 160, 160, 3)`` uint8. The network's agreement does not depend on their content."""
+    ramp = np.linspace(0, 255, FACE_SIZE, dtype=np.float32)
+    smooth = np.stack([ramp[None, :].repeat(FACE_SIZE, 0), ramp[:, None].repeat(FACE_SIZE, 1),
+                       np.full((FACE_SIZE, FACE_SIZE), 128.0, np.float32)], axis=-1)
+    noise = np.random.default_rng(0).integers(0, 256, (FACE_SIZE, FACE_SIZE, 3))
+    return np.stack([smooth, noise]).astype(np.uint8)
+
+
+def convert_to_onnx(weights: WeightsInfo) -> ConvertedModel:
+    """Convert the Keras model of ``weights`` into the model cache, after checking the graph's
+    embeddings against the model's on probe crops. Imports TensorFlow. Raises WeightsError."""
+    model, forward = _load(weights)
+    data = facenet_to_onnx(model)
+    x = prewhiten(_probe_crops())
+    expected = forward(import_tensorflow().constant(x)).numpy()
+    got = new_session(data).run(None, {INPUT: x})[0]
+    cosine = float(np.min(np.sum(expected * got, axis=1) /
+                          (np.linalg.norm(expected, axis=1) * np.linalg.norm(got, axis=1))))
+    if not cosine >= MIN_COSINE:
+        raise WeightsError(f"{weights.path}: the ONNX conversion disagrees with the Keras model (cosine {cosine:.6f})")
+    log.info("converted %s to ONNX (probe cosine %.7f)", weights.path, cosine)
+    return store_converted(onnx_filename(weights.sha256), data, weights.sha256, model_id=MODEL_ID,
+                           source=str(weights.path), probe_min_cosine=cosine)
+
+
+def _onnx_session(weights: WeightsInfo | None, download: bool) -> tuple[object, ConvertedModel]:
+    """The process-wide ONNX Runtime session for ``weights`` (None: the default weights).
+
+    With the default weights, the cached graph is found from the weights' sidecar without
+    hashing the weights or importing TensorFlow; only a missing or stale graph resolves the
+    weights and converts them.
+    """
+    source = weights.sha256 if weights is not None else cached_weights_sha256()
+    with _LOCK:
+        loaded = _SESSIONS.get(source) if source else None
+    if loaded is not None:
+        return loaded
+    converted = load_converted(onnx_filename(source), source) if source else None
+    if converted is None:
+        info = weights if weights is not None else _default_weights(download)
+        converted = load_converted(onnx_filename(info.sha256), info.sha256) or convert_to_onnx(info)
+    session = new_session(converted.data)
+    with _LOCK:
+        return _SESSIONS.setdefault(converted.source_sha256, (session, converted))
+
+
 class Embedder:
     """Compute FaceNet embeddings for aligned face crops.
 
@@ -86,7 +165,11 @@ class Embedder:
         a weights file, or an already resolved WeightsInfo.
     batch_size: faces per forward pass, default BATCH_SIZE (peak memory grows linearly with it).
     download: allow downloading the weights when they are not cached.
+    runtime: one of :data:`RUNTIMES`; ``"onnx"`` (default) or ``"keras"``.
     Raises WeightsError when the weights cannot be resolved or loaded.
+
+    ``weights`` (the verified weights file) and ``model`` (the Keras model) are resolved and
+    built on first access when the ONNX runtime did not need them.
     """
 
     model_id: str = MODEL_ID  # what galleries store to refuse mixing embeddings of other models
@@ -97,22 +180,52 @@ class Embedder:
         *,
         batch_size: int = BATCH_SIZE,
         download: bool = True,
+        runtime: str = RUNTIMES[0],
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
         if weights is None:
-            info = _default_weights(download)
+            info = None
         elif isinstance(weights, WeightsInfo):
             info = weights
         else:
             info = resolve_weights(weights, download=download)
-        self.weights: WeightsInfo = info
+        self._weights = info
+        self._download = download
         self.batch_size = int(batch_size)
         self.model_id = MODEL_ID
-        self.model, self._forward = _load(info)
+        self.runtime = runtime
+        if runtime == "keras":
+            self._keras_forward = _load(self.weights)[1]
+            self._run = self._run_keras
+        else:
+            self._session, self.converted = _onnx_session(info, download)
+            self._run = self._run_onnx
+
+    @property
+    def weights(self) -> WeightsInfo:
+        """The verified weights file (resolved on first access by the ONNX runtime)."""
+        if self._weights is None:
+            self._weights = _default_weights(self._download)
+        return self._weights
+
+    @property
+    def model(self) -> "keras.Model":
+        """The Keras model of :attr:`weights` (built on first access by the ONNX runtime)."""
+        return _load(self.weights)[0]
 
     def __repr__(self) -> str:
-        return f"Embedder(model_id={self.model_id!r}, weights={str(self.weights.path)!r}, batch_size={self.batch_size})"
+        where = self.converted.path if self.runtime == "onnx" else self.weights.path
+        return (f"Embedder(model_id={self.model_id!r}, runtime={self.runtime!r}, model={str(where)!r}, "
+                f"batch_size={self.batch_size})")
+
+    def _run_keras(self, x: np.ndarray) -> np.ndarray:
+        return self._keras_forward(import_tensorflow().constant(x)).numpy()
+
+    def _run_onnx(self, x: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {INPUT: x})[0]
 
     @staticmethod
     def _as_batch(crops: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
@@ -152,10 +265,9 @@ class Embedder:
         out = np.empty((n, EMBEDDING_DIM), dtype=np.float32)
         if n == 0:
             return out
-        tf = import_tensorflow()
         for start in range(0, n, self.batch_size):
             x = prewhiten(batch[start : start + self.batch_size])
-            out[start : start + len(x)] = self._forward(tf.constant(x)).numpy()
+            out[start : start + len(x)] = self._run(x)
         # The model already L2-normalises, in float32 on the TF side; re-normalising here makes
         # unit norm hold to numpy's float32 precision whatever TF kernel computed it.
         norms = np.linalg.norm(out, axis=1, keepdims=True)

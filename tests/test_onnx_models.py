@@ -1,0 +1,93 @@
+"""The ONNX Runtime detector and embedder against the reference implementations they replace:
+the ``mtcnn`` package (TensorFlow) and the Keras FaceNet, on real photos."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import DATA, KNOWN, QUERIES, REPO
+from facesearch.bench.datasets import folder_dataset, lfw_root
+from facesearch.imaging.decode import iter_image_files, load_image
+from facesearch.models.align import crop_face
+from facesearch.models.converted import load_converted, store_converted
+from facesearch.models.detect import Detector
+from facesearch.models.embed import Embedder
+
+LFW = DATA / "lfw" / "lfw-deepfunneled.tgz"
+
+
+def _photos() -> list[Path]:
+    """Every fixture photo and 40 LFW photos spread over the alphabet."""
+    lfw = [p for p, _ in folder_dataset(lfw_root(LFW))]
+    return sorted(iter_image_files(KNOWN)) + sorted(iter_image_files(QUERIES)) + lfw[:: len(lfw) // 40][:40]
+
+
+@pytest.fixture(scope="module")
+def detections():
+    """(photo, package's faces, ONNX faces) for every photo of :func:`_photos`."""
+    keras, onnx = Detector(backend="keras"), Detector(backend="onnx")
+    out = []
+    for path in _photos():
+        image = load_image(path)
+        out.append((path, keras.detect(image), onnx.detect(image)))
+    return out
+
+
+def test_onnx_detector_finds_the_packages_faces(detections):
+    assert len(detections) > 60
+    for path, ref, got in detections:
+        assert len(got) == len(ref), path
+        for a, b in zip(sorted(ref, key=lambda f: f.box), sorted(got, key=lambda f: f.box)):
+            # The package rounds to whole pixels of the detection scale; a float difference
+            # at a .5 can move a value by one such pixel (two in a photo shrunk by half).
+            scale = max(1.0, max(load_image(path).shape[:2]) / 1024)
+            assert np.abs(np.subtract(a.box, b.box)).max() <= 1.01 * scale, (path, a.box, b.box)
+            assert np.abs(a.landmarks - b.landmarks).max() <= 1.01 * scale, path
+            assert abs(a.score - b.score) < 1e-4, path
+
+
+def test_onnx_detector_settings_key_their_own_cache():
+    assert Detector(backend="keras").settings["detector"] == "mtcnn"
+    assert Detector().settings["detector"] == "mtcnn-onnx"
+    with pytest.raises(ValueError, match="backend"):
+        Detector(backend="caffe")
+
+
+def test_onnx_embeddings_equal_the_keras_models(detections):
+    crops = []
+    for path, _, faces in detections[:30]:
+        image = load_image(path)
+        crops += [crop_face(image, f) for f in faces]
+    crops = np.stack(crops)
+    onnx = Embedder(download=False).embed(crops)
+    keras = Embedder(download=False, runtime="keras").embed(crops)
+    cosine = np.sum(onnx * keras, axis=1)
+    assert cosine.min() >= 0.99999, cosine.min()
+    # Batch size does not change what ONNX Runtime computes beyond float rounding.
+    one_by_one = np.concatenate([Embedder(download=False).embed(c[None]) for c in crops[:4]])
+    np.testing.assert_allclose(one_by_one, onnx[:4], rtol=0, atol=1e-5)
+
+
+def test_detect_and_embed_without_tensorflow():
+    """With the converted models cached (the tests above made them), neither model imports TensorFlow."""
+    code = ("import sys; from facesearch.models.analysis import FaceAnalysis; "
+            "from facesearch.imaging.decode import load_image; "
+            f"faces = FaceAnalysis().get(load_image({str(QUERIES / 'obama1.jpg')!r})); "
+            "assert len(faces) == 1 and faces[0].embedding.shape == (512,); "
+            "sys.exit('tensorflow' in sys.modules or 'mtcnn' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_a_corrupt_converted_model_is_refused(tmp_path, caplog):
+    stored = store_converted("m.onnx", b"graph bytes", "source-sha", directory=tmp_path)
+    assert load_converted("m.onnx", "source-sha", directory=tmp_path).data == b"graph bytes"
+    assert load_converted("m.onnx", "other-source", directory=tmp_path) is None  # stale: deleted
+    assert not stored.path.exists()
+    store_converted("m.onnx", b"graph bytes", "source-sha", directory=tmp_path)
+    stored.path.write_bytes(b"graph bytez")
+    assert load_converted("m.onnx", "source-sha", directory=tmp_path) is None
+    assert "does not match its sidecar" in caplog.text and not stored.path.exists()
