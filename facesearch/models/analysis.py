@@ -6,7 +6,6 @@ once, on first use) and call :meth:`FaceAnalysis.get` on each photo.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from typing import Sequence
 
 import numpy as np
@@ -119,6 +118,9 @@ class FaceAnalysis:
 def model_inventory() -> dict:
     """Which models run, from where: the FaceNet weights in use (resolved and verified, so this
     may convert them on first use) and the MTCNN package. The dict ``facesearch models`` prints."""
+    # importlib.metadata costs a third of a second to import: only this report needs it.
+    from importlib.metadata import PackageNotFoundError, version
+
     info = resolve_weights()
     try:
         mtcnn_version = version("mtcnn")
