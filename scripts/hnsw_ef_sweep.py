@@ -16,6 +16,7 @@ import numpy as np
 
 from facesearch.models.analysis import FaceAnalysis
 from facesearch.bench import speed
+from facesearch.bench.distractors import random_unit_vectors
 from facesearch.bench.lfw import default_lfw
 from facesearch.paths import data_dir
 from facesearch.search.faiss_index import VectorIndex
@@ -35,7 +36,7 @@ def main() -> None:
     real = speed.real_embeddings(photos, FaceAnalysis())
     stored, queries = real[0::2], real[1::2][:200]
     rng = np.random.default_rng(0)
-    vectors = speed.unit_vectors(args.size, real.shape[1], rng)
+    vectors = random_unit_vectors(args.size, real.shape[1], rng)
     vectors[rng.choice(args.size, len(stored), replace=False)] = stored
     ids = np.arange(args.size, dtype=np.int64)
     exact = VectorIndex.build(ids, vectors, kind="flat").search(queries, 1)[1][:, 0]

@@ -153,11 +153,12 @@ def test_bench_speed_quick(cli):
 
 
 def test_search_recall_is_scored_against_exact_search(monkeypatch):
-    from facesearch.bench.speed import search_speed, unit_vectors
+    from facesearch.bench.distractors import random_unit_vectors
+    from facesearch.bench.speed import search_speed
     from facesearch.search.faiss_index import VectorIndex
 
     rng = np.random.default_rng(0)
-    stored, queries = unit_vectors(20, 64, rng), unit_vectors(30, 64, rng)
+    stored, queries = random_unit_vectors(20, 64, rng), random_unit_vectors(30, 64, rng)
     recall = {r["kind"]: r["recall_at_1"] for r in search_speed(stored, queries, 500)}
     assert recall["hnsw"] >= 0.95
     build = VectorIndex.build

@@ -38,6 +38,7 @@ import faiss
 import numpy as np
 
 from facesearch.bench.datasets import folder_dataset, lfw_root
+from facesearch.bench.distractors import random_unit_vectors
 from facesearch.bench.embeddings import embed_photos
 from facesearch.errors import FaceSearchError
 from facesearch.gallery import Gallery
@@ -375,15 +376,6 @@ def real_embeddings(photos: Sequence[Path], analysis: FaceAnalysis) -> np.ndarra
     return emb.vectors[emb.ok]
 
 
-def unit_vectors(n: int, dim: int, rng: np.random.Generator, chunk: int = 100_000) -> np.ndarray:
-    """``n`` random unit vectors, float32 (n, dim), made in chunks to keep float64 temporaries small."""
-    out = np.empty((n, dim), np.float32)
-    for start in range(0, n, chunk):
-        block = rng.standard_normal((min(chunk, n - start), dim), dtype=np.float32)
-        out[start:start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    return out
-
-
 def _one_by_one(index, queries: np.ndarray) -> tuple[list[float], np.ndarray]:
     """Search ``queries`` (float32 (Q, D)) one at a time: durations (s) and top-1 ids int64 (Q,)."""
     index.search(queries[:1], 1)  # warm-up
@@ -423,7 +415,7 @@ def search_speed(stored_real: np.ndarray, queries: np.ndarray, size: int, kinds:
     """
     rng = np.random.default_rng(seed)
     real = stored_real[:size]
-    vectors = unit_vectors(size, queries.shape[1], rng)
+    vectors = random_unit_vectors(size, queries.shape[1], rng)
     vectors[rng.choice(size, len(real), replace=False)] = real
     ids = np.arange(size, dtype=np.int64)
     exact = None
