@@ -227,3 +227,20 @@ def test_rebuild_memory_is_the_index_plus_one_chunk(tmp_path, analysis):
     rebuild = peak_kib("reindex", "--json")
     vectors_kib = n * DIM * 4 // 1024
     assert rebuild - baseline < 1.6 * vectors_kib, (baseline, rebuild, vectors_kib)
+
+
+def test_bench_scale_measures_a_small_gallery(cli):
+    """`bench scale` end to end on a small gallery: real 5celeb faces among random distractors."""
+    result = cli("bench", "scale", "--lfw", CELEB / "train", "--sizes", "2000", "--kinds", "random", "--people", "5",
+                 "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    (row,) = data["rows"]
+    assert row["size"] == 2000 and row["kind"] == "random" and row["index_kind"] == "flat"
+    # Exact search is its own reference: anything else means the gallery's index lost or mixed up faces.
+    assert row["recall_at_1"] == 1.0 and row["recall_at_10"] == 1.0
+    assert row["rank1_real"] == 1.0  # each real person's second photo finds their first among 2,000
+    assert row["real_faces"] == data["real_people"] == 5
+    for key in ("open_s", "enroll_api_s", "enroll_command_s", "remove_s", "disk_mb"):
+        assert row[key] > 0, key
+    assert row["query_one"]["p50_ms"] <= row["query_one"]["p95_ms"]
