@@ -276,8 +276,8 @@ class Gallery:
             index.save(self.index_dir)
         if kind_for(len(index.faces)) != index.faces.base.kind and not self._warned_outgrown:
             self._warned_outgrown = True
-            log.warning("%s: the gallery has %d faces, beyond what a %s index suits; run `facesearch reindex` to "
-                        "build a %s index (queries keep working meanwhile)", self.home, len(index.faces),
+            log.warning("%s: the gallery has %d faces, beyond what its index (%s) suits; run `facesearch reindex` "
+                        "to build the %s index (queries keep working meanwhile)", self.home, len(index.faces),
                         index.faces.base.kind, kind_for(len(index.faces)))
 
     # -- reads ------------------------------------------------------------------------------
