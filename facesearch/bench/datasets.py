@@ -36,7 +36,10 @@ def read_pairs(pairs_file: str | os.PathLike, images_root: str | os.PathLike) ->
     different-person lines. View 1 files start with ``<n>`` and are one fold.
     """
     root = Path(images_root)
-    lines = Path(pairs_file).read_text().split("\n")
+    try:
+        lines = Path(pairs_file).read_text().split("\n")
+    except UnicodeDecodeError:
+        raise DataError(f"{pairs_file}: not an LFW pairs file (not text)") from None
     header = lines[0].split()
     if not header or len(header) > 2 or not all(h.isdigit() for h in header):
         raise DataError(f"{pairs_file}: not an LFW pairs file (the first line should be '<folds> <n>' or '<n>')")
