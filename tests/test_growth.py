@@ -244,3 +244,18 @@ def test_bench_scale_measures_a_small_gallery(cli):
     for key in ("open_s", "enroll_api_s", "enroll_command_s", "remove_s", "disk_mb"):
         assert row[key] > 0, key
     assert row["query_one"]["p50_ms"] <= row["query_one"]["p95_ms"]
+
+
+def test_a_reindexed_gallery_opens_from_its_files(tmp_path, analysis):
+    """After `reindex`, a new process maps the files it wrote instead of building the index again."""
+    from facesearch.gallery import Gallery
+    from facesearch.search.faiss_index import GalleryIndex
+
+    home = tmp_path / "g"
+    _synthetic_gallery(home, analysis, 3_000)
+    with Gallery(home, analysis=analysis) as g:
+        g.reindex()
+    with Gallery(home, analysis=analysis) as g:
+        index = g._load_index()
+        assert index.files_mapped and index.folder == g.index_dir  # read from the files, not rebuilt
+        assert GalleryIndex.saved_generation(g.index_dir) == g.generation()

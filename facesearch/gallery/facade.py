@@ -226,6 +226,7 @@ class Gallery:
                                    faces=faces, generation=generation, model_id=self.model_id, dim=self.dim,
                                    kind=kind_for(faces), train_sample=self.store.sample_face_vectors,
                                    progress=progress)
+        index.database = self.store.identity
         index.apply(self.store.changes_since(generation))
         return index
 
