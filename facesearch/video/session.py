@@ -125,54 +125,6 @@ def _video_loop(cap, source: Source, expected: int, fps: float, analyser: Analys
                         f"(corrupt or truncated); output closed there")
 
 
-class Mailbox:
-    """A one-frame slot between capture and analysis: a new frame replaces one not yet taken."""
-
-    def __init__(self) -> None:
-        self._item = None
-        self._cond = threading.Condition()
-
-    def put(self, item) -> bool:
-        """Leave ``item`` for the worker; ``True`` when it replaced (dropped) a waiting frame."""
-        with self._cond:
-            dropped = self._item is not None
-            self._item = item
-            self._cond.notify()
-            return dropped
-
-    def take(self, timeout: float):
-        with self._cond:
-            if self._item is None:
-                self._cond.wait(timeout)
-            item, self._item = self._item, None
-            return item
-
-
-class AnalysisWorker(threading.Thread):
-    """Analyses the latest frame from a mailbox until stopped; keeps the first error."""
-
-    def __init__(self, analyser: Analyser, mailbox: Mailbox) -> None:
-        super().__init__(name="facesearch-analysis", daemon=True)
-        self.analyser = analyser
-        self.mailbox = mailbox
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-        self.last = (0, 0.0)  # frame number and time of the last analysed frame
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            item = self.mailbox.take(timeout=0.1)
-            if item is None:
-                continue
-            rgb, n, seconds = item
-            try:
-                self.analyser.analyse(rgb, n, seconds)
-                self.last = (n, seconds)
-            except BaseException as exc:  # handed to the capture thread, which raises it
-                self.error = exc
-                self.stop.set()
-
-
 def _live_loop(cap, source: Source, analyser: Analyser, screen: Screen, state: _Run) -> None:
     """Show every frame as it comes; analysis runs beside it on the latest frame only."""
     mailbox = Mailbox()
