@@ -1,7 +1,6 @@
 """``facesearch.search.faiss_index.VectorIndex``: exact and HNSW indexes, saved and loaded as real FAISS files."""
 from __future__ import annotations
 
-import faiss
 import numpy as np
 import pytest
 

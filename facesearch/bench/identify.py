@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from facesearch.errors import DataError, OptionsError
+from facesearch.errors import OptionsError
 from facesearch.models.analysis import FaceAnalysis
 from facesearch.models.face_cache import FaceCache
 from facesearch.plotting import pyplot

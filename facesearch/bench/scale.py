@@ -133,10 +133,10 @@ def measure(home: Path, size: int, kind: str, names: list[str], enrolled: np.nda
         row["nprobe"] = index.faces.base.nprobe
     env = {**os.environ}
     py = sys.executable
-    open_code = (f"import time, sys; t = time.perf_counter(); import numpy as np; "
-                 f"from facesearch.gallery import Gallery; "
-                 f"g = Gallery(sys.argv[1]); g.search_faces(np.zeros((1, g.dim), np.float32), 1); "
-                 f"print(time.perf_counter() - t)")
+    open_code = ("import time, sys; t = time.perf_counter(); import numpy as np; "
+                 "from facesearch.gallery import Gallery; "
+                 "g = Gallery(sys.argv[1]); g.search_faces(np.zeros((1, g.dim), np.float32), 1); "
+                 "print(time.perf_counter() - t)")
     opens = [float(subprocess.run([py, "-c", open_code, str(home)], env=env, capture_output=True, text=True,
                                   check=True).stdout) for _ in range(3)]
     row["open_s"] = round(float(np.median(opens)), 3)
@@ -172,8 +172,8 @@ def measure(home: Path, size: int, kind: str, names: list[str], enrolled: np.nda
     row["enroll_command_peak_rss_mb"] = peak // 1024
     with tempfile.NamedTemporaryFile(suffix=".npy") as f:
         np.save(f.name, probes[:1])
-        query_code = (f"import sys, numpy as np; from facesearch.gallery import Gallery; g = Gallery(sys.argv[1]); "
-                      f"g.matcher('knn').identify(np.load(sys.argv[2]))")
+        query_code = ("import sys, numpy as np; from facesearch.gallery import Gallery; g = Gallery(sys.argv[1]); "
+                      "g.matcher('knn').identify(np.load(sys.argv[2]))")
         seconds, peak = _child_peak_kib([py, "-c", query_code, str(home), f.name], env)
     row["query_process_s"] = round(seconds, 3)
     row["query_process_peak_rss_mb"] = peak // 1024
