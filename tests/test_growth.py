@@ -258,3 +258,14 @@ def test_a_reindexed_gallery_opens_from_its_files(tmp_path, analysis):
         index = g._load_index()
         assert index.files_mapped and index.folder == g.index_dir  # read from the files, not rebuilt
         assert GalleryIndex.saved_generation(g.index_dir) == g.generation()
+
+
+def test_processes_creating_one_new_gallery_at_once_all_succeed(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    code = "import sys; from facesearch.gallery import Gallery; print(len(Gallery(sys.argv[1]).identities()))"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "new")], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        assert out.strip() == "0"

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from sqlalchemy import create_engine, delete, event, exists, func, insert, select, text, update
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from facesearch.errors import GalleryError, one_line
@@ -167,20 +167,34 @@ class Store:
                 state = s.get(GalleryState, 1)
             if state is None:
                 raise GalleryError(f"{self.where}: not a facesearch gallery (and read-only)")
-        with self.session() as s:
-            state = s.get(GalleryState, 1)
-            if state is None:
-                s.add(GalleryState(id=1, schema_version=SCHEMA_VERSION, model_id=model_id,
-                                   embedding_dim=embedding_dim, generation=0))
-            elif state.model_id != model_id or state.embedding_dim != embedding_dim:
-                raise GalleryError(
-                    f"{self.where}: gallery was built with {state.model_id} ({state.embedding_dim}-d), "
-                    f"not {model_id} ({embedding_dim}-d); use another --home or re-enroll")
+        self._record_model(model_id, embedding_dim)
         with self.session() as s:
             #: Which database this is (its creation time): index files name it in their manifest.
             self.identity = s.get(GalleryState, 1).created_at.isoformat()
         self.model_id = model_id
         self.embedding_dim = embedding_dim
+
+    def _record_model(self, model_id: str, embedding_dim: int) -> None:
+        """A new gallery records its embedding model; an existing one must have been made with it."""
+        for attempt in range(2):
+            try:
+                with self._sessions.begin() as s:
+                    state = s.get(GalleryState, 1)
+                    if state is None:
+                        s.add(GalleryState(id=1, schema_version=SCHEMA_VERSION, model_id=model_id,
+                                           embedding_dim=embedding_dim, generation=0))
+                        return
+            except IntegrityError:
+                if attempt:
+                    raise
+                continue  # another process created the gallery at the same moment: read its row
+            except SQLAlchemyError as exc:
+                raise GalleryError(f"{self.where}: database error: {_reason(exc)}") from None
+            if state.model_id != model_id or state.embedding_dim != embedding_dim:
+                raise GalleryError(
+                    f"{self.where}: gallery was built with {state.model_id} ({state.embedding_dim}-d), "
+                    f"not {model_id} ({embedding_dim}-d); use another --home or re-enroll")
+            return
 
     def _recorded_revision(self) -> str | None:
         with self.engine.connect() as connection:
