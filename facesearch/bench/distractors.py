@@ -2,27 +2,27 @@
 
 Two kinds (:data:`KINDS`):
 
-* ``"faces"``: identities that follow real FaceNet statistics. :class:`FaceStatistics` holds,
-  fitted on real embeddings, the centre of the identities, the covariance of identity centres
-  around it (*between*) and the covariance of faces around their identity's centre (*within*).
-  A synthetic identity's centre is drawn from N(mean, between), each of its faces as
-  centre + N(0, within), and every face is L2-normalised like a real embedding. What a real
-  large gallery of strangers looks like to a matcher.
+* ``"faces"``: identities drawn from :class:`~facesearch.bench.face_statistics.FaceStatistics`
+  fitted on real FaceNet embeddings, several faces each, every face L2-normalised like a real
+  embedding. What a real large gallery of strangers looks like to a matcher.
 * ``"random"``: unit vectors uniform on the sphere (normalised Gaussians), one identity each.
   Nearly orthogonal to everything, they are the worst case for graph indexes, which rely on
   the clusters real faces form, and an easy case for a matcher.
 
-Statistics fitted on LFW ship with the package (:data:`LFW_STATISTICS`, see
-:func:`refit_lfw_statistics` and docs/benchmarks.md), so a benchmark needs no LFW embeddings
-to draw faces. Galleries of a million faces are made in chunks (:func:`stream_distractors`)
-so that 1M x 512 float32 (2 GB) never exists twice.
+Statistics fitted on LFW ship with the package (:data:`LFW_STATISTICS`, :func:`lfw_statistics`;
+refit them with :func:`refit_lfw_statistics`), so a benchmark needs no LFW embeddings to draw
+faces. A gallery of a million faces is made in chunks (:func:`stream_distractors`), so that
+1M x 512 float32 (2 GB) never exists twice.
 
-Every draw is reproducible from a seed, and the faces drawn do not depend on the chunk size:
-counts, centres and within-identity offsets come from three separate random streams, each
-consumed in identity order.
+Every draw is reproducible from a seed, and does not depend on the chunk size (up to the last
+bit of float rounding): faces per identity, component picks, centres, offsets and offset
+scales come from five separate random streams, each consumed in identity order.
 
-Refit the shipped statistics (embeds LFW's 9,164 photos of people with 2+ photos through the
-face cache, ~20 minutes the first time on two cores)::
+:func:`similarity_check` compares synthetic with real faces the way a matcher sees them: the
+cosine similarity of same-identity and of different-identity pairs.
+
+Refit the shipped statistics (embeds the 9,164 LFW photos of people with 2+ photos through the
+face cache, ~20 minutes the first time on two cores; the fit and the check take ~5 minutes)::
 
     python -m facesearch.bench.distractors --refit [--lfw PATH] [--out FILE]
 """
@@ -33,8 +33,6 @@ import json
 import logging
 import os
 import sys
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -42,11 +40,13 @@ import numpy as np
 
 from facesearch.bench.datasets import folder_dataset, lfw_root
 from facesearch.bench.embeddings import embed_photos
+from facesearch.bench.face_statistics import FaceStatistics, MIXTURE_DIMS, group_rows, select_components
 from facesearch.bench.lfw import default_lfw
 from facesearch.errors import DataError
 from facesearch.models.analysis import FaceAnalysis
 from facesearch.models.face_cache import FaceCache
 from facesearch.progress import ProgressFactory, no_progress
+from facesearch.search.match import DEFAULT_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +58,25 @@ LFW_STATISTICS = Path(__file__).parent / "data" / "lfw_face_statistics.npz"
 CHUNK = 65_536
 #: Pairs of each kind drawn by :func:`similarity_check`.
 CHECK_PAIRS = 200_000
+#: Synthetic identities (at least) that :func:`fit_within_spread` fits on.
+FIT_IDENTITIES = 2000
+#: ``(components, shrink)`` of the centre mixture tried by :func:`refit_lfw_statistics`.
+MIXTURE_GRID = ((1, 1.0), (2, 0.1), (2, 0.3), (4, 0.05), (4, 0.1), (4, 0.3), (8, 0.1), (8, 0.3))
 #: Counts are drawn in fixed blocks, so the stream of counts never depends on the chunk size.
 _COUNT_BLOCK = 4096
+#: The random streams of a face draw, in the order they are seeded.
+_STREAMS = ("counts", "picks", "centres", "offsets", "scales")
+
 
 def _generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def _streams(rng: np.random.Generator | int | None, n: int) -> list[np.random.Generator]:
-    """``n`` independent generators seeded from ``rng`` (which advances, so a second call differs)."""
-    seeds = _generator(rng).integers(0, 2 ** 63, size=n)
-    return [np.random.default_rng(int(s)) for s in seeds]
+def _streams(rng: np.random.Generator | int | None) -> dict[str, np.random.Generator]:
+    """One generator per name of :data:`_STREAMS`, seeded from ``rng`` (which advances, so a
+    second call with the same generator draws other faces)."""
+    seeds = _generator(rng).integers(0, 2 ** 63, size=len(_STREAMS))
+    return {name: np.random.default_rng(int(s)) for name, s in zip(_STREAMS, seeds)}
 
 
 def _unit_rows(block: np.ndarray) -> np.ndarray:
@@ -92,157 +100,12 @@ def random_unit_vectors(n: int, dim: int, rng: np.random.Generator, chunk: int =
     return out
 
 
-# --- statistics of real faces ------------------------------------------------------------------
-
-
-def _psd_factor(cov: np.ndarray, rel_floor: float = 1e-9) -> np.ndarray:
-    """``F`` float32 (D, r) with ``F @ F.T`` = ``cov`` (symmetric, D x D), dropping directions whose
-    variance is below ``rel_floor`` of the largest (and any negative eigenvalue)."""
-    w, v = np.linalg.eigh(np.asarray(cov, np.float64))
-    keep = w > rel_floor * max(w.max(), 0.0) if w.max() > 0 else np.zeros(len(w), bool)
-    return (v[:, keep] * np.sqrt(w[keep])).astype(np.float32)
-
-
-def _psd_part(cov: np.ndarray) -> tuple[np.ndarray, float]:
-    """The nearest positive semi-definite matrix to symmetric ``cov`` (negative eigenvalues set
-    to 0), and the trace removed as a fraction of the positive trace."""
-    w, v = np.linalg.eigh(cov)
-    removed = float(-w[w < 0].sum() / max(w[w > 0].sum(), 1e-30))
-    return (v * np.clip(w, 0, None)) @ v.T, removed
-
-
-def _groups(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(order, starts, counts)``: ``order`` sorts rows by label (stable); identity ``j`` owns
-    ``order[starts[j]:starts[j] + counts[j]]``."""
-    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    order = np.argsort(inverse, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return order, starts, counts
-
-
-@dataclass(frozen=True, eq=False)
-class FaceStatistics:
-    """Between- and within-identity statistics of real face embeddings.
-
-    Attributes:
-        mean: float32 (D,), the average identity centre (each identity counts once).
-        between: float32 (D, D), covariance of identity centres around ``mean``.
-        within: float32 (D, D), covariance of a face around its identity's centre.
-        counts: int64 (I,), faces per identity in the fitted data (a realistic distribution to
-            draw gallery sizes per identity from).
-        model: the embedding model the statistics were fitted for (e.g. ``facenet-20180402-114759``).
-        source: where the embeddings came from, for the record.
-        between_scale, within_scale: factors on ``between`` and ``within`` when sampling (1 =
-            the covariances as fitted; see :meth:`calibrated`).
-    """
-
-    mean: np.ndarray
-    between: np.ndarray
-    within: np.ndarray
-    counts: np.ndarray
-    model: str = ""
-    source: str = ""
-    between_scale: float = 1.0
-    within_scale: float = 1.0
-
-    @property
-    def dim(self) -> int:
-        return int(self.mean.shape[0])
-
-    @classmethod
-    def fit(cls, vectors: np.ndarray, labels: Sequence, *, model: str = "", source: str = "") -> "FaceStatistics":
-        """Fit on real embeddings: float (N, D) unit rows, one label per row (any hashable values).
-
-        Only identities with 2+ faces count (a single face says nothing about the spread within
-        an identity). Each identity weighs the same, however many photos it has:
-
-        * within = mean over identities of the unbiased covariance of its faces (divisor n_i - 1);
-        * mean = mean of identity means;
-        * between = covariance of identity means (divisor I - 1) minus within x mean(1 / n_i).
-          A mean of n_i faces scatters around the true centre by within / n_i; without this
-          correction the identities of LFW (most have 2-4 photos) would come out too spread
-          out. Negative eigenvalues left by the subtraction are set to 0.
-
-        Raises:
-            DataError: fewer than two identities have 2+ faces, or the shapes do not match.
-        """
-        x = np.asarray(vectors, np.float64)
-        y = np.asarray(labels)
-        if x.ndim != 2 or len(x) != len(y):
-            raise DataError(f"statistics: expected vectors (N, D) and N labels, got {x.shape} and {len(y)}")
-        order, starts, counts = _groups(y)
-        several = counts >= 2
-        if several.sum() < 2:
-            raise DataError(f"statistics: need 2+ identities with 2+ faces, got {int(several.sum())}")
-        rows = np.concatenate([order[s:s + c] for s, c in zip(starts[several], counts[several])])
-        counts = counts[several]
-        owner = np.repeat(np.arange(len(counts)), counts)
-        x = x[rows]
-        means = np.zeros((len(counts), x.shape[1]))
-        np.add.at(means, owner, x)
-        means /= counts[:, None]
-        # Each deviation weighted so that dev.T @ dev is the mean over identities of their covariances.
-        dev = (x - means[owner]) / np.sqrt((counts[owner] - 1) * len(counts))[:, None]
-        within = dev.T @ dev
-        centre = means.mean(axis=0)
-        spread = (means - centre).T @ (means - centre) / (len(counts) - 1)
-        between, removed = _psd_part(spread - within * np.mean(1.0 / counts))
-        log.info("statistics: %d identities, %d faces; %.2f%% of the between trace was negative and dropped",
-                 len(counts), len(x), 100 * removed)
-        return cls(centre.astype(np.float32), between.astype(np.float32), within.astype(np.float32),
-                   counts.astype(np.int64), model, source)
-
-    def calibrated(self, between_scale: float, within_scale: float) -> "FaceStatistics":
-        """The same statistics sampled with ``between`` and ``within`` multiplied by these factors."""
-        return FaceStatistics(self.mean, self.between, self.within, self.counts, self.model, self.source,
-                              float(between_scale), float(within_scale))
-
-    @cached_property
-    def between_factor(self) -> np.ndarray:
-        """float32 (D, r): ``F @ F.T`` = between_scale x between."""
-        return _psd_factor(self.between * self.between_scale)
-
-    @cached_property
-    def within_factor(self) -> np.ndarray:
-        """float32 (D, r): ``F @ F.T`` = within_scale x within."""
-        return _psd_factor(self.within * self.within_scale)
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write to ``path`` (.npz, compressed)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to other names
-            np.savez_compressed(f, mean=self.mean, between=self.between, within=self.within, counts=self.counts,
-                                model=np.str_(self.model), source=np.str_(self.source),
-                                scales=np.array([self.between_scale, self.within_scale], np.float64))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, model: str | None = None) -> "FaceStatistics":
-        """Read statistics written by :meth:`save`.
-
-        Raises:
-            DataError: the file is missing or unreadable, or was fitted for another model than
-                ``model`` (when given).
-        """
-        try:
-            with np.load(path) as z:
-                scales = z["scales"]
-                stats = cls(z["mean"].astype(np.float32), z["between"].astype(np.float32),
-                            z["within"].astype(np.float32), z["counts"].astype(np.int64), str(z["model"]),
-                            str(z["source"]), float(scales[0]), float(scales[1]))
-        except (OSError, ValueError, KeyError) as exc:
-            raise DataError(f"{path}: not a face statistics file ({exc})") from exc
-        if model is not None and stats.model != model:
-            raise DataError(f"{path}: statistics fitted for model {stats.model!r}, not {model!r}")
-        return stats
+# --- synthetic identities ----------------------------------------------------------------------
 
 
 def lfw_statistics(model: str | None = None) -> FaceStatistics:
     """The statistics shipped with the package (:data:`LFW_STATISTICS`), checked against ``model``."""
     return FaceStatistics.load(LFW_STATISTICS, model)
-
-
-# --- sampling ----------------------------------------------------------------------------------
 
 
 def _draw_counts(stream: np.random.Generator, faces_per_identity: int | np.ndarray, n: int) -> np.ndarray:
@@ -277,15 +140,34 @@ def _counts_for(stream: np.random.Generator, faces_per_identity: int | np.ndarra
     return counts
 
 
-def _raw_faces(stats: FaceStatistics, counts: np.ndarray, centres_rng: np.random.Generator,
-               faces_rng: np.random.Generator) -> np.ndarray:
+def _raw_faces(stats: FaceStatistics, counts: np.ndarray, streams: dict[str, np.random.Generator]) -> np.ndarray:
     """Faces of identities with ``counts`` faces each, before normalisation: float32 (sum(counts), D)."""
-    fb, fw = stats.between_factor, stats.within_factor
-    centres = centres_rng.standard_normal((len(counts), fb.shape[1]), dtype=np.float32) @ fb.T
-    centres += stats.mean
-    faces = faces_rng.standard_normal((int(counts.sum()), fw.shape[1]), dtype=np.float32) @ fw.T
-    faces += np.repeat(centres, counts, axis=0)
-    return faces
+    n, faces = len(counts), int(counts.sum())
+    centres = stats.centres(streams["picks"].random(n),
+                            streams["centres"].standard_normal((n, stats.centre_draws), dtype=np.float32))
+    out = stats.offsets(streams["offsets"].standard_normal((faces, stats.offset_draws), dtype=np.float32),
+                        streams["scales"].standard_normal(faces, dtype=np.float32))
+    out += np.repeat(centres, counts, axis=0)
+    return out
+
+
+def sample_identities(stats: FaceStatistics, n_identities: int, faces_per_identity: int | np.ndarray | None = None,
+                      rng: np.random.Generator | int | None = None, *,
+                      normalise: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``n_identities`` synthetic identities: ``(labels int64 (N,), vectors float32 (N, D))``.
+
+    Labels run from 0 to ``n_identities - 1``, faces of one identity next to each other, every
+    vector of unit length (``normalise=False`` keeps the draws as they are, to check the sampler
+    against the statistics). ``faces_per_identity`` is an int (every identity has that many), an
+    array of counts to draw each identity's count from uniformly, or ``None`` for the counts of
+    the data the statistics were fitted on (LFW's: most people have 2-4 photos, a few hundreds).
+    """
+    streams = _streams(rng)
+    pool = stats.counts if faces_per_identity is None else faces_per_identity
+    counts = _counts_for(streams["counts"], pool, n_identities=n_identities)
+    labels = np.repeat(np.arange(n_identities, dtype=np.int64), counts)
+    faces = _raw_faces(stats, counts, streams)
+    return labels, _unit_rows(faces) if normalise else faces
 
 
 def _chunks_of(counts: np.ndarray, chunk: int) -> Iterator[tuple[int, int]]:
@@ -297,34 +179,6 @@ def _chunks_of(counts: np.ndarray, chunk: int) -> Iterator[tuple[int, int]]:
         yield first, end
         done = int(ends[end - 1])
         first = end
-
-
-def _face_chunks(stats: FaceStatistics, counts: np.ndarray, streams: list[np.random.Generator],
-                 chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for first, end in _chunks_of(counts, chunk):
-        part = counts[first:end]
-        labels = np.repeat(np.arange(first, end, dtype=np.int64), part)
-        yield labels, _unit_rows(_raw_faces(stats, part, streams[1], streams[2]))
-
-
-def sample_identities(stats: FaceStatistics, n_identities: int, faces_per_identity: int | np.ndarray | None = None,
-                      rng: np.random.Generator | int | None = None, *,
-                      normalise: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """``n_identities`` synthetic identities: ``(labels int64 (N,), vectors float32 (N, D))``.
-
-    Labels run from 0 to ``n_identities - 1``, faces of one identity next to each other, every
-    vector of unit length (``normalise=False`` keeps the Gaussian draws as they are, to check
-    the sampler against the statistics). ``faces_per_identity`` is an int (every identity has
-    that many), an array of counts to draw each identity's count from uniformly, or ``None`` for
-    the counts of the data the statistics were fitted on (LFW's: most people have 2-4 photos,
-    a few have hundreds).
-    """
-    streams = _streams(rng, 3)
-    pool = stats.counts if faces_per_identity is None else faces_per_identity
-    counts = _counts_for(streams[0], pool, n_identities=n_identities)
-    labels = np.repeat(np.arange(n_identities, dtype=np.int64), counts)
-    faces = _raw_faces(stats, counts, streams[1], streams[2])
-    return labels, _unit_rows(faces) if normalise else faces
 
 
 def stream_distractors(kind: str, n: int, rng: np.random.Generator | int | None = None, *,
@@ -352,10 +206,12 @@ def stream_distractors(kind: str, n: int, rng: np.random.Generator | int | None 
                    _unit_rows(gen.standard_normal((size, dim), dtype=np.float32)))
         return
     stats = stats or lfw_statistics()
-    streams = _streams(rng, 3)
+    streams = _streams(rng)
     pool = stats.counts if faces_per_identity is None else faces_per_identity
-    counts = _counts_for(streams[0], pool, n_faces=n)
-    yield from _face_chunks(stats, counts, streams, chunk)
+    counts = _counts_for(streams["counts"], pool, n_faces=n)
+    for first, end in _chunks_of(counts, chunk):
+        part = counts[first:end]
+        yield np.repeat(np.arange(first, end, dtype=np.int64), part), _unit_rows(_raw_faces(stats, part, streams))
 
 
 def sample_distractors(kind: str, n: int, rng: np.random.Generator | int | None = None, *,
@@ -379,6 +235,34 @@ def sample_distractors(kind: str, n: int, rng: np.random.Generator | int | None 
 # --- realism: do synthetic faces look like real ones to a matcher? ---------------------------
 
 
+def _pair_rows(labels: np.ndarray, n_pairs: int, rng: np.random.Generator | int | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices ``(same_a, same_b, diff_a, diff_b)`` of ``n_pairs`` pairs of each kind (see
+    :func:`pair_similarities`)."""
+    gen = _generator(rng)
+    order, starts, counts = group_rows(np.asarray(labels))
+    if len(counts) < 2 or counts.max() < 2:
+        raise DataError("pairs: need 2+ identities and one with 2+ faces")
+
+    def nth(values: np.ndarray, k: np.ndarray) -> np.ndarray:  # uniform in [0, k)
+        return np.minimum((values * k).astype(np.int64), k - 1)
+
+    several = np.flatnonzero(counts >= 2)
+    ids = several[nth(gen.random(n_pairs), len(several))]
+    first = nth(gen.random(n_pairs), counts[ids])
+    second = nth(gen.random(n_pairs), counts[ids] - 1)
+    second += second >= first
+    a = nth(gen.random(n_pairs), len(counts))
+    b = (a + 1 + nth(gen.random(n_pairs), len(counts) - 1)) % len(counts)
+    face_a = order[starts[a] + nth(gen.random(n_pairs), counts[a])]
+    face_b = order[starts[b] + nth(gen.random(n_pairs), counts[b])]
+    return order[starts[ids] + first], order[starts[ids] + second], face_a, face_b
+
+
+def _cosines(vectors: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", vectors[a], vectors[b]).astype(np.float64)
+
+
 def pair_similarities(labels: np.ndarray, vectors: np.ndarray, n_pairs: int,
                       rng: np.random.Generator | int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cosine similarities of ``n_pairs`` same-identity and ``n_pairs`` different-identity pairs.
@@ -388,54 +272,118 @@ def pair_similarities(labels: np.ndarray, vectors: np.ndarray, n_pairs: int,
     identities drawn uniformly, then a face of each. ``vectors`` are float (N, D) unit rows.
     Returns ``(same, different)``, float64 (n_pairs,) each.
     """
-    gen = _generator(rng)
-    order, starts, counts = _groups(np.asarray(labels))
-    if len(counts) < 2 or counts.max() < 2:
-        raise DataError("pairs: need 2+ identities and one with 2+ faces")
-
-    def face_of(ids: np.ndarray, k: np.ndarray) -> np.ndarray:
-        return order[starts[ids] + np.minimum((gen.random(len(ids)) * k).astype(np.int64), k - 1)]
-
-    several = np.flatnonzero(counts >= 2)
-    ids = several[gen.integers(0, len(several), n_pairs)]
-    first = np.minimum((gen.random(n_pairs) * counts[ids]).astype(np.int64), counts[ids] - 1)
-    second = np.minimum((gen.random(n_pairs) * (counts[ids] - 1)).astype(np.int64), counts[ids] - 2)
-    second += second >= first
-    same = np.einsum("ij,ij->i", vectors[order[starts[ids] + first]], vectors[order[starts[ids] + second]])
-    a = gen.integers(0, len(counts), n_pairs)
-    b = (a + gen.integers(1, len(counts), n_pairs)) % len(counts)
-    different = np.einsum("ij,ij->i", vectors[face_of(a, counts[a])], vectors[face_of(b, counts[b])])
-    return same.astype(np.float64), different.astype(np.float64)
+    sa, sb, da, db = _pair_rows(labels, n_pairs, rng)
+    return _cosines(vectors, sa, sb), _cosines(vectors, da, db)
 
 
-def summary(values: np.ndarray) -> dict:
-    """Mean, standard deviation and the 1% / 50% / 99% quantiles of ``values``, rounded to 4 places."""
-    q01, q50, q99 = np.quantile(values, [0.01, 0.5, 0.99])
-    return {"mean": round(float(np.mean(values)), 4), "std": round(float(np.std(values)), 4),
-            "q01": round(float(q01), 4), "q50": round(float(q50), 4), "q99": round(float(q99), 4)}
+def summary(values: np.ndarray, threshold: float | None = DEFAULT_THRESHOLD) -> dict:
+    """Mean, standard deviation and quantiles (0.1% ... 99.9%) of ``values``, rounded; with a
+    ``threshold`` (default: the product's), also the fraction at or above it."""
+    q = np.quantile(values, [0.001, 0.01, 0.5, 0.99, 0.999])
+    out = {"mean": round(float(np.mean(values)), 4), "std": round(float(np.std(values)), 4),
+           **{name: round(float(v), 4) for name, v in zip(("q001", "q01", "q50", "q99", "q999"), q)}}
+    if threshold is not None:
+        out["above_threshold"] = float(f"{np.mean(values >= threshold):.4g}")
+    return out
+
+
+def fit_within_spread(stats: FaceStatistics, vectors: np.ndarray, labels: Sequence, *, n_pairs: int = 50_000,
+                      seed: int = 0) -> FaceStatistics:
+    """``stats`` with ``within_scale`` and ``within_spread`` fitted so that synthetic
+    same-identity pairs have the mean and standard deviation of cosine similarity of the real
+    ones (``vectors`` float (N, D) unit rows, ``labels`` (N,)).
+
+    The spread (log-sd of a per-face scale s^2 with mean 1) sets the width, the scale then
+    brings the mean back (a wider spread raises it). Both by bisection on one fixed draw
+    (common random numbers), so the fit is smooth and repeatable. A real spread narrower than
+    the plain Gaussian's keeps ``within_spread`` 0.
+    """
+    real_same, _ = pair_similarities(np.asarray(labels), np.asarray(vectors, np.float32), n_pairs, seed)
+    target_mean, target_std = float(real_same.mean()), float(real_same.std())
+    streams = _streams(seed)
+    # At least FIT_IDENTITIES synthetic identities, so that the fit does not follow one small draw.
+    counts = _counts_for(streams["counts"], stats.counts, n_identities=max(len(stats.counts), FIT_IDENTITIES))
+    n, faces = len(counts), int(counts.sum())
+    base = stats.with_within(1.0, 0.0)
+    centres = base.centres(streams["picks"].random(n),
+                           streams["centres"].standard_normal((n, base.centre_draws), dtype=np.float32))
+    noise = base.offsets(streams["offsets"].standard_normal((faces, base.offset_draws), dtype=np.float32),
+                         np.zeros(faces, np.float32))
+    g = streams["scales"].standard_normal(faces)
+    owner = np.repeat(np.arange(n), counts)
+    sa, sb, _, _ = _pair_rows(owner, n_pairs, seed + 1)
+    # A pair's cosine as a function of the faces' offset scales t_a, t_b, from six dot products
+    # taken once: the bisections below then cost O(pairs) per step.
+    c = centres[owner[sa]].astype(np.float64)
+    ea, eb = noise[sa].astype(np.float64), noise[sb].astype(np.float64)
+    cc, ca, cb = (c * c).sum(1), (c * ea).sum(1), (c * eb).sum(1)
+    ab, aa, bb = (ea * eb).sum(1), (ea * ea).sum(1), (eb * eb).sum(1)
+
+    def moments(scale: float, spread: float) -> tuple[float, float]:
+        t = np.sqrt(scale * np.exp(spread * g - spread ** 2 / 2))
+        ta, tb = t[sa], t[sb]
+        cos = (cc + ta * ca + tb * cb + ta * tb * ab) / np.sqrt(
+            (cc + 2 * ta * ca + ta * ta * aa) * (cc + 2 * tb * cb + tb * tb * bb))
+        return float(cos.mean()), float(cos.std())
+
+    def scale_for(spread: float) -> float:  # the mean falls as the scale grows
+        lo, hi = np.log(0.05), np.log(20.0)
+        for _ in range(30):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if moments(np.exp(mid), spread)[0] > target_mean else (lo, mid)
+        return float(np.exp((lo + hi) / 2))
+
+    spread, scale = 0.0, scale_for(0.0)
+    if moments(scale, 0.0)[1] < target_std:
+        lo, hi = 0.0, 2.5
+        for _ in range(20):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if moments(scale_for(mid), mid)[1] < target_std else (lo, mid)
+        spread = (lo + hi) / 2
+        scale = scale_for(spread)
+    log.info("within: scale %.4f, spread %.4f (real same-identity cosine %.4f +- %.4f)", scale, spread,
+             target_mean, target_std)
+    return stats.with_within(scale, spread)
 
 
 def similarity_check(stats: FaceStatistics, vectors: np.ndarray, labels: Sequence, *, n_pairs: int = CHECK_PAIRS,
                      seed: int = 0) -> dict:
-    """Real against synthetic: cosine similarity of same- and different-identity pairs.
+    """Real against synthetic faces, as a matcher sees them: :func:`summary` of the cosine
+    similarity of same-identity pairs, different-identity pairs, and pairs of a real face with
+    a synthetic one (a probe against a distractor), all identity-weighted.
 
-    The synthetic side has as many identities as the real data, with the same faces per
-    identity (the fitted counts). Also reports the norms of synthetic faces before
-    normalisation (real embeddings have norm 1): far from 1 would mean the Gaussian misses the
-    scale of real faces.
+    The synthetic side has the real data's faces per identity (the fitted counts). Also the
+    norms of synthetic faces before normalisation (real embeddings have norm 1).
     """
-    real_same, real_diff = pair_similarities(np.asarray(labels), np.asarray(vectors, np.float32), n_pairs, seed)
-    streams = _streams(seed, 3)
+    labels = np.asarray(labels)
+    vectors = np.asarray(vectors, np.float32)
+    real_same, real_diff = pair_similarities(labels, vectors, n_pairs, seed)
     counts = stats.counts
-    raw = _raw_faces(stats, counts, streams[1], streams[2])
+    raw = _raw_faces(stats, counts, _streams(seed))
     norms = np.linalg.norm(raw, axis=1)
     syn_labels = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
     syn_same, syn_diff = pair_similarities(syn_labels, _unit_rows(raw), n_pairs, seed + 1)
+    # A real face against a synthetic one: stack both, the synthetic labels after the real ones,
+    # and keep the different pairs that cross.
+    order, starts, real_counts = group_rows(labels)
+    real_ids = np.empty(len(labels), np.int64)
+    real_ids[order] = np.repeat(np.arange(len(real_counts)), real_counts)
+    both = np.concatenate([vectors, raw])
+    both_labels = np.concatenate([real_ids, syn_labels + len(real_counts)])
+    cross = []
+    rng = np.random.default_rng(seed + 2)
+    while sum(map(len, cross)) < n_pairs:
+        _, _, da, db = _pair_rows(both_labels, n_pairs, rng)
+        crossing = (da < len(vectors)) != (db < len(vectors))
+        cross.append(_cosines(both, da[crossing], db[crossing]))
+    cross = np.concatenate(cross)[:n_pairs]
     return {"pairs": n_pairs, "identities": len(counts), "faces": int(counts.sum()),
-            "between_scale": stats.between_scale, "within_scale": stats.within_scale,
+            "components": stats.components, "within_scale": round(stats.within_scale, 4),
+            "within_spread": round(stats.within_spread, 4), "threshold": DEFAULT_THRESHOLD,
             "same": {"real": summary(real_same), "synthetic": summary(syn_same)},
-            "different": {"real": summary(real_diff), "synthetic": summary(syn_diff)},
-            "synthetic_norm_before_normalising": summary(norms)}
+            "different": {"real": summary(real_diff), "synthetic": summary(syn_diff),
+                          "real_vs_synthetic": summary(cross)},
+            "synthetic_norm_before_normalising": summary(norms, threshold=None)}
 
 
 # --- the shipped LFW statistics ----------------------------------------------------------------
@@ -461,18 +409,44 @@ def lfw_embeddings(lfw: str | os.PathLike, analysis: FaceAnalysis | None = None,
     return emb.vectors[rows[ok]], np.array([who for (_, who), good in zip(items, ok) if good])
 
 
+def fit_statistics(vectors: np.ndarray, labels: Sequence, *, model: str = "", source: str = "",
+                   grid: Sequence[tuple[int, float]] = MIXTURE_GRID,
+                   seed: int = 0) -> tuple[FaceStatistics, list[dict]]:
+    """The whole fit: the centre mixture chosen from ``grid`` by held-out likelihood
+    (:func:`~facesearch.bench.face_statistics.select_components`), then the per-face spread
+    (:func:`fit_within_spread`). Returns the statistics and the selection table."""
+    base = FaceStatistics.fit(vectors, labels, model=model, source=source, seed=seed)
+    z = _identity_means(vectors, labels, base)
+    (components, shrink), table = select_components(z, grid, seed=seed)
+    stats = FaceStatistics.fit(vectors, labels, components=components, shrink=shrink, model=model, source=source,
+                               seed=seed)
+    return fit_within_spread(stats, vectors, labels, seed=seed), table
+
+
+def _identity_means(vectors: np.ndarray, labels: Sequence, stats: FaceStatistics) -> np.ndarray:
+    """Means of identities with 2+ faces in ``stats.basis`` coordinates, float64 (I, d)."""
+    order, starts, counts = group_rows(np.asarray(labels))
+    x = np.asarray(vectors, np.float64)
+    means = np.stack([x[order[s:s + c]].mean(axis=0) for s, c in zip(starts, counts) if c >= 2])
+    return (means - stats.mean) @ stats.basis.astype(np.float64)
+
+
 def refit_lfw_statistics(lfw: str | os.PathLike, out: str | os.PathLike = LFW_STATISTICS, *,
                          analysis: FaceAnalysis | None = None, n_pairs: int = CHECK_PAIRS, seed: int = 0,
                          progress: ProgressFactory = no_progress) -> dict:
-    """Fit :class:`FaceStatistics` on LFW's people with 2+ photos, write them to ``out`` and
-    return the realism check (:func:`similarity_check`) with the counts behind it."""
+    """Fit the statistics (:func:`fit_statistics`) on LFW's people with 2+ photos, write them to
+    ``out``, and return the realism check (:func:`similarity_check`), the mixture selection and
+    the same check for a single Gaussian with one face spread (the plain model, for comparison)."""
     analysis = analysis or FaceAnalysis()
     vectors, names = lfw_embeddings(lfw, analysis, progress=progress)
-    stats = FaceStatistics.fit(vectors, names, model=analysis.model_id,
-                               source=f"LFW deep-funneled, people with 2+ photos, {analysis.settings}")
+    source = f"LFW deep-funneled, people with 2+ photos, {json.dumps(analysis.settings, sort_keys=True)}"
+    stats, table = fit_statistics(vectors, names, model=analysis.model_id, source=source, seed=seed)
     stats.save(out)
-    return {"statistics": str(out), "model": stats.model, "photos_embedded": len(vectors),
-            "check": similarity_check(stats, vectors, names, n_pairs=n_pairs, seed=seed)}
+    plain = FaceStatistics.fit(vectors, names, model=analysis.model_id)
+    return {"statistics": str(out), "model": stats.model, "photos": len(vectors), "mixture_dims": MIXTURE_DIMS,
+            "mixture_selection": table,
+            "check": similarity_check(stats, vectors, names, n_pairs=n_pairs, seed=seed),
+            "check_plain_gaussian": similarity_check(plain, vectors, names, n_pairs=n_pairs, seed=seed)}
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
