@@ -11,8 +11,11 @@ their embeddings: the source of truth) and ``index/`` (FAISS files derived from 
 """
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,18 +24,23 @@ import numpy as np
 
 from facesearch.models.analysis import Face, FaceAnalysis
 from facesearch.models.face_cache import FaceCache
-from facesearch.errors import GalleryError
+from facesearch.errors import GalleryError, ImageError, OptionsError
 from facesearch.paths import default_home, faces_cache_dir
-from facesearch.imaging.decode import IMAGE_EXTENSIONS, iter_image_files, load_image
+from facesearch.imaging.decode import FORMAT_EXTENSIONS, MAX_PIXELS, load_image, sniff_format
+from facesearch.imaging.identity_folders import collect_photos
 from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, hash_photo
 from facesearch.search.faiss_index import GalleryIndex
 from facesearch.search.match import DEFAULT_THRESHOLD, Match, make_matcher
-from facesearch.gallery.store import NewFace, Store
-from facesearch.gallery import interchange
+from facesearch.search.verification import Verification, verify_faces
+from facesearch.imaging.thumbnails import encode_jpeg, face_thumbnail
+from facesearch.gallery.store import FaceRecord, NewFace, Store
+from facesearch.gallery import api_keys, interchange
 
 log = logging.getLogger(__name__)
 
 DB_FILE = "gallery.sqlite"
+#: Folder under the gallery's home where photos received as bytes (HTTP uploads) are kept.
+UPLOADS_DIR = "uploads"
 
 
 @dataclass
@@ -85,37 +93,6 @@ class QueryResult:
         return [(f.face.box, f.match.identity, f.match.similarity) for f in self.faces]
 
 
-def collect_photos(paths: Sequence[str | os.PathLike], name: str | None) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
-    """Expand enrollment arguments into ``(photo, identity)`` pairs, plus ``(path, reason)`` errors.
-
-    With ``name``, every path is a photo of that person or a folder of them. Without it,
-    every path is a folder holding one sub-folder of photos per identity.
-    """
-    items: list[tuple[Path, str]] = []
-    errors: list[tuple[str, str]] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            errors.append((str(raw), "no such file or folder"))
-        elif name is not None:
-            photos = [path] if path.is_file() else iter_image_files(path)
-            if not photos:
-                errors.append((str(raw), "folder holds no photos"))
-            items += [(p, name) for p in photos]
-        elif path.is_file():
-            errors.append((str(raw), "a single photo needs --name NAME"))
-        else:
-            subdirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-            loose = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-            for p in sorted(loose):
-                errors.append((str(p), "photo is not inside an identity folder; use --name NAME"))
-            if not subdirs and not loose:
-                errors.append((str(raw), "folder holds no identity sub-folders"))
-            for sub in subdirs:
-                items += [(p, sub.name) for p in iter_image_files(sub)]
-    return items, errors
-
-
 class Gallery:
     """A folder of enrolled people.
 
@@ -150,6 +127,7 @@ class Gallery:
         # Fitted matchers by their parameters, for the current index: building one maps every
         # face id to a name, which is too much work to repeat on each query.
         self._matchers: dict[tuple, object] = {}
+        self._key_memo = api_keys.KeyMemo()
 
     def __repr__(self) -> str:
         return f"Gallery({str(self.home)!r})"
@@ -199,6 +177,41 @@ class Gallery:
         """True while no face is enrolled (nothing to match against)."""
         return not self.store.count_faces()
 
+    def ensure_enrolled(self) -> None:
+        """Raise :class:`GalleryError` while nothing is enrolled (there is nothing to match against)."""
+        if not self.store.count_faces():
+            raise GalleryError(f"{self.home}: the gallery is empty; enroll people first")
+
+    def faces(self, name: str | None = None) -> list[dict]:
+        """The stored faces of identity ``name`` (all faces when ``None``), by id: ``{"id", "identity",
+        "box" [x, y, w, h] pixels, "score", "quality", "photo"}``, ``photo`` being the source file's name.
+
+        Raises:
+            NotFoundError: no identity is called ``name``.
+        """
+        return [_face_dict(r) for r in self.store.faces(name)]
+
+    def face_thumbnail(self, face_id: int, side: int = 112) -> bytes:
+        """A JPEG of one stored face, ``side`` pixels square, cut from its source photo.
+
+        Raises:
+            NotFoundError: no face has that id.
+            ImageError: the source photo is gone or unreadable (imported averages have none).
+        """
+        record = self.store.face(face_id)
+        return encode_jpeg(face_thumbnail(load_image(record.path), record.box, side))
+
+    def verify(self, photo_a: str | os.PathLike | np.ndarray, photo_b: str | os.PathLike | np.ndarray, *,
+               threshold: float | None = None) -> Verification:
+        """Whether the largest faces of two photos (paths or RGB arrays) are the same person.
+
+        Raises:
+            ImageError: a photo cannot be read or has no face.
+        """
+        names = tuple(None if isinstance(p, np.ndarray) else os.fspath(p) for p in (photo_a, photo_b))
+        faces_a, faces_b = self.analysis.get_batch([load_image(photo_a), load_image(photo_b)])
+        return verify_faces(faces_a, faces_b, images=names, threshold=threshold)  # type: ignore[arg-type]
+
     def matcher(self, name: str = "knn", *, threshold: float | None = None, top_k: int = 5, k: int = 5):
         """A fitted matcher (``"knn"`` or ``"centroid"``) over this gallery's indexes."""
         index = self._load_index()
@@ -219,8 +232,7 @@ class Gallery:
     def identify(self, image: np.ndarray, *, matcher: str = "knn", threshold: float | None = None,
                  top_k: int = 5, k: int = 5) -> list[FaceMatch]:
         """Every face in an ``(H, W, 3)`` uint8 RGB image and who it is, largest face first."""
-        if not self.store.count_faces():
-            raise GalleryError(f"{self.home}: the gallery is empty; enroll people first")
+        self.ensure_enrolled()
         faces = self.analysis.get(image)
         return self.match_faces(faces, matcher=matcher, threshold=threshold, top_k=top_k, k=k)
 
@@ -249,7 +261,8 @@ class Gallery:
 
     def enroll(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, name: str | None = None, *,
                progress: Callable[[int], None] | None = None,
-               on_total: Callable[[int], None] | None = None) -> EnrollReport:
+               on_total: Callable[[int], None] | None = None,
+               analysis: FaceAnalysis | None = None) -> EnrollReport:
         """Enroll photos: folders of ``<identity>/<photos>``, or photos of one person with ``name``.
 
         Each photo contributes its largest face (photos with several faces are reported). A
@@ -260,7 +273,12 @@ class Gallery:
         Args:
             progress: called with the number of photos just processed (for progress bars).
             on_total: called once with the number of photos found.
+            analysis: detect and embed with this instead of the gallery's own (e.g. a larger
+                minimum face size); it must use the gallery's embedding model.
         """
+        analysis = analysis or self.analysis
+        if analysis.model_id != self.model_id:
+            raise OptionsError(f"{self.home}: the gallery uses {self.model_id}, not {analysis.model_id}")
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         if name is not None and not name.strip():
@@ -269,12 +287,12 @@ class Gallery:
         report = EnrollReport(errors=list(errors))
         if on_total:
             on_total(len(items))
-        cache = FaceCache.for_settings(self.analysis.settings, self._cache_root) if self._cache_root else None
+        cache = FaceCache.for_settings(analysis.settings, self._cache_root) if self._cache_root else None
         seen: dict[str, str] = {}
         try:
             for start in range(0, len(items), CHUNK):
                 chunk = items[start:start + CHUNK]
-                self._enroll_chunk(chunk, report, seen, cache)
+                self._enroll_chunk(chunk, report, seen, cache, analysis)
                 if progress:
                     progress(len(chunk))
         finally:
@@ -284,7 +302,7 @@ class Gallery:
                 self.reindex()
         return report
 
-    def _enroll_chunk(self, chunk, report: EnrollReport, seen: dict[str, str], cache) -> None:
+    def _enroll_chunk(self, chunk, report: EnrollReport, seen: dict[str, str], cache, analysis) -> None:
         todo, names = [], []
         for path, identity in chunk:
             sha = hash_photo(path)
@@ -300,7 +318,7 @@ class Gallery:
             names.append(identity)
 
         rows, enrolled = [], []
-        for identity, photo in zip(names, analyse_photos(todo, self.analysis, cache)):
+        for identity, photo in zip(names, analyse_photos(todo, analysis, cache)):
             if isinstance(photo, PhotoError):
                 report.errors.append((str(photo.path), photo.reason))
                 continue
@@ -328,6 +346,98 @@ class Gallery:
         """Rename an identity (merging into ``new`` if it already exists)."""
         self.store.rename_identity(old, new)
         self.reindex()
+
+    def remove_face(self, face_id: int) -> dict:
+        """Remove one face (an identity left without faces goes too). Returns ``{"removed_face",
+        "identity", "faces_left"}``.
+
+        Raises:
+            NotFoundError: no face has that id.
+        """
+        name, left = self.store.remove_face(face_id)
+        self.reindex()
+        return {"removed_face": face_id, "identity": name, "faces_left": left}
+
+    def enroll_uploads(self, photos: Sequence[tuple[str, bytes]], name: str, *, max_pixels: int | None = MAX_PIXELS,
+                       analysis: FaceAnalysis | None = None) -> EnrollReport:
+        """Enroll photos received as bytes, ``(file name, data)`` each, as the person ``name``.
+
+        Every photo is checked first (format read from its content, decodable, within
+        ``max_pixels``); if one fails, :class:`ImageError` names it and nothing is stored. The
+        photos are then kept under ``<home>/uploads/<sha256><ext>``, the gallery's own copy (for
+        thumbnails and export), and enrolled like files; the report names them by the given
+        file names. Copies of photos that were not enrolled (no face, already enrolled) are not kept.
+        """
+        if not name or not name.strip():
+            raise GalleryError("the name is empty")
+        for filename, data in photos:
+            if sniff_format(data) is None:
+                raise ImageError(filename, "not a JPEG, PNG, WebP, BMP or TIFF image")
+            try:
+                load_image(data, max_pixels=max_pixels)
+            except ImageError as exc:
+                raise ImageError(filename, exc.reason) from None
+        folder = self.home / UPLOADS_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        stored: dict[str, str] = {}   # stored path -> given name
+        created: list[Path] = []
+        try:
+            for filename, data in photos:
+                path, new = _keep_upload(folder, data)
+                if new:
+                    created.append(path)
+                stored.setdefault(str(path), filename)
+            report = self.enroll(list(stored), name, analysis=analysis)
+        except BaseException:
+            for path in created:
+                path.unlink(missing_ok=True)
+            raise
+        enrolled = {p for p, _ in report.enrolled}
+        for path in created:
+            if str(path) not in enrolled:
+                path.unlink(missing_ok=True)
+        return _renamed_report(report, stored)
+
+    # -- API keys ---------------------------------------------------------------------------
+
+    def create_key(self, role: str, name: str = "") -> dict:
+        """A new API key for the HTTP server. Returns ``{"key", "id", "name", "role", "created_at"}``;
+        ``key`` is shown this once: the gallery keeps only a salted hash of it.
+
+        Raises:
+            OptionsError: ``role`` is not ``"read"`` or ``"write"``.
+        """
+        if role not in api_keys.ROLES:
+            raise OptionsError(f"role must be one of {', '.join(api_keys.ROLES)}, not {role!r}")
+        made = api_keys.new_key()
+        record = self.store.add_api_key(made.key_id, name.strip(), role, made.salt, made.key_hash)
+        return {"key": made.key, **_key_dict(record)}
+
+    def api_keys(self) -> list[dict]:
+        """Every API key ever created (revoked ones too): ``{"id", "name", "role", "created_at", "revoked_at"}``."""
+        return [_key_dict(r) for r in self.store.api_keys()]
+
+    def revoke_key(self, key_id: str) -> dict:
+        """Revoke an API key, given its id (as ``api_keys()`` shows it) or the whole key; returns it.
+
+        Raises:
+            NotFoundError: no key has that id.
+        """
+        return _key_dict(self.store.revoke_api_key(api_keys.key_id_of(key_id)))
+
+    def check_key(self, key: str) -> str | None:
+        """The role (``"read"`` or ``"write"``) of a valid, unrevoked API key, else ``None``."""
+        parts = api_keys.split_key(key)
+        if parts is None:
+            return None
+        record = self.store.api_key(parts[0])
+        if record is None or record.revoked_at is not None:
+            return None
+        return record.role if self._key_memo.matches(parts[1], record.salt, record.key_hash) else None
+
+    def has_keys(self) -> bool:
+        """True when at least one API key is in force."""
+        return self.store.count_active_api_keys() > 0
 
     # -- for classifiers and other tools ----------------------------------------------------
 
@@ -357,3 +467,47 @@ class Gallery:
         """Enroll every identity of an ``average_embeddings.json`` as one synthetic face (see
         :func:`.interchange.import_averages`); returns ``{"file", "imported", "duplicates"}``."""
         return interchange.import_averages(self, path)
+
+
+def _face_dict(record: FaceRecord) -> dict:
+    return {"id": record.id, "identity": record.identity, "box": [int(round(v)) for v in record.box],
+            "score": round(record.score, 4), "quality": round(record.quality, 1), "photo": Path(record.path).name}
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    """UTC time as ``2024-05-01T12:00:00Z`` (the database keeps it without a zone)."""
+    return None if moment is None else moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def _key_dict(record) -> dict:
+    return {"id": record.key_id, "name": record.name, "role": record.role, "created_at": _iso(record.created_at),
+            "revoked_at": _iso(record.revoked_at)}
+
+
+def _keep_upload(folder: Path, data: bytes) -> tuple[Path, bool]:
+    """Write ``data`` as ``folder/<sha256><ext>``; returns that path and whether this call created it
+    (False when the same content was already kept)."""
+    path = folder / f"{hashlib.sha256(data).hexdigest()}{FORMAT_EXTENSIONS[sniff_format(data)]}"
+    if path.exists():
+        return path, False
+    fd, tmp = tempfile.mkstemp(prefix=".upload.", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path, True
+
+
+def _renamed_report(report: EnrollReport, names: dict[str, str]) -> EnrollReport:
+    """``report`` with stored upload paths replaced by the names the photos were sent under."""
+    def given(path: str) -> str:
+        return names.get(path, path)
+
+    return EnrollReport(enrolled=[(given(p), n) for p, n in report.enrolled],
+                        duplicates=[(given(p), n) for p, n in report.duplicates],
+                        no_face=[given(p) for p in report.no_face],
+                        multiple_faces=[(given(p), n) for p, n in report.multiple_faces],
+                        errors=[(given(p), e) for p, e in report.errors])

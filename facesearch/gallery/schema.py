@@ -1,5 +1,5 @@
 """The gallery's tables (SQLAlchemy ORM): identities, source photos, faces with their embeddings,
-and one row of gallery state (embedding model, change counter).
+one row of gallery state (embedding model, change counter), and the server's API keys.
 
 Changing a table here needs a new Alembic revision in ``migrations/versions/`` (see
 :mod:`facesearch.gallery.revisions`), so that galleries made by earlier releases are upgraded.
@@ -72,3 +72,18 @@ class FaceRow(Base):
     embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
     image: Mapped[SourceImage] = relationship(back_populates="faces")
     identity: Mapped[Identity] = relationship(back_populates="faces")
+
+
+class ApiKey(Base):
+    """A key for the HTTP API (``facesearch keys``). Only a salted scrypt hash of its secret is kept
+    (:mod:`facesearch.gallery.api_keys`); ``key_id`` is the public part that finds the row."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True, index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))  # "read" or "write"
+    salt: Mapped[str] = mapped_column(String(64))  # hex
+    key_hash: Mapped[str] = mapped_column(String(128))  # hex scrypt digest of the secret
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)

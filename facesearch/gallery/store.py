@@ -6,6 +6,7 @@ counter; an index whose recorded generation differs is stale and gets rebuilt.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from contextlib import contextmanager
@@ -18,9 +19,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from facesearch.errors import GalleryError, one_line
+from facesearch.errors import GalleryError, NotFoundError, one_line
 from facesearch.gallery.revisions import upgrade as upgrade_schema
-from facesearch.gallery.schema import SCHEMA_VERSION, FaceRow, GalleryState, Identity, SourceImage
+from facesearch.gallery.schema import SCHEMA_VERSION, ApiKey, FaceRow, GalleryState, Identity, SourceImage
 
 @dataclass(frozen=True)
 class NewFace:
@@ -42,6 +43,31 @@ class FaceSource:
     image_width: int
     box: tuple[float, float, float, float]
     embedding: np.ndarray
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """A stored face without its embedding: ``box`` is ``(x, y, w, h)`` pixels of the photo at ``path``."""
+
+    id: int
+    identity: str
+    path: str
+    box: tuple[float, float, float, float]
+    score: float
+    quality: float
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """A stored API key: its public id, label, role, salted hash and dates (UTC, naive)."""
+
+    key_id: str
+    name: str
+    role: str
+    salt: str
+    key_hash: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
 
 
 @dataclass(frozen=True)
@@ -194,6 +220,41 @@ class Store:
         return [FaceSource(name, path, int(width), (x, y, w, h), np.frombuffer(emb, dtype="<f4").astype(np.float32))
                 for name, path, width, x, y, w, h, emb in rows]
 
+    def faces(self, name: str | None = None) -> list[FaceRecord]:
+        """The stored faces of identity ``name`` (every face when ``None``), by face id.
+
+        Raises:
+            NotFoundError: no identity is called ``name``.
+        """
+        query = (select(FaceRow.id, Identity.name, SourceImage.path, FaceRow.x, FaceRow.y, FaceRow.w, FaceRow.h,
+                        FaceRow.score, FaceRow.quality)
+                 .join(Identity, FaceRow.identity_id == Identity.id)
+                 .join(SourceImage, SourceImage.id == FaceRow.image_id).order_by(FaceRow.id))
+        with self.session() as s:
+            if name is not None:
+                if s.scalar(select(Identity.id).where(Identity.name == name)) is None:
+                    raise NotFoundError(f"no identity named {name!r} in the gallery")
+                query = query.where(Identity.name == name)
+            rows = s.execute(query).all()
+        return [FaceRecord(int(i), n, p, (x, y, w, h), float(sc), float(q)) for i, n, p, x, y, w, h, sc, q in rows]
+
+    def face(self, face_id: int) -> FaceRecord:
+        """One stored face by id.
+
+        Raises:
+            NotFoundError: no face has that id.
+        """
+        with self.session() as s:
+            row = s.execute(
+                select(FaceRow.id, Identity.name, SourceImage.path, FaceRow.x, FaceRow.y, FaceRow.w, FaceRow.h,
+                       FaceRow.score, FaceRow.quality)
+                .join(Identity, FaceRow.identity_id == Identity.id)
+                .join(SourceImage, SourceImage.id == FaceRow.image_id).where(FaceRow.id == face_id)).first()
+        if row is None:
+            raise NotFoundError(f"no face with id {face_id} in the gallery")
+        i, n, p, x, y, w, h, sc, q = row
+        return FaceRecord(int(i), n, p, (x, y, w, h), float(sc), float(q))
+
     def count_faces(self) -> int:
         with self.session() as s:
             return int(s.scalar(select(func.count(FaceRow.id))))
@@ -238,7 +299,7 @@ class Store:
         with self.session() as s:
             identity = s.scalar(select(Identity).where(Identity.name == name))
             if identity is None:
-                raise GalleryError(f"no identity named {name!r} in the gallery")
+                raise NotFoundError(f"no identity named {name!r} in the gallery")
             image_ids = {f.image_id for f in identity.faces}
             removed = len(identity.faces)
             s.delete(identity)
@@ -249,6 +310,29 @@ class Store:
             self._bump(s)
         return removed
 
+    def remove_face(self, face_id: int) -> tuple[str, int]:
+        """Delete one face; its photo goes when no other face uses it, its identity when it had no
+        other face. Returns ``(identity name, faces the identity has left)``.
+
+        Raises:
+            NotFoundError: no face has that id.
+        """
+        with self.session() as s:
+            face = s.get(FaceRow, face_id)
+            if face is None:
+                raise NotFoundError(f"no face with id {face_id} in the gallery")
+            identity, image_id = face.identity, face.image_id
+            s.delete(face)
+            s.flush()
+            if not s.scalar(select(func.count(FaceRow.id)).where(FaceRow.image_id == image_id)):
+                s.delete(s.get(SourceImage, image_id))
+            left = int(s.scalar(select(func.count(FaceRow.id)).where(FaceRow.identity_id == identity.id)))
+            name = identity.name
+            if not left:
+                s.delete(identity)
+            self._bump(s)
+        return name, left
+
     def rename_identity(self, old: str, new: str) -> None:
         """Rename ``old`` to ``new``; if ``new`` exists, ``old``'s faces are merged into it."""
         new = new.strip()
@@ -257,7 +341,7 @@ class Store:
         with self.session() as s:
             identity = s.scalar(select(Identity).where(Identity.name == old))
             if identity is None:
-                raise GalleryError(f"no identity named {old!r} in the gallery")
+                raise NotFoundError(f"no identity named {old!r} in the gallery")
             target = s.scalar(select(Identity).where(Identity.name == new))
             if target is None:
                 identity.name = new
@@ -267,3 +351,45 @@ class Store:
                 s.flush()
                 s.delete(identity)
             self._bump(s)
+
+    # -- API keys (not gallery content: no generation bump) ------------------------------------
+
+    def add_api_key(self, key_id: str, name: str, role: str, salt: str, key_hash: str) -> ApiKeyRecord:
+        with self.session() as s:
+            row = ApiKey(key_id=key_id, name=name, role=role, salt=salt, key_hash=key_hash)
+            s.add(row)
+            s.flush()
+            return _key_record(row)
+
+    def api_keys(self) -> list[ApiKeyRecord]:
+        """Every key ever created, revoked ones too, oldest first."""
+        with self.session() as s:
+            return [_key_record(r) for r in s.scalars(select(ApiKey).order_by(ApiKey.id))]
+
+    def api_key(self, key_id: str) -> ApiKeyRecord | None:
+        with self.session() as s:
+            row = s.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+            return None if row is None else _key_record(row)
+
+    def revoke_api_key(self, key_id: str) -> ApiKeyRecord:
+        """Mark a key revoked (kept, so ``keys list`` still shows it). Revoking twice keeps the first date.
+
+        Raises:
+            NotFoundError: no key has that id.
+        """
+        with self.session() as s:
+            row = s.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+            if row is None:
+                raise NotFoundError(f"no API key with id {key_id!r} in the gallery")
+            if row.revoked_at is None:
+                row.revoked_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+            s.flush()
+            return _key_record(row)
+
+    def count_active_api_keys(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count(ApiKey.id)).where(ApiKey.revoked_at.is_(None))))
+
+
+def _key_record(row: ApiKey) -> ApiKeyRecord:
+    return ApiKeyRecord(row.key_id, row.name, row.role, row.salt, row.key_hash, row.created_at, row.revoked_at)

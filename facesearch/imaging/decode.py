@@ -31,6 +31,31 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 )
 
+#: Leading bytes of each format facesearch reads, for :func:`sniff_format`.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+)
+
+#: File extension (with the dot) for each format :func:`sniff_format` names.
+FORMAT_EXTENSIONS: dict[str, str] = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "bmp": ".bmp", "tiff": ".tif"}
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format of encoded ``data`` from its first bytes, whatever it is called or claims
+    to be: ``"jpeg"``, ``"png"``, ``"webp"``, ``"bmp"``, ``"tiff"``, or ``None`` for anything else."""
+    head = bytes(data[:12])
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    for signature, name in _SIGNATURES:
+        if head.startswith(signature):
+            return name
+    return None
+
+
 #: Default limit on width * height, checked from the file header before any pixel is decoded.
 #: A 60 MP photo decodes to 180 MB of RGB (plus temporary copies while converting), and the
 #: largest ordinary camera photos are about 50 MP (45-50 MP full-frame bodies, phones' 48/50 MP
