@@ -16,6 +16,8 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 DB_FILE = "gallery.sqlite"
 #: Folder under the gallery's home where photos received as bytes (HTTP uploads) are kept.
 UPLOADS_DIR = "uploads"
+#: Fitted matchers (one per matcher, threshold, top_k, k) a gallery keeps.
+MATCHERS_KEPT = 16
 
 
 @dataclass
@@ -125,8 +129,12 @@ class Gallery:
             self._cache_root = Path(cache) if cache not in (None, True) else faces_cache_dir()
         self._index: GalleryIndex | None = None
         # Fitted matchers by their parameters, for the current index: building one maps every
-        # face id to a name, which is too much work to repeat on each query.
-        self._matchers: dict[tuple, object] = {}
+        # face id to a name, which is too much work to repeat on each query. The most recently
+        # used are kept (a server's clients may ask for any threshold).
+        self._matchers: OrderedDict[tuple, object] = OrderedDict()
+        # Readers (queries from several threads) and a writer in one process share the index
+        # and the matchers; this lock keeps them consistent with each other.
+        self._lock = threading.RLock()
         self._key_memo = api_keys.KeyMemo()
 
     def __repr__(self) -> str:
@@ -145,24 +153,25 @@ class Gallery:
 
     def _load_index(self) -> GalleryIndex:
         # One cheap query per call: another process may have changed the gallery since.
-        gen = self.store.generation()
-        if self._index is None or self._index.generation != gen:
-            index = GalleryIndex.load(self.index_dir, generation=gen, model_id=self.model_id,
-                                      faces=self.store.count_faces())
-            self._matchers.clear()
-            self._index = index if index is not None else self.reindex()
-        return self._index
+        with self._lock:
+            gen = self.store.generation()
+            if self._index is None or self._index.generation != gen:
+                index = GalleryIndex.load(self.index_dir, generation=gen, model_id=self.model_id,
+                                          faces=self.store.count_faces())
+                self._matchers.clear()
+                self._index = index if index is not None else self.reindex()
+            return self._index
 
     def reindex(self) -> GalleryIndex:
         """Rebuild both FAISS indexes from the database and save them. Returns the new index."""
-        gen = self.store.generation()
-        ids, owners, vectors = self.store.embeddings()
-        self._index = GalleryIndex.build(ids, owners, vectors, generation=gen, model_id=self.model_id,
-                                         dim=self.dim)
-        self._index.save(self.index_dir)
-        self._matchers.clear()
-        return self._index
-
+        with self._lock:
+            gen = self.store.generation()
+            ids, owners, vectors = self.store.embeddings()
+            self._index = GalleryIndex.build(ids, owners, vectors, generation=gen, model_id=self.model_id,
+                                             dim=self.dim)
+            self._index.save(self.index_dir)
+            self._matchers.clear()
+            return self._index
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -213,21 +222,33 @@ class Gallery:
         return verify_faces(faces_a, faces_b, images=names, threshold=threshold)  # type: ignore[arg-type]
 
     def matcher(self, name: str = "knn", *, threshold: float | None = None, top_k: int = 5, k: int = 5):
-        """A fitted matcher (``"knn"`` or ``"centroid"``) over this gallery's indexes."""
-        index = self._load_index()
+        """A fitted matcher (``"knn"`` or ``"centroid"``) over this gallery's indexes.
+
+        Safe to call from several threads while one of them writes: a matcher is kept only when
+        the gallery did not change while it was built, so its index and names always agree.
+        """
+        if name not in ("knn", "centroid"):
+            return make_matcher(name)  # raises the clear "unknown matcher" error
         thr = DEFAULT_THRESHOLD if threshold is None else threshold
         key = (name, thr, top_k, k)
-        if key not in self._matchers:
-            if name == "knn":
-                built = make_matcher("knn", k=k, threshold=thr, top_k=top_k).from_index(
-                    index.faces, self.store.face_owners())
-            elif name == "centroid":
-                built = make_matcher("centroid", threshold=thr, top_k=top_k).from_index(
-                    index.identities, self.store.identity_names())
-            else:
-                return make_matcher(name)  # raises the clear "unknown matcher" error
-            self._matchers[key] = built
-        return self._matchers[key]
+        with self._lock:
+            for _ in range(3):
+                index = self._load_index()
+                if key in self._matchers:
+                    self._matchers.move_to_end(key)
+                    return self._matchers[key]
+                if name == "knn":
+                    built = make_matcher("knn", k=k, threshold=thr, top_k=top_k).from_index(
+                        index.faces, self.store.face_owners())
+                else:
+                    built = make_matcher("centroid", threshold=thr, top_k=top_k).from_index(
+                        index.identities, self.store.identity_names())
+                if self.store.generation() == index.generation:
+                    self._matchers[key] = built
+                    while len(self._matchers) > MATCHERS_KEPT:
+                        self._matchers.popitem(last=False)
+                    return built
+            return built
 
     def identify(self, image: np.ndarray, *, matcher: str = "knn", threshold: float | None = None,
                  top_k: int = 5, k: int = 5) -> list[FaceMatch]:
@@ -337,9 +358,12 @@ class Gallery:
             report.enrolled += enrolled
 
     def remove(self, name: str) -> int:
-        """Remove an identity and its faces. Returns the number of faces removed."""
+        """Remove an identity and its faces (and the gallery's own copies of their uploaded photos).
+        Returns the number of faces removed."""
+        uploads = self._uploads_of(self.store.faces(name))
         removed = self.store.remove_identity(name)
         self.reindex()
+        self._forget_uploads(uploads)
         return removed
 
     def rename(self, old: str, new: str) -> None:
@@ -354,9 +378,23 @@ class Gallery:
         Raises:
             NotFoundError: no face has that id.
         """
+        uploads = self._uploads_of([self.store.face(face_id)])
         name, left = self.store.remove_face(face_id)
         self.reindex()
+        self._forget_uploads(uploads)
         return {"removed_face": face_id, "identity": name, "faces_left": left}
+
+    def _uploads_of(self, records: Sequence[FaceRecord]) -> list[str]:
+        """The source photos of ``records`` that are the gallery's own copies of uploads."""
+        folder = (self.home / UPLOADS_DIR).resolve()
+        return sorted({r.path for r in records if Path(r.path).parent == folder})
+
+    def _forget_uploads(self, paths: Sequence[str]) -> None:
+        """Delete the kept uploads among ``paths`` that no stored photo uses any more."""
+        if not paths:
+            return
+        for path in set(paths) - self.store.paths_in_use(paths):
+            Path(path).unlink(missing_ok=True)
 
     def enroll_uploads(self, photos: Sequence[tuple[str, bytes]], name: str, *, max_pixels: int | None = MAX_PIXELS,
                        analysis: FaceAnalysis | None = None) -> EnrollReport:

@@ -255,6 +255,11 @@ class Store:
         i, n, p, x, y, w, h, sc, q = row
         return FaceRecord(int(i), n, p, (x, y, w, h), float(sc), float(q))
 
+    def paths_in_use(self, paths: Sequence[str]) -> set[str]:
+        """Which of ``paths`` some stored photo still has."""
+        with self.session() as s:
+            return set(s.scalars(select(SourceImage.path).where(SourceImage.path.in_(list(paths)))))
+
     def count_faces(self) -> int:
         with self.session() as s:
             return int(s.scalar(select(func.count(FaceRow.id))))
