@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from facesearch.errors import FaceSearchError, one_line
 from facesearch.gallery import QueryResult
 from facesearch.server.state import ServerState, socket_state
-from facesearch.server.uploads import UploadRejected, decode_photo
+from facesearch.server.uploads import UploadRejected
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 
@@ -73,7 +73,7 @@ async def _answer(state: ServerState, frame: int, data: bytes, options: dict) ->
     try:
         if len(data) > state.limits.max_upload_bytes:
             raise UploadRejected(413, f"{name}: larger than the upload limit")
-        image = await run_in_threadpool(decode_photo, name, data, state.limits)
+        image = await state.decode(name, data)
         await state.read(state.gallery.ensure_enrolled)
         faces = await state.batcher.faces(image)
         matches = await state.read(state.gallery.match_faces, faces, **options)

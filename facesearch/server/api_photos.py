@@ -11,7 +11,7 @@ from facesearch.search.verification import verify_faces
 from facesearch.server import schemas
 from facesearch.server.keys import read_access
 from facesearch.server.state import ServerState, server_state
-from facesearch.server.uploads import decode_photos, read_photo, read_photos
+from facesearch.server.uploads import read_photo, read_photos
 
 router = APIRouter(prefix="/api/v1", tags=["photos"])
 
@@ -30,7 +30,7 @@ async def identify(photo: list[UploadFile] = File(..., description="one or more 
     """Every face in each uploaded photo and who it is, largest face first: what
     ``facesearch query --json`` prints. A photo that cannot be used fails the whole request."""
     photos = await read_photos(photo, state.limits)
-    images = await decode_photos(photos, state.limits)
+    images = [await state.decode(name, data) for name, data in photos]
     await state.read(state.gallery.ensure_enrolled)
     found = await asyncio.gather(*(state.batcher.faces(image) for image in images))
     results = []
@@ -49,6 +49,6 @@ async def verify(first: UploadFile = File(...), second: UploadFile = File(...),
                  state: ServerState = Depends(server_state)) -> dict:
     """Whether the largest faces of two photos are the same person, with their similarity."""
     photos = [await read_photo(first, state.limits, 0), await read_photo(second, state.limits, 1)]
-    images = await decode_photos(photos, state.limits)
+    images = [await state.decode(name, data) for name, data in photos]
     faces_a, faces_b = await asyncio.gather(*(state.batcher.faces(image) for image in images))
     return verify_faces(faces_a, faces_b, images=(photos[0][0], photos[1][0]), threshold=threshold).as_dict()

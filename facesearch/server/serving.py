@@ -7,11 +7,13 @@ gallery is closed.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
 import threading
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import uvicorn
 
@@ -70,10 +72,27 @@ def serve(gallery: Gallery, settings: ServerSettings, port: int, *, grace: float
     server = uvicorn.Server(config)
     if on_ready:
         on_ready(url)
+    with _quiet_stop():
+        try:
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
+
+
+@contextlib.contextmanager
+def _quiet_stop() -> Iterator[None]:
+    """uvicorn handles SIGINT and SIGTERM while it runs, then raises the signal again into the
+    handler that was there before; this one notes it, so a stopped server returns normally
+    (exit status 0) instead of dying of the signal after its graceful shutdown."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.run(sockets=[sock])
+        yield
     finally:
-        sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class BackgroundServer:

@@ -19,7 +19,7 @@ from facesearch.models.analysis import FaceAnalysis
 from facesearch.models.detect import Detector
 from facesearch.server.batcher import FaceBatcher
 from facesearch.server.keys import KeyCheck, is_loopback
-from facesearch.server.uploads import UploadLimits
+from facesearch.server.uploads import UploadLimits, decode_photo
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,9 @@ class ServerState:
                                    ready=self.models_ready)
         # Every change to the gallery runs on this one thread, in arrival order.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gallery-writer")
+        # Photos are decoded on a few threads of their own: decoding allocates whole images, and
+        # each thread that does keeps its own allocator arena, so many threads mean more memory.
+        self._decoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
         self._analyses: dict[int, FaceAnalysis] = {}
         self._loader: threading.Thread | None = None
 
@@ -101,6 +104,10 @@ class ServerState:
         """Run a gallery read on a worker thread (reads run concurrently, also with the writer)."""
         return await run_in_threadpool(fn, *args, **kwargs)
 
+    async def decode(self, name: str, data: bytes) -> np.ndarray:
+        """An uploaded photo's ``(H, W, 3)`` uint8 RGB pixels (see :func:`~.uploads.decode_photo`)."""
+        return await asyncio.wrap_future(self._decoder.submit(decode_photo, name, data, self.limits))
+
     async def write(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """Run a gallery change on the one writer thread, after the changes submitted before it."""
         return await asyncio.wrap_future(self._writer.submit(fn, *args, **kwargs))
@@ -109,6 +116,7 @@ class ServerState:
         """Finish queued work, then stop the threads."""
         self.batcher.close()
         self._writer.shutdown(wait=True)
+        self._decoder.shutdown(wait=True)
 
 
 def server_state(request: Request) -> ServerState:

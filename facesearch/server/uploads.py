@@ -11,13 +11,17 @@ from dataclasses import dataclass
 
 import numpy as np
 from fastapi import UploadFile
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facesearch.errors import FaceSearchError, ImageError
 from facesearch.imaging.decode import load_image, sniff_format
 
 MiB = 1 << 20
+
+
+def size_text(n: int) -> str:
+    """``"20 MiB"``, ``"200 kB"``: a byte count for messages."""
+    return f"{n / MiB:.0f} MiB" if n >= MiB else f"{n / 1000:.0f} kB"
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ async def read_photo(upload: UploadFile, limits: UploadLimits, index: int = 0) -
     name = _name(upload, index)
     data = await upload.read(limits.max_upload_bytes + 1)
     if len(data) > limits.max_upload_bytes:
-        reason = f"larger than the {limits.max_upload_bytes // MiB} MiB limit"
+        reason = f"larger than the {size_text(limits.max_upload_bytes)} limit"
         raise UploadRejected(413, f"{name}: {reason}", path=name, reason=reason)
     if not data:
         raise ImageError(name, "empty file (0 bytes)")
@@ -87,11 +91,6 @@ async def read_photos(uploads: list[UploadFile], limits: UploadLimits) -> list[t
     return [await read_photo(u, limits, i) for i, u in enumerate(uploads)]
 
 
-async def decode_photos(photos: list[tuple[str, bytes]], limits: UploadLimits) -> list[np.ndarray]:
-    """Decode photos off the event loop."""
-    return [await run_in_threadpool(decode_photo, name, data, limits) for name, data in photos]
-
-
 class _TooLarge(Exception):
     pass
 
@@ -101,7 +100,18 @@ BODY_TOO_LARGE = "facesearch.body_too_large"
 
 
 def too_large_message(max_bytes: int) -> str:
-    return f"request body larger than the {max_bytes // MiB} MiB limit"
+    return f"request body larger than the {size_text(max_bytes)} limit"
+
+
+#: Largest refused body still read (and dropped) before the 413 is sent; a larger one is cut off.
+DRAIN_BYTES = 1 << 30
+
+
+async def _drain(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 class BodyLimit:
@@ -118,6 +128,10 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            # Read and drop the body first (up to DRAIN_BYTES), so that a client that sends it all
+            # before reading (most do) gets the 413 rather than a broken connection.
+            if int(declared) <= DRAIN_BYTES:
+                await _drain(receive)
             await self._refuse(send)
             return
         seen = 0

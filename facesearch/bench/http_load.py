@@ -1,0 +1,280 @@
+"""``facesearch bench serve``: the server under load on loopback, against the warm Python API.
+
+One run, on whatever else the machine runs (the load average is reported beside the figures):
+
+* **warm**: identify of one photo over HTTP (one client) and through :meth:`Gallery.query` in
+  this process, alternating, so both see the same load; p50 of each and their ratio;
+* **load**: ``clients`` threads each sending ``requests`` identify requests back to back, first
+  with one client, then with ``clients``, then with ``clients`` plus one client enrolling and
+  removing a person in a loop; latency p50/p95, throughput, errors, and the server's mean batch;
+  with ``compare_batching``, the ``clients`` row again on a server that does not batch;
+* **memory**: the server's resident memory after each phase;
+* **cli**: wall time of whole ``facesearch --server URL query PHOTO`` processes.
+
+The server runs as its own process (``python -m facesearch serve --port 0``), listening on
+127.0.0.1 only, on a temporary gallery of ``fixtures/known``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from facesearch.bench.speed import machine
+from facesearch.errors import FaceSearchError
+from facesearch.gallery import Gallery
+from facesearch.models.analysis import FaceAnalysis
+from facesearch.server.client import RemoteGallery
+
+log = logging.getLogger(__name__)
+
+QUERY_PHOTO = Path("fixtures") / "queries" / "obama1.jpg"
+KNOWN = Path("fixtures") / "known"
+#: A photo enrolled and removed again by the writer of the mixed load.
+ENROLL_PHOTO = Path("fixtures") / "queries" / "alex_lacamoire1.jpg"
+
+#: Repetitions: (quick smoke run, normal run).
+REPEATS = {"warm": (3, 20), "single": (3, 20), "cli": (1, 3)}
+
+
+def _ms(seconds: Sequence[float]) -> dict:
+    s = np.asarray(seconds, np.float64) * 1e3
+    if not len(s):
+        return {"p50_ms": None, "p95_ms": None, "repeats": 0}
+    return {"p50_ms": round(float(np.percentile(s, 50)), 1), "p95_ms": round(float(np.percentile(s, 95)), 1),
+            "repeats": len(s)}
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of process ``pid`` in MB (Linux ``/proc``), else ``None``."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+class ServerProcess:
+    """``python -m facesearch --home HOME serve`` on 127.0.0.1 and a free port, until :meth:`stop`."""
+
+    def __init__(self, home: Path, *, max_batch: int = 8, workers: int = 2, timeout: float = 300) -> None:
+        cmd = [sys.executable, "-m", "facesearch", "--home", str(home), "serve", "--host", "127.0.0.1", "--port", "0",
+               "--max-batch", str(max_batch), "--workers", str(workers), "--log-level", "warning"]
+        self.process = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        line = self.process.stderr.readline() if self.process.stderr else ""
+        if " at http://" not in line:
+            self.stop()
+            raise FaceSearchError(f"facesearch serve did not start: {line.strip() or 'no message'}")
+        self.url = line.split(" at ", 1)[1].split("/ ", 1)[0]
+        # Keep reading stderr so a chatty server never blocks on a full pipe.
+        threading.Thread(target=self._drain, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not _ready(self.url):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise FaceSearchError(f"{self.url}: the server did not become ready")
+            time.sleep(0.2)
+
+    def _drain(self) -> None:
+        for _ in self.process.stderr or ():
+            pass
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> int:
+        """SIGTERM, then wait for the graceful exit; returns the exit status."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/api/v1/health/ready", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _percentiles(latencies: list[float]) -> dict:
+    return {k: v for k, v in _ms(latencies).items() if k != "repeats"}
+
+
+def load(url: str, photo: Path, *, clients: int, requests: int, enroll_photo: Path | None = None,
+         api_key: str | None = None, name: str = "") -> dict:
+    """``clients`` threads each identifying ``photo`` ``requests`` times over HTTP, back to back; with
+    ``enroll_photo``, one more thread meanwhile enrolls it under a new name and removes it, in a loop.
+
+    Returns ``{"name", "clients", "requests", "ok", "errors", "error_messages", "p50_ms", "p95_ms",
+    "throughput_rps", "wall_s", "writes", "write_errors"}``: latency over every identify request,
+    throughput = identify requests answered per second of wall time.
+    """
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    done = threading.Event()
+    writes = [0, 0]  # done, failed
+
+    def client() -> None:
+        gallery = RemoteGallery(url, api_key=api_key)
+        for _ in range(requests):
+            start = time.perf_counter()
+            try:
+                gallery.query(photo)
+            except FaceSearchError as exc:
+                with lock:
+                    errors.append(str(exc))
+                continue
+            with lock:
+                latencies.append(time.perf_counter() - start)
+
+    def writer() -> None:
+        gallery = RemoteGallery(url, api_key=api_key)
+        round_ = 0
+        while not done.is_set():
+            round_ += 1
+            try:
+                gallery.enroll([enroll_photo], f"load_test_{round_}")
+                gallery.remove(f"load_test_{round_}")
+                writes[0] += 1
+            except FaceSearchError as exc:
+                writes[1] += 1
+                with lock:
+                    errors.append(f"write: {exc}")
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    write_thread = threading.Thread(target=writer) if enroll_photo is not None else None
+    start = time.perf_counter()
+    if write_thread:
+        write_thread.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    done.set()
+    if write_thread:
+        write_thread.join()
+    return {"name": name, "clients": clients, "requests": requests, "ok": len(latencies),
+            "errors": len(errors), "error_messages": sorted(set(errors))[:5], **_percentiles(latencies),
+            "throughput_rps": round(len(latencies) / wall, 3), "wall_s": round(wall, 2),
+            "writes": writes[0], "write_errors": writes[1]}
+
+
+def warm_comparison(url: str, gallery: Gallery, photo: Path, repeats: int) -> dict:
+    """p50 of identify over HTTP (one client) and of the warm :meth:`Gallery.query`, alternating."""
+    remote = RemoteGallery(url)
+    remote.query(photo)
+    gallery.query(photo)
+    http, python = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        remote.query(photo)
+        http.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        gallery.query(photo)
+        python.append(time.perf_counter() - start)
+    h, p = _ms(http), _ms(python)
+    return {"http": h, "python": p, "ratio_p50": round(h["p50_ms"] / p["p50_ms"], 3)}
+
+
+def cli_query_time(url: str, photo: Path, repeats: int) -> dict:
+    """Wall time of whole ``facesearch --server URL query PHOTO`` processes.
+
+    Raises:
+        FaceSearchError: the command failed.
+    """
+    cmd = [sys.executable, "-m", "facesearch", "--server", url, "query", "--json", str(photo)]
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            raise FaceSearchError(f"facesearch --server query failed (exit {proc.returncode}): {last}")
+        json.loads(proc.stdout)
+    return {"runs_s": [round(t, 3) for t in times], "median_s": round(float(np.median(times)), 3)}
+
+
+def _batching(url: str) -> dict:
+    return RemoteGallery(url).info()["batching"]
+
+
+def _row(url: str, photo: Path, before: dict, **kwargs) -> dict:
+    row = load(url, photo, **kwargs)
+    after = _batching(url)
+    photos, batches = after["photos"] - before["photos"], after["batches"] - before["batches"]
+    row["mean_batch"] = round(photos / batches, 2) if batches else None
+    return row
+
+
+def run(data_dir: str | os.PathLike, *, clients: int = 8, requests: int = 50, quick: bool = False,
+        compare_batching: bool = True, max_batch: int = 8, workers: int = 2) -> dict:
+    """The figures; the dict ``facesearch bench serve --json`` prints."""
+    data_dir = Path(data_dir)
+    photo = data_dir / QUERY_PHOTO
+    for needed in (photo, data_dir / KNOWN, data_dir / ENROLL_PHOTO):
+        if not needed.exists():
+            raise FaceSearchError(f"{needed}: not found; pass --data, the folder holding fixtures/")
+    n = {k: v[0 if quick else 1] for k, v in REPEATS.items()}
+    report: dict = {"benchmark": "http", "quick": quick, "photo": str(photo), "photo_name": photo.name,
+                    "clients": clients, "requests": requests, "max_batch": max_batch, "workers": workers,
+                    "machine": machine(), "load": [], "memory": {}}
+    analysis = FaceAnalysis()
+    with tempfile.TemporaryDirectory(prefix="facesearch-http-") as tmp:
+        home = Path(tmp) / "gallery"
+        with Gallery(home, analysis=analysis) as gallery:
+            gallery.enroll([data_dir / KNOWN])
+            server = ServerProcess(home, max_batch=max_batch, workers=workers)
+            try:
+                log.info("warm: HTTP and the Python API, alternating")
+                report["warm"] = warm_comparison(server.url, gallery, photo, n["warm"])
+                report["memory"]["warm"] = rss_mb(server.pid)
+                for name, kwargs in (("1 client", {"clients": 1, "requests": n["single"]}),
+                                     (f"{clients} clients", {"clients": clients, "requests": requests}),
+                                     (f"{clients} clients + enroll", {"clients": clients, "requests": requests,
+                                                                      "enroll_photo": data_dir / ENROLL_PHOTO})):
+                    log.info("load: %s", name)
+                    report["load"].append(_row(server.url, photo, _batching(server.url), name=name, **kwargs))
+                    report["memory"][f"after {name}"] = rss_mb(server.pid)
+                log.info("cli")
+                report["cli"] = cli_query_time(server.url, photo, n["cli"])
+            finally:
+                report["server_exit"] = server.stop()
+            if compare_batching:
+                server = ServerProcess(home, max_batch=1, workers=workers)
+                try:
+                    log.info("load: %s clients, no batching", clients)
+                    report["load"].append(_row(server.url, photo, _batching(server.url), clients=clients,
+                                               requests=requests, name=f"{clients} clients, no batching"))
+                finally:
+                    server.stop()
+    rows = {r["name"]: r for r in report["load"]}
+    one, many = rows["1 client"], rows[f"{clients} clients"]
+    report["speedup"] = round(many["throughput_rps"] / one["throughput_rps"], 3) if one["throughput_rps"] else None
+    unbatched = rows.get(f"{clients} clients, no batching")
+    report["batching_gain"] = (round(many["throughput_rps"] / unbatched["throughput_rps"], 3)
+                               if unbatched and unbatched["throughput_rps"] else None)
+    report["errors"] = sum(r["errors"] + r["write_errors"] for r in report["load"])
+    report["machine"]["load_average_end"] = machine()["load_average"]
+    return report
