@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import KNOWN, QUERIES, REPO
+from conftest import QUERIES, REPO, wait_ready
 
 pytest.importorskip("fastapi")
 
@@ -59,25 +59,6 @@ def one_line_error(answer) -> str:
     assert isinstance(answer, dict) and set(answer) >= {"error"}, answer
     assert "\n" not in answer["error"] and answer["error"].strip(), answer
     return answer["error"]
-
-
-def wait_ready(url: str, timeout: float = 300) -> None:
-    """Until ``/health/ready`` says 200 (the models are loaded); before that it says 503 "loading"."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status, answer = call("GET", url + "/api/v1/health/ready")
-        if status == 200:
-            return
-        assert (status, answer) == (503, {"status": "loading"}) and time.monotonic() < deadline, answer
-        time.sleep(0.2)
-
-
-@pytest.fixture
-def server(known_gallery):
-    """``(base URL, gallery)`` of a ready server over a private copy of the fixtures/known gallery."""
-    with BackgroundServer(create_app(known_gallery)) as url:
-        wait_ready(url)
-        yield url, known_gallery
 
 
 def api(url: str) -> str:
@@ -367,6 +348,7 @@ def test_photos_waiting_together_are_analysed_in_one_batch(analysis):
                                    atol=1e-4)
 
 
+@pytest.mark.slow
 def test_serve_starts_answers_and_stops_gracefully(known_gallery_template, tmp_path):
     home = tmp_path / "gallery"
     shutil.copytree(known_gallery_template, home)
