@@ -4,11 +4,11 @@ One run, on whatever else the machine runs (the load average is reported beside 
 
 * **warm**: identify of one photo over HTTP (one client) and through :meth:`Gallery.query` in
   this process, alternating, so both see the same load; p50 of each and their ratio;
-* **load**: ``clients`` threads each sending ``requests`` identify requests back to back, first
-  with one client, then with ``clients``, then with ``clients`` plus one client enrolling and
-  removing a person in a loop; latency p50/p95, throughput, errors, and the server's mean batch;
-  with ``compare_batching``, the ``clients`` row again on a server that does not batch;
-* **memory**: the server's resident memory after each phase;
+* **load**: ``clients`` threads sending identify requests back to back, in alternating rounds:
+  one client, ``clients`` clients, and (with ``compare_batching``) ``clients`` clients on a second
+  server that does not batch; then ``clients`` clients plus one enrolling and removing a person in
+  a loop. Latency p50/p95, throughput (the median of the rounds), errors, the server's mean batch;
+* **memory**: the server's resident memory after each round;
 * **cli**: wall time of whole ``facesearch --server URL query PHOTO`` processes.
 
 The server runs as its own process (``python -m facesearch serve --port 0``), listening on
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -120,13 +121,14 @@ def _percentiles(latencies: list[float]) -> dict:
 
 
 def load(url: str, photo: Path, *, clients: int, requests: int, enroll_photo: Path | None = None,
-         api_key: str | None = None, name: str = "") -> dict:
+         api_key: str | None = None, name: str = "", keep_latencies: bool = False) -> dict:
     """``clients`` threads each identifying ``photo`` ``requests`` times over HTTP, back to back; with
     ``enroll_photo``, one more thread meanwhile enrolls it under a new name and removes it, in a loop.
 
     Returns ``{"name", "clients", "requests", "ok", "errors", "error_messages", "p50_ms", "p95_ms",
     "throughput_rps", "wall_s", "writes", "write_errors"}``: latency over every identify request,
-    throughput = identify requests answered per second of wall time.
+    throughput = identify requests answered per second of wall time; with ``keep_latencies``,
+    also ``"_latencies"`` (seconds, for merging rounds).
     """
     latencies: list[float] = []
     errors: list[str] = []
@@ -174,10 +176,13 @@ def load(url: str, photo: Path, *, clients: int, requests: int, enroll_photo: Pa
     done.set()
     if write_thread:
         write_thread.join()
-    return {"name": name, "clients": clients, "requests": requests, "ok": len(latencies),
-            "errors": len(errors), "error_messages": sorted(set(errors))[:5], **_percentiles(latencies),
-            "throughput_rps": round(len(latencies) / wall, 3), "wall_s": round(wall, 2),
-            "writes": writes[0], "write_errors": writes[1]}
+    row = {"name": name, "clients": clients, "requests": requests, "ok": len(latencies),
+           "errors": len(errors), "error_messages": sorted(set(errors))[:5], **_percentiles(latencies),
+           "throughput_rps": round(len(latencies) / wall, 3), "wall_s": round(wall, 2),
+           "writes": writes[0], "write_errors": writes[1]}
+    if keep_latencies:
+        row["_latencies"] = latencies
+    return row
 
 
 def warm_comparison(url: str, gallery: Gallery, photo: Path, repeats: int) -> dict:
@@ -220,7 +225,9 @@ def _batching(url: str) -> dict:
     return RemoteGallery(url).info()["batching"]
 
 
-def _row(url: str, photo: Path, before: dict, **kwargs) -> dict:
+def _row(url: str, photo: Path, **kwargs) -> dict:
+    """:func:`load`, plus the server's mean batch over it."""
+    before = _batching(url)
     row = load(url, photo, **kwargs)
     after = _batching(url)
     photos, batches = after["photos"] - before["photos"], after["batches"] - before["batches"]
@@ -228,53 +235,89 @@ def _row(url: str, photo: Path, before: dict, **kwargs) -> dict:
     return row
 
 
-def run(data_dir: str | os.PathLike, *, clients: int = 8, requests: int = 50, quick: bool = False,
+def _merge(rows: list[dict]) -> dict:
+    """One row for several rounds of the same load: counts added, throughput the median of the
+    rounds' (each round alone is at the mercy of whatever else the machine runs), latency
+    percentiles over every request of every round."""
+    first = rows[0]
+    latencies = [v for r in rows for v in r.pop("_latencies")]
+    batched = [r["mean_batch"] for r in rows if r["mean_batch"] is not None]
+    return {"name": first["name"], "clients": first["clients"], "requests": sum(r["requests"] for r in rows),
+            "rounds": len(rows), "ok": sum(r["ok"] for r in rows), "errors": sum(r["errors"] for r in rows),
+            "error_messages": sorted({m for r in rows for m in r["error_messages"]})[:5],
+            **_percentiles(latencies),
+            "throughput_rps": round(float(np.median([r["throughput_rps"] for r in rows])), 3),
+            "throughput_rounds": [r["throughput_rps"] for r in rows],
+            "wall_s": round(sum(r["wall_s"] for r in rows), 1), "writes": sum(r["writes"] for r in rows),
+            "write_errors": sum(r["write_errors"] for r in rows),
+            "mean_batch": round(float(np.mean(batched)), 2) if batched else None}
+
+
+def run(data_dir: str | os.PathLike, *, clients: int = 8, requests: int = 50, rounds: int = 3, quick: bool = False,
         compare_batching: bool = True, max_batch: int = 8, workers: int = 2) -> dict:
-    """The figures; the dict ``facesearch bench serve --json`` prints."""
+    """The figures; the dict ``facesearch bench serve --json`` prints.
+
+    The loads run in ``rounds`` alternating rounds (one client; ``clients`` clients; the same on a
+    server that does not batch, which runs beside the first), each client sending its share of
+    ``requests`` per round; then once ``clients`` clients with a writer.
+    """
     data_dir = Path(data_dir)
     photo = data_dir / QUERY_PHOTO
     for needed in (photo, data_dir / KNOWN, data_dir / ENROLL_PHOTO):
         if not needed.exists():
             raise FaceSearchError(f"{needed}: not found; pass --data, the folder holding fixtures/")
     n = {k: v[0 if quick else 1] for k, v in REPEATS.items()}
+    per_round = -(-requests // rounds)
+    single = -(-n["single"] // rounds)
     report: dict = {"benchmark": "http", "quick": quick, "photo": str(photo), "photo_name": photo.name,
-                    "clients": clients, "requests": requests, "max_batch": max_batch, "workers": workers,
-                    "machine": machine(), "load": [], "memory": {}}
+                    "clients": clients, "requests": per_round * rounds, "rounds": rounds, "max_batch": max_batch,
+                    "workers": workers, "machine": machine(), "load": [], "memory": {}}
     analysis = FaceAnalysis()
     with tempfile.TemporaryDirectory(prefix="facesearch-http-") as tmp:
         home = Path(tmp) / "gallery"
         with Gallery(home, analysis=analysis) as gallery:
             gallery.enroll([data_dir / KNOWN])
+            plain_home = Path(tmp) / "plain"
+            if compare_batching:
+                shutil.copytree(home, plain_home)
             server = ServerProcess(home, max_batch=max_batch, workers=workers)
+            plain = ServerProcess(plain_home, max_batch=1, workers=workers) if compare_batching else None
             try:
                 log.info("warm: HTTP and the Python API, alternating")
                 report["warm"] = warm_comparison(server.url, gallery, photo, n["warm"])
+                if plain:
+                    RemoteGallery(plain.url).query(photo)
                 report["memory"]["warm"] = rss_mb(server.pid)
-                for name, kwargs in (("1 client", {"clients": 1, "requests": n["single"]}),
-                                     (f"{clients} clients", {"clients": clients, "requests": requests}),
-                                     (f"{clients} clients + enroll", {"clients": clients, "requests": requests,
-                                                                      "enroll_photo": data_dir / ENROLL_PHOTO})):
-                    log.info("load: %s", name)
-                    report["load"].append(_row(server.url, photo, _batching(server.url), name=name, **kwargs))
-                    report["memory"][f"after {name}"] = rss_mb(server.pid)
+                rows: dict[str, list[dict]] = {}
+                for r in range(rounds):
+                    plan = [("1 client", server, 1, single), (f"{clients} clients", server, clients, per_round)]
+                    if plain:
+                        plan.append((f"{clients} clients, no batching", plain, clients, per_round))
+                    for name, target, k, m in plan:
+                        log.info("round %d: %s", r + 1, name)
+                        rows.setdefault(name, []).append(_row(target.url, photo, clients=k, requests=m, name=name,
+                                                              keep_latencies=True))
+                    report["memory"][f"after round {r + 1}"] = rss_mb(server.pid)
+                report["load"] = [_merge(v) for v in rows.values()]
+                log.info("load with a writer")
+                mixed = _row(server.url, photo, clients=clients, requests=per_round, name=f"{clients} clients + enroll",
+                             enroll_photo=data_dir / ENROLL_PHOTO, keep_latencies=True)
+                report["load"].append(_merge([mixed]))
+                report["memory"]["after the writer"] = rss_mb(server.pid)
                 log.info("cli")
                 report["cli"] = cli_query_time(server.url, photo, n["cli"])
             finally:
                 report["server_exit"] = server.stop()
-            if compare_batching:
-                server = ServerProcess(home, max_batch=1, workers=workers)
-                try:
-                    log.info("load: %s clients, no batching", clients)
-                    report["load"].append(_row(server.url, photo, _batching(server.url), clients=clients,
-                                               requests=requests, name=f"{clients} clients, no batching"))
-                finally:
-                    server.stop()
-    rows = {r["name"]: r for r in report["load"]}
-    one, many = rows["1 client"], rows[f"{clients} clients"]
+                if plain:
+                    plain.stop()
+    named = {r["name"]: r for r in report["load"]}
+    one, many = named["1 client"], named[f"{clients} clients"]
     report["speedup"] = round(many["throughput_rps"] / one["throughput_rps"], 3) if one["throughput_rps"] else None
-    unbatched = rows.get(f"{clients} clients, no batching")
+    unbatched = named.get(f"{clients} clients, no batching")
     report["batching_gain"] = (round(many["throughput_rps"] / unbatched["throughput_rps"], 3)
                                if unbatched and unbatched["throughput_rps"] else None)
     report["errors"] = sum(r["errors"] + r["write_errors"] for r in report["load"])
+    memory = [v for k, v in report["memory"].items() if k.startswith("after round") and v is not None]
+    report["memory_growth_mb"] = round(memory[-1] - memory[0], 1) if len(memory) > 1 else None
     report["machine"]["load_average_end"] = machine()["load_average"]
     return report

@@ -36,7 +36,8 @@ from facesearch.bench.datasets import folder_dataset, lfw_root
 from facesearch.bench.embeddings import embed_photos
 from facesearch.errors import FaceSearchError
 from facesearch.gallery import Gallery
-from facesearch.imaging.decode import iter_image_files, load_image
+from facesearch.imaging.decode import load_image
+from facesearch.imaging.photo_files import iter_image_files
 from facesearch.models.analysis import FaceAnalysis
 from facesearch.models.dlib_pipeline import DlibAnalysis
 from facesearch.models.face_cache import FaceCache

@@ -122,15 +122,19 @@ def http_load_text(d: dict) -> Iterable[str]:
     yield (f"  identify {d['photo_name']}: HTTP p50 {w['http']['p50_ms']:.0f} ms, warm Python API p50 "
            f"{w['python']['p50_ms']:.0f} ms: {w['ratio_p50']:.2f}x (alternating, {w['http']['repeats']} each)")
     for row in d["load"]:
-        yield (f"  {row['name']:<22} {row['clients']} client(s) x {row['requests']}: {row['throughput_rps']:.2f} req/s, "
+        writes = f", {row['writes']} enroll+remove ({row['write_errors']} failed)" if row["writes"] or row["write_errors"] else ""
+        yield (f"  {row['name']:<25} {row['clients']} x {row['requests']:<3} {row['throughput_rps']:6.2f} req/s, "
                f"p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms, {row['errors']} error(s), "
-               f"mean batch {row['mean_batch'] if row['mean_batch'] is not None else '-'}")
+               f"mean batch {row['mean_batch'] if row['mean_batch'] is not None else '-'}{writes}")
     if d.get("speedup") is not None:
         yield f"  {d['clients']} clients get {d['speedup']:.2f}x the throughput of one"
     if d.get("batching_gain") is not None:
         yield f"  batching on vs off at {d['clients']} clients: {d['batching_gain']:.2f}x the throughput"
     r = d["memory"]
-    yield f"  server memory (RSS): {', '.join(f'{k} {v:.0f} MB' for k, v in r.items())}"
+    yield f"  server memory (RSS): {', '.join(f'{k} {v:.0f} MB' for k, v in r.items() if v is not None)}"
+    if d.get("memory_growth_mb") is not None:
+        yield f"  memory growth from the first round to the last: {d['memory_growth_mb']:+.0f} MB"
+    yield f"  errors in all: {d['errors']}"
     c = d["cli"]
     yield f"  `facesearch --server URL query` end to end: median {c['median_s']:.2f} s ({len(c['runs_s'])} runs)"
 

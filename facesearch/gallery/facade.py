@@ -29,7 +29,7 @@ from facesearch.models.face_cache import FaceCache
 from facesearch.errors import GalleryError, ImageError, OptionsError
 from facesearch.paths import default_home, faces_cache_dir
 from facesearch.imaging.decode import FORMAT_EXTENSIONS, MAX_PIXELS, load_image, sniff_format
-from facesearch.imaging.identity_folders import collect_photos
+from facesearch.imaging.photo_files import collect_photos
 from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, hash_photo
 from facesearch.search.faiss_index import GalleryIndex
 from facesearch.search.match import DEFAULT_THRESHOLD, Match, make_matcher

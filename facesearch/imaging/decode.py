@@ -16,20 +16,16 @@ import hashlib
 import io
 import logging
 import os
-from pathlib import Path
 from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from facesearch.errors import ImageError, one_line
+# Finding photo files moved to photo_files; the names stay importable from here too.
+from facesearch.imaging.photo_files import IMAGE_EXTENSIONS, iter_image_files  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-#: File extensions (lower-case, with the dot) that :func:`iter_image_files` picks up.
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-)
 
 #: Leading bytes of each format facesearch reads, for :func:`sniff_format`.
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -374,36 +370,3 @@ def image_sha256(path: str | os.PathLike) -> str:
     except OSError as e:
         raise _read_error(path, e) from None
     return digest.hexdigest()
-
-
-def _is_hidden(name: str) -> bool:
-    return name.startswith(".")
-
-
-def iter_image_files(root: str | os.PathLike) -> list[Path]:
-    """Every photo under the folder ``root``, recursively, sorted.
-
-    A file counts when its extension is in :data:`IMAGE_EXTENSIONS` (any case: ``.JPG``
-    too). Hidden files and folders (name starting with ``.``, e.g. ``.thumbnails``,
-    macOS ``._x.jpg`` resource forks) are skipped, and symlinked folders are not followed
-    (avoids cycles). Paths are ``root / relative path``, sorted by path components, so a
-    folder's photos stay together.
-
-    Raises:
-        ImageError: ``root`` does not exist or is not a folder.
-    """
-    root_path = Path(root)
-    if not root_path.exists():
-        raise ImageError(root_path, "folder does not exist")
-    if not root_path.is_dir():
-        raise ImageError(root_path, "not a folder")
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root_path):
-        # Assigning in place is what stops os.walk from descending into hidden folders.
-        dirnames[:] = [d for d in dirnames if not _is_hidden(d)]
-        base = Path(dirpath)
-        for name in filenames:
-            if not _is_hidden(name) and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                found.append(base / name)
-    found.sort(key=lambda p: p.relative_to(root_path).parts)
-    return found

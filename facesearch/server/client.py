@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from facesearch.errors import FaceSearchError, GalleryError, ImageError, NotFoundError, one_line
-from facesearch.imaging.identity_folders import collect_photos
+from facesearch.imaging.photo_files import collect_photos
 
 #: Photos per enrollment request at most (the server may allow fewer, see ``/api/v1/info``).
 ENROLL_CHUNK = 16
