@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -305,7 +304,8 @@ def test_server_mode_loads_no_model_and_a_missing_server_is_one_line(server, tmp
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["results"][0]["faces"][0]["identity"] == "obama"
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    heavy = sorted(m for m in imported if m.split(".")[0] in ("tensorflow", "keras", "tf_keras", "faiss", "sklearn"))
+    heavy = sorted(m for m in imported
+                   if m.split(".")[0] in ("tensorflow", "keras", "tf_keras", "faiss", "sklearn", "numpy", "PIL"))
     assert not heavy, heavy[:10]
     assert not (tmp_path / "db").exists()  # no local gallery was opened
 

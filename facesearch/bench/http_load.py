@@ -44,6 +44,8 @@ KNOWN = Path("fixtures") / "known"
 #: A photo enrolled and removed again by the writer of the mixed load.
 ENROLL_PHOTO = Path("fixtures") / "queries" / "alex_lacamoire1.jpg"
 
+#: Seconds the writer of the mixed load waits between two enroll + remove cycles.
+WRITE_PAUSE = 1.0
 #: Repetitions: (quick smoke run, normal run).
 REPEATS = {"warm": (3, 20), "single": (3, 20), "cli": (1, 3)}
 
@@ -70,7 +72,7 @@ def rss_mb(pid: int) -> float | None:
 class ServerProcess:
     """``python -m facesearch --home HOME serve`` on 127.0.0.1 and a free port, until :meth:`stop`."""
 
-    def __init__(self, home: Path, *, max_batch: int = 8, workers: int = 2, timeout: float = 300) -> None:
+    def __init__(self, home: Path, *, max_batch: int = 8, workers: int = 1, timeout: float = 300) -> None:
         cmd = [sys.executable, "-m", "facesearch", "--home", str(home), "serve", "--host", "127.0.0.1", "--port", "0",
                "--max-batch", str(max_batch), "--workers", str(workers), "--log-level", "warning"]
         self.process = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
@@ -123,7 +125,8 @@ def _percentiles(latencies: list[float]) -> dict:
 def load(url: str, photo: Path, *, clients: int, requests: int, enroll_photo: Path | None = None,
          api_key: str | None = None, name: str = "", keep_latencies: bool = False) -> dict:
     """``clients`` threads each identifying ``photo`` ``requests`` times over HTTP, back to back; with
-    ``enroll_photo``, one more thread meanwhile enrolls it under a new name and removes it, in a loop.
+    ``enroll_photo``, one more thread meanwhile enrolls it under a new name and removes it, then
+    waits :data:`WRITE_PAUSE`, in a loop.
 
     Returns ``{"name", "clients", "requests", "ok", "errors", "error_messages", "p50_ms", "p95_ms",
     "throughput_rps", "wall_s", "writes", "write_errors"}``: latency over every identify request,
@@ -152,7 +155,7 @@ def load(url: str, photo: Path, *, clients: int, requests: int, enroll_photo: Pa
     def writer() -> None:
         gallery = RemoteGallery(url, api_key=api_key)
         round_ = 0
-        while not done.is_set():
+        while not done.wait(WRITE_PAUSE if round_ else 0):
             round_ += 1
             try:
                 gallery.enroll([enroll_photo], f"load_test_{round_}")
@@ -254,7 +257,7 @@ def _merge(rows: list[dict]) -> dict:
 
 
 def run(data_dir: str | os.PathLike, *, clients: int = 8, requests: int = 50, rounds: int = 3, quick: bool = False,
-        compare_batching: bool = True, max_batch: int = 8, workers: int = 2) -> dict:
+        compare_batching: bool = True, max_batch: int = 8, workers: int = 1) -> dict:
     """The figures; the dict ``facesearch bench serve --json`` prints.
 
     The loads run in ``rounds`` alternating rounds (one client; ``clients`` clients; the same on a

@@ -171,7 +171,7 @@ def bench_live(ctx, video, photo, frames, as_json):
               help="Alternating rounds of one client, many, and many without batching.")
 @click.option("--max-batch", type=click.IntRange(1, 256), default=8, show_default=True,
               help="The server's --max-batch.")
-@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="The server's --workers.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="The server's --workers.")
 @click.option("--compare-batching/--no-compare-batching", default=True, show_default=True,
               help="Run the concurrent load again on a server with --max-batch 1.")
 @click.option("--quick", is_flag=True, help="Few repetitions (a smoke run, rough figures).")

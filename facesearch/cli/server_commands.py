@@ -12,8 +12,8 @@ from facesearch.errors import FaceSearchError
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but loopback needs an API key first (`facesearch keys create`).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0 picks a free port.")
-@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Threads that detect and embed faces concurrently.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Threads that detect and embed faces concurrently (1 suits two cores: batches stay large).")
 @click.option("--max-batch", type=click.IntRange(1, 256), default=8, show_default=True,
               help="Photos arriving together embedded in one batch at most (1: no batching).")
 @click.option("--max-upload-mb", type=click.IntRange(1, 1024), default=20, show_default=True,

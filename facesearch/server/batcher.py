@@ -1,13 +1,17 @@
 """Faces of photos that arrive together, found and embedded together.
 
 Every identify request, verify request and live frame hands its decoded photo to one
-:class:`FaceBatcher`. Each of its worker threads takes the oldest waiting photo plus whatever
-else is waiting (up to ``max_batch``) and runs :meth:`FaceAnalysis.get_batch
+:class:`FaceBatcher`. Its worker thread takes the oldest waiting photo plus whatever else is
+waiting (up to ``max_batch``) and runs :meth:`FaceAnalysis.get_batch
 <facesearch.models.analysis.FaceAnalysis.get_batch>` on them: photos of the same size are
-detected as one MTCNN batch and every face of the batch is embedded in one FaceNet call. On two
-CPU cores six equal photos took about 2.1 s of CPU as one batch against 3.0 s one by one, and
-a second worker uses the other core while Python code of the first holds the interpreter lock
-(docs/benchmarks.md, ``facesearch bench serve``).
+detected as one MTCNN batch and every face of the batch is embedded in one FaceNet call. A lone
+request is not held back waiting for company; under load, the requests that arrive while a batch
+runs make the next one.
+
+On two CPU cores a batch of eight equal photos cost about 0.3 s of CPU per photo against 0.5 s
+one by one, and larger TensorFlow operations spread over both cores by themselves. A second
+worker thread halves the batches without adding a core (the threads share the interpreter
+lock), so one is the default (docs/benchmarks.md, ``facesearch bench serve``).
 """
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ class FaceBatcher:
         ready: the workers start once this event is set (after the models are loaded).
     """
 
-    def __init__(self, analysis: FaceAnalysis, *, workers: int = 2, max_batch: int = 8,
+    def __init__(self, analysis: FaceAnalysis, *, workers: int = 1, max_batch: int = 8,
                  ready: threading.Event | None = None) -> None:
         self.analysis = analysis
         self.max_batch = max(1, int(max_batch))

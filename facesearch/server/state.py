@@ -41,7 +41,7 @@ class ServerSettings:
 
     host: str = "127.0.0.1"
     limits: UploadLimits = field(default_factory=UploadLimits)
-    workers: int = 2
+    workers: int = 1
     max_batch: int = 8
     load_models: bool = True
 
