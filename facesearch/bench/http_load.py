@@ -69,6 +69,15 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time process ``pid`` has used so far, seconds (Linux ``/proc``), else ``None``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class ServerProcess:
     """``python -m facesearch --home HOME serve`` on 127.0.0.1 and a free port, until :meth:`stop`."""
 
@@ -228,13 +237,16 @@ def _batching(url: str) -> dict:
     return RemoteGallery(url).info()["batching"]
 
 
-def _row(url: str, photo: Path, **kwargs) -> dict:
-    """:func:`load`, plus the server's mean batch over it."""
-    before = _batching(url)
-    row = load(url, photo, **kwargs)
-    after = _batching(url)
+def _row(server: ServerProcess, photo: Path, **kwargs) -> dict:
+    """:func:`load`, plus the server's mean batch and CPU time per request over it. CPU time per
+    request does not depend on how much of the machine other processes take, throughput does."""
+    before, cpu = _batching(server.url), cpu_seconds(server.pid)
+    row = load(server.url, photo, **kwargs)
+    after, cpu_after = _batching(server.url), cpu_seconds(server.pid)
     photos, batches = after["photos"] - before["photos"], after["batches"] - before["batches"]
     row["mean_batch"] = round(photos / batches, 2) if batches else None
+    row["cpu_ms_per_request"] = (round(1000 * (cpu_after - cpu) / row["ok"], 1)
+                                 if cpu is not None and cpu_after is not None and row["ok"] else None)
     return row
 
 
@@ -245,6 +257,7 @@ def _merge(rows: list[dict]) -> dict:
     first = rows[0]
     latencies = [v for r in rows for v in r.pop("_latencies")]
     batched = [r["mean_batch"] for r in rows if r["mean_batch"] is not None]
+    cpu = [r["cpu_ms_per_request"] for r in rows if r["cpu_ms_per_request"] is not None]
     return {"name": first["name"], "clients": first["clients"], "requests": sum(r["requests"] for r in rows),
             "rounds": len(rows), "ok": sum(r["ok"] for r in rows), "errors": sum(r["errors"] for r in rows),
             "error_messages": sorted({m for r in rows for m in r["error_messages"]})[:5],
@@ -253,7 +266,8 @@ def _merge(rows: list[dict]) -> dict:
             "throughput_rounds": [r["throughput_rps"] for r in rows],
             "wall_s": round(sum(r["wall_s"] for r in rows), 1), "writes": sum(r["writes"] for r in rows),
             "write_errors": sum(r["write_errors"] for r in rows),
-            "mean_batch": round(float(np.mean(batched)), 2) if batched else None}
+            "mean_batch": round(float(np.mean(batched)), 2) if batched else None,
+            "cpu_ms_per_request": round(float(np.median(cpu)), 1) if cpu else None}
 
 
 def run(data_dir: str | os.PathLike, *, clients: int = 8, requests: int = 50, rounds: int = 3, quick: bool = False,
@@ -298,12 +312,12 @@ def run(data_dir: str | os.PathLike, *, clients: int = 8, requests: int = 50, ro
                         plan.append((f"{clients} clients, no batching", plain, clients, per_round))
                     for name, target, k, m in plan:
                         log.info("round %d: %s", r + 1, name)
-                        rows.setdefault(name, []).append(_row(target.url, photo, clients=k, requests=m, name=name,
+                        rows.setdefault(name, []).append(_row(target, photo, clients=k, requests=m, name=name,
                                                               keep_latencies=True))
                     report["memory"][f"after round {r + 1}"] = rss_mb(server.pid)
                 report["load"] = [_merge(v) for v in rows.values()]
                 log.info("load with a writer")
-                mixed = _row(server.url, photo, clients=clients, requests=per_round, name=f"{clients} clients + enroll",
+                mixed = _row(server, photo, clients=clients, requests=per_round, name=f"{clients} clients + enroll",
                              enroll_photo=data_dir / ENROLL_PHOTO, keep_latencies=True)
                 report["load"].append(_merge([mixed]))
                 report["memory"]["after the writer"] = rss_mb(server.pid)

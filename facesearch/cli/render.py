@@ -125,7 +125,9 @@ def http_load_text(d: dict) -> Iterable[str]:
         writes = f", {row['writes']} enroll+remove ({row['write_errors']} failed)" if row["writes"] or row["write_errors"] else ""
         yield (f"  {row['name']:<25} {row['clients']} x {row['requests']:<3} {row['throughput_rps']:6.2f} req/s, "
                f"p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms, {row['errors']} error(s), "
-               f"mean batch {row['mean_batch'] if row['mean_batch'] is not None else '-'}{writes}")
+               f"mean batch {row['mean_batch'] if row['mean_batch'] is not None else '-'}, "
+               f"server CPU {row['cpu_ms_per_request'] if row['cpu_ms_per_request'] is not None else '-'} ms/request"
+               f"{writes}")
     if d.get("speedup") is not None:
         yield f"  {d['clients']} clients get {d['speedup']:.2f}x the throughput of one"
     if d.get("batching_gain") is not None:
