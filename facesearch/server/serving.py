@@ -68,7 +68,8 @@ def serve(gallery: Gallery, settings: ServerSettings, port: int, *, grace: float
     url = f"http://{'[' + host + ']' if ':' in host else host}:{bound_port}"
     app = create_app(gallery, settings=settings)
     config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=grace,
-                            ws_max_size=settings.limits.max_upload_bytes + 4096, access_log=False)
+                            ws_max_size=settings.limits.max_upload_bytes + 4096,
+                            access_log=log_level in ("info", "debug", "trace"))
     server = uvicorn.Server(config)
     if on_ready:
         on_ready(url)
