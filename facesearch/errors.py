@@ -35,6 +35,10 @@ class GalleryError(FaceSearchError):
     """The gallery cannot do what was asked (unknown identity, model mismatch, ...)."""
 
 
+class NotFoundError(GalleryError):
+    """The gallery holds no identity, face or API key by that name or id."""
+
+
 class OptionsError(FaceSearchError):
     """The options of a call contradict each other or leave it nothing to do (exit status 2, like
     click's own usage errors)."""

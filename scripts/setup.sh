@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv in the checkout and install facesearch with its test extras into it.
+# Create .venv in the checkout and install facesearch with its test, dlib and server extras into it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -7,4 +7,4 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test,dlib]'
+.venv/bin/python -m pip install --quiet -e '.[test,dlib,server]'

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -70,3 +73,31 @@ def cli(analysis):
         return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
 
     return run
+
+
+def wait_ready(url: str, timeout: float = 300) -> None:
+    """Until the server at ``url`` says its models are loaded (``/api/v1/health/ready`` answers 200)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/health/ready", timeout=30) as response:
+                if response.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503:
+                raise
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url}: not ready after {timeout} s")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def server(known_gallery):
+    """``(base URL, gallery)`` of a ready ``facesearch`` server, on 127.0.0.1 and a free port, over a
+    private copy of the fixtures/known gallery."""
+    from facesearch.server.app import create_app
+    from facesearch.server.serving import BackgroundServer
+
+    with BackgroundServer(create_app(known_gallery)) as url:
+        wait_ready(url)
+        yield url, known_gallery

@@ -44,7 +44,7 @@ def _fresh_answers(g, queries: np.ndarray) -> list:
 
 
 def test_incremental_maintenance_answers_like_a_full_rebuild(tmp_path, analysis, monkeypatch):
-    """A seeded random run of enroll, remove, rename, merge and import, with checkpoints forced
+    """A seeded random run of enroll, remove (a person or one face), rename, merge and import, with checkpoints forced
     often: after every step the incrementally maintained index answers exactly like a rebuild."""
     from facesearch.gallery import Gallery, facade
 
@@ -60,11 +60,13 @@ def test_incremental_maintenance_answers_like_a_full_rebuild(tmp_path, analysis,
         kinds = []
         for step in range(24):
             names = g.names()
-            op = pyrng.choice(["add", "add", "remove", "rename", "merge", "import"])
+            op = pyrng.choice(["add", "add", "remove", "remove_face", "rename", "merge", "import"])
             if op == "add":
                 g.add_embeddings([pyrng.choice(people + ["new%d" % step]) for _ in range(8)], _unit(rng, 8))
             elif op == "remove" and len(names) > 2:
                 g.remove(pyrng.choice(names))
+            elif op == "remove_face" and names:
+                g.remove_face(pyrng.choice(g.faces())["id"])
             elif op == "rename" and names:
                 g.rename(pyrng.choice(names), f"renamed{step}")
             elif op == "merge" and len(names) > 2:
@@ -79,7 +81,7 @@ def test_incremental_maintenance_answers_like_a_full_rebuild(tmp_path, analysis,
         # Both paths were exercised: changes kept in the database and changes folded into the files.
         index = g._load_index()
         assert index.base_generation < index.generation or index.pending == 0
-    assert {"add", "remove", "rename", "merge", "import"} <= set(kinds)
+    assert {"add", "remove", "remove_face", "rename", "merge", "import"} <= set(kinds)
 
 
 def _copy_people(names: list[str], dest: Path) -> Path:

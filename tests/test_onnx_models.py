@@ -11,7 +11,8 @@ import pytest
 
 from conftest import DATA, KNOWN, QUERIES, REPO
 from facesearch.bench.datasets import folder_dataset, lfw_root
-from facesearch.imaging.decode import iter_image_files, load_image
+from facesearch.imaging.decode import load_image
+from facesearch.imaging.photo_files import iter_image_files
 from facesearch.models.align import crop_face
 from facesearch.models.converted import load_converted, store_converted
 from facesearch.models.detect import Detector

@@ -163,3 +163,39 @@ def test_removal_leaves_nothing_in_the_write_ahead_log(enrolled, analysis, tmp_p
         g.remove("obama")
         for path in (db, Path(f"{db}-wal")):
             assert not any(_holds(path, v) for v in removed), path
+
+
+def test_uploads_are_private_and_removal_deletes_every_copy(enrolled, analysis, tmp_path):
+    """Photos received as bytes (the server's uploads) are kept privately; removing one face, then
+    the person, leaves neither their vectors (database, log, index files) nor their photos nor
+    their cached faces."""
+    from facesearch.gallery import Gallery
+
+    home, faces = tmp_path / "gallery", tmp_path / "faces"
+    shutil.copytree(enrolled[1] / "faces", faces)
+    photos = [(p.name, p.read_bytes()) for p in sorted((KNOWN / "obama").iterdir())]
+    db = home / "db" / "gallery.sqlite"
+    with Gallery(home, analysis=analysis, cache=faces) as g:
+        g.enroll([KNOWN / "biden"], "biden")
+        report = g.enroll_uploads(photos, "obama")
+        assert len(report.enrolled) == 2
+        assert _loose(home) == {}
+        kept = sorted((home / "uploads").iterdir())
+        assert len(kept) == 2
+        first, second = g.faces("obama")
+        vectors = _vectors(g, "obama")
+        cached = len(list(faces.rglob("*.npz")))
+
+        assert g.remove_face(first["id"]) == {"removed_face": first["id"], "identity": "obama", "faces_left": 1}
+        assert len(list((home / "uploads").iterdir())) == 1
+        assert len(list(faces.rglob("*.npz"))) == cached - 1
+        gone = [v for v in vectors if not any(np.array_equal(v, w) for w in _vectors(g, "obama"))]
+        assert len(gone) == 1
+
+        g.remove("obama")
+        assert not list((home / "uploads").iterdir())
+        assert len(list(faces.rglob("*.npz"))) == cached - 2
+        index_files = [p for p in (home / "index").rglob("*") if p.is_file()]
+        for path in (db, Path(f"{db}-wal"), *index_files):
+            assert not any(_holds(path, v) for v in vectors), path
+        assert g.names() == ["biden"]

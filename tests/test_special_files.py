@@ -16,7 +16,8 @@ import pytest
 from conftest import KNOWN, REPO
 
 from facesearch.errors import ImageError
-from facesearch.imaging.decode import image_sha256, iter_image_files, load_image, read_image_info
+from facesearch.imaging.decode import image_sha256, load_image, read_image_info
+from facesearch.imaging.photo_files import iter_image_files
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and Unix sockets")
 

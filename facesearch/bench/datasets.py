@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesearch.errors import DataError
-from facesearch.imaging.decode import iter_image_files
+from facesearch.imaging.photo_files import iter_image_files
 from facesearch.paths import cache_dir
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,7 @@ from facesearch.models.analysis import FaceAnalysis
 from facesearch.models.face_cache import FaceCache
 from facesearch.plotting import pyplot
 from facesearch.bench.datasets import folder_dataset, lfw_root
-from facesearch.imaging.decode import IMAGE_EXTENSIONS
+from facesearch.imaging.photo_files import IMAGE_EXTENSIONS
 from facesearch.search.match import DEFAULT_THRESHOLD, MATCHERS, make_matcher
 from facesearch.bench.embeddings import DatasetEmbeddings, embed_photos, make_analysis
 from facesearch.progress import ProgressFactory, no_progress

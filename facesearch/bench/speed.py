@@ -42,7 +42,8 @@ from facesearch.bench.distractors import random_unit_vectors
 from facesearch.bench.embeddings import embed_photos
 from facesearch.errors import FaceSearchError
 from facesearch.gallery import Gallery
-from facesearch.imaging.decode import iter_image_files, load_image
+from facesearch.imaging.decode import load_image
+from facesearch.imaging.photo_files import iter_image_files
 from facesearch.models.analysis import FaceAnalysis
 from facesearch.models.detect import Detector
 from facesearch.models.dlib_pipeline import DlibAnalysis

@@ -189,3 +189,30 @@ def bench_scale(lfw, sizes, kinds, people, work, keep, as_json):
     data = scale.run(_default_lfw(lfw), _comma_list("--sizes", sizes, int), kinds=kind_list, people=people,
                      work=work, keep=keep, progress=quiet_progress(False))
     render.emit(data, as_json, render.scale_text)
+
+
+@bench.command(name="serve")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False), envvar="FACESEARCH_DATA",
+              default=None, help="The data folder with fixtures/ (default: $FACESEARCH_DATA).")
+@click.option("--clients", type=click.IntRange(1, 64), default=8, show_default=True, help="Concurrent clients.")
+@click.option("--requests", type=click.IntRange(1), default=50, show_default=True,
+              help="Identify requests per client of the concurrent load, over all rounds.")
+@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True,
+              help="Alternating rounds of one client, many, and many without batching.")
+@click.option("--max-batch", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="The server's --max-batch.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="The server's --workers.")
+@click.option("--compare-batching/--no-compare-batching", default=True, show_default=True,
+              help="Run the concurrent load again on a server with --max-batch 1.")
+@click.option("--quick", is_flag=True, help="Few repetitions (a smoke run, rough figures).")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def bench_serve(data_dir, clients, requests, rounds, max_batch, workers, compare_batching, quick, as_json):
+    """The HTTP server under load on 127.0.0.1: latency against the warm Python API, throughput with
+    one and many clients, errors, memory, and `--server` queries end to end."""
+    from facesearch.bench import http_load
+
+    if data_dir is None:
+        raise click.UsageError("no data folder: pass --data DIR or set FACESEARCH_DATA")
+    data = http_load.run(data_dir, clients=clients, requests=requests, rounds=rounds, quick=quick,
+                         compare_batching=compare_batching, max_batch=max_batch, workers=workers)
+    render.emit(data, as_json, render.http_load_text)

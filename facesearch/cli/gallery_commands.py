@@ -1,7 +1,9 @@
-"""Commands on the gallery: enroll, query, list, remove, rename, reindex, and which models run.
+"""Commands on the gallery: enroll, query, verify, list, remove, rename, reindex, and which models run.
 
 Library modules are imported inside each command, not at the top: ``facesearch --help`` and
-commands that need no model must not pay for numpy, FAISS and TensorFlow.
+commands that need no model must not pay for numpy, FAISS and TensorFlow. With ``--server URL``,
+``open_gallery`` gives enroll, query, verify, list, remove and rename a gallery on that server
+instead, with the same methods and results.
 """
 from __future__ import annotations
 
@@ -27,10 +29,7 @@ def enroll(ctx, paths, name, min_face_size, as_json, quiet):
     or, with --name, photos or folders of photos of one person. Each photo contributes its
     largest face; a photo already enrolled is skipped.
     """
-    from facesearch.models.analysis import FaceAnalysis
-    from facesearch.models.detect import Detector
-
-    gallery = open_gallery(ctx, analysis=FaceAnalysis(Detector(min_face_size=min_face_size)))
+    gallery = open_gallery(ctx, remote=True, min_face_size=min_face_size)
     with progress_bar("enrolling", quiet) as (on_total, update):
         report = gallery.enroll(list(paths), name, progress=update, on_total=on_total)
     data = report.as_dict()
@@ -54,9 +53,10 @@ def enroll(ctx, paths, name, min_face_size, as_json, quiet):
 def query(ctx, photos, matcher, top_k, k, threshold, annotate_out, rerank, as_json):
     """Identify every face in PHOTOS."""
     from facesearch.errors import ImageError
-    from facesearch.imaging.annotate import annotate_photo
 
-    gallery = open_gallery(ctx)
+    gallery = open_gallery(ctx, remote=True)
+    if rerank and ctx.find_root().params.get("server"):
+        raise click.UsageError("--rerank works on a local gallery only; drop --server")
     if rerank:  # loaded (and refused if stale) before any photo is read
         from facesearch.classify.rerank import Reranker
 
@@ -70,9 +70,24 @@ def query(ctx, photos, matcher, top_k, k, threshold, annotate_out, rerank, as_js
             continue
         results.append(result)
         if annotate_out:
+            from facesearch.imaging.annotate import annotate_photo
+
             annotate_photo(photo, result.labelled_boxes(), annotate_out, single=len(photos) == 1)
     render.emit({"results": [r.as_dict() for r in results]}, as_json, render.query_text)
     exit_on_errors(ctx, errors)
+
+
+@main.command()
+@click.argument("first", type=click.Path())
+@click.argument("second", type=click.Path())
+@click.option("--threshold", type=float, default=None,
+              help="Cosine similarity from which the two are the same person (default: the measured one).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def verify(ctx, first, second, threshold, as_json):
+    """Say whether the largest faces in FIRST and SECOND are the same person."""
+    result = open_gallery(ctx, remote=True).verify(first, second, threshold=threshold)
+    render.emit(result.as_dict(), as_json, render.verify_text)
 
 
 @main.command(name="list")
@@ -80,7 +95,7 @@ def query(ctx, photos, matcher, top_k, k, threshold, annotate_out, rerank, as_js
 @click.pass_context
 def list_(ctx, as_json):
     """List enrolled identities with their face and photo counts."""
-    render.emit(open_gallery(ctx).identities(), as_json, render.identities_text)
+    render.emit(open_gallery(ctx, remote=True).identities(), as_json, render.identities_text)
 
 
 @main.command()
@@ -89,7 +104,7 @@ def list_(ctx, as_json):
 @click.pass_context
 def remove(ctx, name, as_json):
     """Remove NAME and all its faces from the gallery."""
-    faces = open_gallery(ctx).remove(name)
+    faces = open_gallery(ctx, remote=True).remove(name)
     render.emit({"removed": name, "faces": faces}, as_json, render.removed_text)
 
 
@@ -100,7 +115,7 @@ def remove(ctx, name, as_json):
 @click.pass_context
 def rename(ctx, old, new, as_json):
     """Rename OLD to NEW (merging into NEW if it exists)."""
-    open_gallery(ctx).rename(old, new)
+    open_gallery(ctx, remote=True).rename(old, new)
     render.emit({"renamed": old, "to": new}, as_json, render.renamed_text)
 
 

@@ -56,6 +56,14 @@ def query_text(d: dict) -> Iterable[str]:
             yield f"  {f['box']}  {who:<20} {f['similarity']:.2f}" + (f"   next: {others}" if others else "")
 
 
+def verify_text(d: dict) -> Iterable[str]:
+    verdict = "same person" if d["same_person"] else "different people"
+    yield f"{verdict}: similarity {d['similarity']:.2f} (threshold {d['threshold']:.2f})"
+    for image, face in zip(d["images"], d["faces"]):
+        extra = f", largest of {face['faces_found']} faces" if face["faces_found"] > 1 else ""
+        yield f"  {image}: face {face['box']}{extra}"
+
+
 def identities_text(rows: list[dict]) -> Iterable[str]:
     if not rows:
         yield "The gallery is empty."
@@ -83,6 +91,54 @@ def models_text(d: dict) -> Iterable[str]:
     e = d["embedder"]
     yield f"embedder  {e['model']}\n  path    {e['path']}\n  sha256  {e['sha256']}\n  source  {e['source']}"
     yield f"detector  MTCNN (mtcnn {d['detector']['package']}, weights inside the package)"
+
+
+# -- server ----------------------------------------------------------------------------------------
+
+def key_created_text(d: dict) -> Iterable[str]:
+    yield d["key"]
+    yield (f"(a {d['role']} key, id {d['id']}{', ' + repr(d['name']) if d['name'] else ''}; shown only now: "
+           "the gallery keeps only its hash)")
+
+
+def keys_text(rows: list[dict]) -> Iterable[str]:
+    if not rows:
+        yield "No API keys."
+        return
+    yield f"{'id':<12}  {'role':<5}  {'created':<20}  {'revoked':<20}  name"
+    for r in rows:
+        yield f"{r['id']:<12}  {r['role']:<5}  {r['created_at']:<20}  {r['revoked_at'] or '-':<20}  {r['name']}"
+
+
+def key_revoked_text(d: dict) -> Iterable[str]:
+    yield f"Revoked key {d['id']} ({d['role']}{', ' + repr(d['name']) if d['name'] else ''})."
+
+
+def http_load_text(d: dict) -> Iterable[str]:
+    m = d["machine"]
+    yield (f"Machine: {m['cpu']}, {m['usable_cores']} usable of {m['cores']} cores, load average "
+           f"{m['load_average']} -> {m.get('load_average_end')}")
+    w = d["warm"]
+    yield (f"  identify {d['photo_name']}: HTTP p50 {w['http']['p50_ms']:.0f} ms, warm Python API p50 "
+           f"{w['python']['p50_ms']:.0f} ms: {w['ratio_p50']:.2f}x (alternating, {w['http']['repeats']} each)")
+    for row in d["load"]:
+        writes = f", {row['writes']} enroll+remove ({row['write_errors']} failed)" if row["writes"] or row["write_errors"] else ""
+        yield (f"  {row['name']:<25} {row['clients']} x {row['requests']:<3} {row['throughput_rps']:6.2f} req/s, "
+               f"p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms, {row['errors']} error(s), "
+               f"mean batch {row['mean_batch'] if row['mean_batch'] is not None else '-'}, "
+               f"server CPU {row['cpu_ms_per_request'] if row['cpu_ms_per_request'] is not None else '-'} ms/request"
+               f"{writes}")
+    if d.get("speedup") is not None:
+        yield f"  {d['clients']} clients get {d['speedup']:.2f}x the throughput of one"
+    if d.get("batching_gain") is not None:
+        yield f"  batching on vs off at {d['clients']} clients: {d['batching_gain']:.2f}x the throughput"
+    r = d["memory"]
+    yield f"  server memory (RSS): {', '.join(f'{k} {v:.0f} MB' for k, v in r.items() if v is not None)}"
+    if d.get("memory_growth_mb") is not None:
+        yield f"  memory growth from the first round to the last: {d['memory_growth_mb']:+.0f} MB"
+    yield f"  errors in all: {d['errors']}"
+    c = d["cli"]
+    yield f"  `facesearch --server URL query` end to end: median {c['median_s']:.2f} s ({len(c['runs_s'])} runs)"
 
 
 # -- benchmarks ----------------------------------------------------------------------------------

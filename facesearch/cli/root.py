@@ -53,8 +53,13 @@ class FaceSearchGroup(click.Group):
               help="SQLAlchemy URL of the gallery database (default: sqlite under HOME/db/).")
 @click.option("--no-wait", is_flag=True,
               help="Fail at once, instead of waiting, when another process is writing the gallery.")
+@click.option("--server", metavar="URL", envvar="FACESEARCH_SERVER", default=None,
+              help="Run query, enroll, list, rename, remove and verify on a running `facesearch serve` "
+                   "at URL instead of loading models here (default: $FACESEARCH_SERVER).")
+@click.option("--api-key", metavar="KEY", envvar="FACESEARCH_API_KEY", default=None,
+              help="API key for --server (default: $FACESEARCH_API_KEY).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def main(home, db_url, no_wait, verbose):
+def main(home, db_url, no_wait, server, api_key, verbose):
     """Identify enrolled people in photos and video from their faces."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -62,10 +67,34 @@ def main(home, db_url, no_wait, verbose):
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
-def open_gallery(ctx: click.Context, **kwargs):
-    """The :class:`~facesearch.gallery.Gallery` that ``--home`` / ``--db-url`` name, closed with the command."""
+def open_gallery(ctx: click.Context, *, remote: bool = False, min_face_size: int | None = None):
+    """The gallery a command works on, closed with the command: the local
+    :class:`~facesearch.gallery.Gallery` that ``--home`` / ``--db-url`` name, or, with ``--server URL``,
+    a :class:`~facesearch.server.client.RemoteGallery` with the same methods (for commands that pass
+    ``remote=True``; the others refuse ``--server`` in one line). ``min_face_size`` sets enrollment's
+    smallest face in pixels."""
+    opts = ctx.find_root().params
+    if opts.get("server"):
+        if not remote:
+            raise click.UsageError(f"`{ctx.command_path}` works on a local gallery only; "
+                                   "drop --server (or unset FACESEARCH_SERVER)")
+        from facesearch.server.client import RemoteGallery  # standard library only: no model, no numpy
+
+        return RemoteGallery(opts["server"], api_key=opts.get("api_key"), min_face_size=min_face_size)
+    return open_local_gallery(ctx, min_face_size=min_face_size)
+
+
+def open_local_gallery(ctx: click.Context, *, min_face_size: int | None = None):
+    """The local :class:`~facesearch.gallery.Gallery` that ``--home`` / ``--db-url`` name, whatever
+    ``--server`` says (for ``serve`` and benchmarks), closed with the command."""
     from facesearch.gallery import Gallery  # here, not at the top: `--help` must not pay for it
 
+    kwargs = {}
+    if min_face_size is not None:
+        from facesearch.models.analysis import FaceAnalysis
+        from facesearch.models.detect import Detector
+
+        kwargs["analysis"] = FaceAnalysis(Detector(min_face_size=min_face_size))
     opts = ctx.find_root().params
     gallery = Gallery(opts["home"], db_url=opts["db_url"], wait=not opts["no_wait"],
                       on_wait=lambda message: click.echo(message, err=True), **kwargs)

@@ -15,8 +15,13 @@ when it is opened (see :mod:`facesearch.permissions`).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import hashlib
 import logging
 import os
+import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -25,15 +30,18 @@ import numpy as np
 
 from facesearch.models.analysis import Face, FaceAnalysis
 from facesearch.models.face_cache import FaceCache, forget
-from facesearch.errors import GalleryError
+from facesearch.errors import GalleryError, ImageError, OptionsError
 from facesearch.paths import default_home, faces_cache_dir
 from facesearch.permissions import PRIVATE_DIR, make_dirs, tighten
-from facesearch.imaging.decode import IMAGE_EXTENSIONS, iter_image_files, load_image, not_regular_reason
+from facesearch.imaging.decode import FORMAT_EXTENSIONS, MAX_PIXELS, load_image, sniff_format
+from facesearch.imaging.photo_files import collect_photos
+from facesearch.imaging.thumbnails import encode_jpeg, face_thumbnail
 from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, hash_photo
 from facesearch.search.faiss_index import GalleryIndex, kind_for
 from facesearch.search.answers import DEFAULT_THRESHOLD, Match
-from facesearch.gallery.store import NewFace, Store
-from facesearch.gallery import interchange
+from facesearch.search.verification import Verification, verify_faces
+from facesearch.gallery.store import FaceRecord, NewFace, Store
+from facesearch.gallery import api_keys, interchange
 from facesearch.gallery.lock import LOCK_FILE, WriterLock
 
 log = logging.getLogger(__name__)
@@ -44,6 +52,10 @@ DB_FILE = "gallery.sqlite"
 #: records until CHECKPOINT_CHANGES have piled up, so one write costs what it changes.
 SMALL_GALLERY = 20_000
 CHECKPOINT_CHANGES = 5_000
+#: Folder under the gallery's home where photos received as bytes (HTTP uploads) are kept.
+UPLOADS_DIR = "uploads"
+#: Fitted matchers (one per matcher, threshold, top_k, k) a gallery keeps.
+MATCHERS_KEPT = 16
 
 
 @dataclass
@@ -96,38 +108,6 @@ class QueryResult:
         return [(f.face.box, f.match.identity, f.match.similarity) for f in self.faces]
 
 
-def collect_photos(paths: Sequence[str | os.PathLike], name: str | None) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
-    """Expand enrollment arguments into ``(photo, identity)`` pairs, plus ``(path, reason)`` errors.
-
-    With ``name``, every path is a photo of that person or a folder of them. Without it,
-    every path is a folder holding one sub-folder of photos per identity. Nothing is opened
-    here: a FIFO, socket or device among the photos is refused when it is hashed.
-    """
-    items: list[tuple[Path, str]] = []
-    errors: list[tuple[str, str]] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            errors.append((str(raw), "no such file or folder"))
-        elif name is not None:
-            photos = iter_image_files(path) if path.is_dir() else [path]
-            if not photos:
-                errors.append((str(raw), "folder holds no photos"))
-            items += [(p, name) for p in photos]
-        elif not path.is_dir():
-            errors.append((str(raw), not_regular_reason(path) or "a single photo needs --name NAME"))
-        else:
-            subdirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-            loose = [p for p in path.iterdir() if not p.is_dir() and p.suffix.lower() in IMAGE_EXTENSIONS]
-            for p in sorted(loose):
-                errors.append((str(p), "photo is not inside an identity folder; use --name NAME"))
-            if not subdirs and not loose:
-                errors.append((str(raw), "folder holds no identity sub-folders"))
-            for sub in subdirs:
-                items += [(p, sub.name) for p in iter_image_files(sub)]
-    return items, errors
-
-
 class Gallery:
     """A folder of enrolled people.
 
@@ -165,9 +145,15 @@ class Gallery:
         self._lock = WriterLock(self.index_dir / LOCK_FILE, wait=wait, on_wait=on_wait)
         self._index: GalleryIndex | None = None
         # Fitted matchers by their parameters, for the current index object (which is brought
-        # up to date in place, so they stay valid until it is replaced).
-        self._matchers: dict[tuple, object] = {}
+        # up to date in place, so they stay valid until it is replaced). The most recently used
+        # are kept: a server's clients may ask for any threshold.
+        self._matchers: OrderedDict[tuple, object] = OrderedDict()
         self._warned_outgrown = False
+        # Threads of one process (a server's requests) share the index and the matchers: this
+        # lock keeps a search from running while another thread brings the index up to date.
+        # Other processes are kept apart by the writer lock and the index files' atomic swaps.
+        self._guard = threading.RLock()
+        self._key_memo = api_keys.KeyMemo()
 
     def __repr__(self) -> str:
         return f"Gallery({str(self.home)!r})"
@@ -198,19 +184,20 @@ class Gallery:
         """The index as of the database's current generation, for reading: the saved files
         (memory-mapped) plus the changes recorded since they were written, applied in memory.
         Never writes; without usable files it is built in memory from the database."""
-        generation = self.store.generation()
-        index = self._index
-        if index is None:
-            index = GalleryIndex.load(self.index_dir, model_id=self.model_id)
-            if index is not None and (index.generation > generation or index.database != self.store.identity):
-                log.info("%s: the index files belong to another database state; rebuilding", self.index_dir)
-                index = None
+        with self._guard:
+            generation = self.store.generation()
+            index = self._index
             if index is None:
-                index = self._build_index()
-            self._set_index(index)
-        if index.generation < generation:
-            index.apply(self.store.changes_since(index.generation))
-        return index
+                index = GalleryIndex.load(self.index_dir, model_id=self.model_id)
+                if index is not None and (index.generation > generation or index.database != self.store.identity):
+                    log.info("%s: the index files belong to another database state; rebuilding", self.index_dir)
+                    index = None
+                if index is None:
+                    index = self._build_index()
+                self._set_index(index)
+            if index.generation < generation:
+                index.apply(self.store.changes_since(index.generation))
+            return index
 
     def _set_index(self, index: GalleryIndex) -> None:
         index.database = self.store.identity
@@ -242,16 +229,22 @@ class Gallery:
         if on_total:
             on_total(self.store.count_faces())
         index = self._build_index(progress)
-        with self._lock.held():
+        with self._exclusive():
             index.apply(self.store.changes_since(index.generation))
             index.save(self.index_dir)
             self._set_index(index)
         return index
 
     @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """The writer lock (other processes) and then the guard (this process's other threads)."""
+        with self._lock.held(), self._guard:
+            yield
+
+    @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
         """Hold the writer lock for one write, then bring the index files up to date if it is due."""
-        with self._lock.held():
+        with self._exclusive():
             yield
             self._save_index_if_due(final=True)
 
@@ -294,31 +287,74 @@ class Gallery:
         """True while no face is enrolled (nothing to match against)."""
         return not self.store.has_faces()
 
+    def ensure_enrolled(self) -> None:
+        """Raise :class:`GalleryError` while nothing is enrolled (there is nothing to match against)."""
+        if not self.store.has_faces():
+            raise GalleryError(f"{self.home}: the gallery is empty; enroll people first")
+
+    def faces(self, name: str | None = None) -> list[dict]:
+        """The stored faces of identity ``name`` (all faces when ``None``), by id: ``{"id", "identity",
+        "box" [x, y, w, h] pixels, "score", "quality", "photo"}``, ``photo`` being the source file's name.
+
+        Raises:
+            NotFoundError: no identity is called ``name``.
+        """
+        return [_face_dict(r) for r in self.store.faces(name)]
+
+    def face_thumbnail(self, face_id: int, side: int = 112) -> bytes:
+        """A JPEG of one stored face, ``side`` pixels square, cut from its source photo.
+
+        Raises:
+            NotFoundError: no face has that id.
+            ImageError: the source photo is gone or unreadable (imported averages have none).
+        """
+        record = self.store.face(face_id)
+        return encode_jpeg(face_thumbnail(load_image(record.path), record.box, side))
+
+    def verify(self, photo_a: str | os.PathLike | np.ndarray, photo_b: str | os.PathLike | np.ndarray, *,
+               threshold: float | None = None) -> Verification:
+        """Whether the largest faces of two photos (paths or RGB arrays) are the same person.
+
+        Raises:
+            ImageError: a photo cannot be read or has no face.
+        """
+        names = tuple(None if isinstance(p, np.ndarray) else os.fspath(p) for p in (photo_a, photo_b))
+        faces_a, faces_b = self.analysis.get_batch([load_image(photo_a), load_image(photo_b)])
+        return verify_faces(faces_a, faces_b, images=names, threshold=threshold)  # type: ignore[arg-type]
+
     def matcher(self, name: str = "knn", *, threshold: float | None = None, top_k: int = 5, k: int = 5):
-        """A fitted matcher (``"knn"`` or ``"centroid"``) over this gallery's indexes."""
-        index = self._load_index()
+        """A fitted matcher (``"knn"`` or ``"centroid"``) over this gallery's indexes.
+
+        The matcher searches the index this gallery keeps up to date in place: from several
+        threads, search through :meth:`match_faces`, which keeps searches and updates apart.
+        """
         # scikit-learn takes seconds to import: commands that match nothing (list, remove, ...) skip it.
         from facesearch.search.match import make_matcher
 
+        if name not in ("knn", "centroid"):
+            return make_matcher(name)  # raises the clear "unknown matcher" error
         thr = DEFAULT_THRESHOLD if threshold is None else threshold
         key = (name, thr, top_k, k)
-        if key not in self._matchers:
+        with self._guard:
+            index = self._load_index()  # may replace the index, and with it forget the matchers
+            if key in self._matchers:
+                self._matchers.move_to_end(key)
+                return self._matchers[key]
             if name == "knn":
                 built = make_matcher("knn", k=k, threshold=thr, top_k=top_k).from_index(
                     index.faces, self.store.face_names, self.names)
-            elif name == "centroid":
+            else:
                 built = make_matcher("centroid", threshold=thr, top_k=top_k).from_index(
                     index.identities, self.store.identity_names_of, self.names)
-            else:
-                return make_matcher(name)  # raises the clear "unknown matcher" error
             self._matchers[key] = built
-        return self._matchers[key]
+            while len(self._matchers) > MATCHERS_KEPT:
+                self._matchers.popitem(last=False)
+            return built
 
     def identify(self, image: np.ndarray, *, matcher: str = "knn", threshold: float | None = None,
                  top_k: int = 5, k: int = 5) -> list[FaceMatch]:
         """Every face in an ``(H, W, 3)`` uint8 RGB image and who it is, largest face first."""
-        if not self.store.has_faces():
-            raise GalleryError(f"{self.home}: the gallery is empty; enroll people first")
+        self.ensure_enrolled()
         faces = self.analysis.get(image)
         return self.match_faces(faces, matcher=matcher, threshold=threshold, top_k=top_k, k=k)
 
@@ -327,8 +363,9 @@ class Gallery:
         """Match faces already embedded (e.g. by :class:`FaceAnalysis`) against the gallery."""
         if not faces:
             return []
-        m = self.matcher(matcher, threshold=threshold, top_k=top_k, k=k)
-        matches = m.identify(np.stack([f.embedding for f in faces]))
+        with self._guard:
+            m = self.matcher(matcher, threshold=threshold, top_k=top_k, k=k)
+            matches = m.identify(np.stack([f.embedding for f in faces]))
         return [FaceMatch(f, mt) for f, mt in zip(faces, matches)]
 
     def query(self, photo: str | os.PathLike | np.ndarray, *, matcher: str = "knn",
@@ -347,7 +384,8 @@ class Gallery:
 
     def enroll(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, name: str | None = None, *,
                progress: Callable[[int], None] | None = None,
-               on_total: Callable[[int], None] | None = None) -> EnrollReport:
+               on_total: Callable[[int], None] | None = None,
+               analysis: FaceAnalysis | None = None) -> EnrollReport:
         """Enroll photos: folders of ``<identity>/<photos>``, or photos of one person with ``name``.
 
         Each photo contributes its largest face (photos with several faces are reported). A
@@ -358,7 +396,12 @@ class Gallery:
         Args:
             progress: called with the number of photos just processed (for progress bars).
             on_total: called once with the number of photos found.
+            analysis: detect and embed with this instead of the gallery's own (e.g. a larger
+                minimum face size); it must use the gallery's embedding model.
         """
+        analysis = analysis or self.analysis
+        if analysis.model_id != self.model_id:
+            raise OptionsError(f"{self.home}: the gallery uses {self.model_id}, not {analysis.model_id}")
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         if name is not None and not name.strip():
@@ -367,12 +410,12 @@ class Gallery:
         report = EnrollReport(errors=list(errors))
         if on_total:
             on_total(len(items))
-        cache = FaceCache.for_settings(self.analysis.settings, self._cache_root) if self._cache_root else None
+        cache = FaceCache.for_settings(analysis.settings, self._cache_root) if self._cache_root else None
         seen: dict[str, str] = {}
         try:
             for start in range(0, len(items), CHUNK):
                 chunk = items[start:start + CHUNK]
-                self._enroll_chunk(chunk, report, seen, cache)
+                self._enroll_chunk(chunk, report, seen, cache, analysis)
                 if progress:
                     progress(len(chunk))
         finally:
@@ -383,7 +426,7 @@ class Gallery:
                     pass
         return report
 
-    def _enroll_chunk(self, chunk, report: EnrollReport, seen: dict[str, str], cache) -> None:
+    def _enroll_chunk(self, chunk, report: EnrollReport, seen: dict[str, str], cache, analysis) -> None:
         todo, names = [], []
         for path, identity in chunk:
             sha = hash_photo(path)
@@ -399,7 +442,7 @@ class Gallery:
             names.append(identity)
 
         rows, enrolled = [], []
-        for identity, photo in zip(names, analyse_photos(todo, self.analysis, cache)):
+        for identity, photo in zip(names, analyse_photos(todo, analysis, cache)):
             if isinstance(photo, PhotoError):
                 report.errors.append((str(photo.path), photo.reason))
                 continue
@@ -417,7 +460,7 @@ class Gallery:
             return
         # Detection and embedding ran without the lock; whether a photo is already enrolled is
         # decided under it, since another writer may have enrolled it meanwhile.
-        with self._lock.held():
+        with self._exclusive():
             fresh, added = [], []
             for row, done in zip(rows, enrolled):
                 owner = self.store.image_owner(row[2])
@@ -445,21 +488,139 @@ class Gallery:
         folder this gallery does not use, and copies the file system or backups may keep of
         deleted blocks.
         """
-        with self._lock.held():
+        with self._exclusive():
             photos = self.store.identity_photo_hashes(name)
+            uploads = self._uploads_of(self.store.faces(name))
             removed = self.store.remove_identity(name)
-            self._index_for_writing().save(self.index_dir)
-            if not self.store.checkpoint():
-                log.warning("%s: another process is reading the gallery, so the database's write-ahead log "
-                            "keeps the removed faces until the next removal", self.home)
+            self._erase_removed()
+            self._forget_uploads(uploads)
         forget(photos, self._cache_root or faces_cache_dir())
         return removed
+
+    def _erase_removed(self) -> None:
+        """After a removal: index files rewritten without the removed vectors, and the database's
+        write-ahead log emptied of them."""
+        self._index_for_writing().save(self.index_dir)
+        if not self.store.checkpoint():
+            log.warning("%s: another process is reading the gallery, so the database's write-ahead log "
+                        "keeps the removed faces until the next removal", self.home)
 
     def rename(self, old: str, new: str) -> None:
         """Rename an identity (merging into ``new`` if it already exists). A rename changes no
         vector; a merge updates one identity average."""
         with self._writing():
             self.store.rename_identity(old, new)
+
+    def remove_face(self, face_id: int) -> dict:
+        """Remove one face (an identity left without faces goes too), with every copy :meth:`remove`
+        erases (the cached faces of its photo once no other stored face comes from it). Returns ``{"removed_face",
+        "identity", "faces_left"}``.
+
+        Raises:
+            NotFoundError: no face has that id.
+        """
+        with self._exclusive():
+            record = self.store.face(face_id)
+            photo = self.store.face_photo_hash(face_id)
+            name, left = self.store.remove_face(face_id)
+            self._erase_removed()
+            self._forget_uploads(self._uploads_of([record]))
+        if not self.store.photo_hash_in_use(photo):
+            forget([photo], self._cache_root or faces_cache_dir())
+        return {"removed_face": face_id, "identity": name, "faces_left": left}
+
+    def _uploads_of(self, records: Sequence[FaceRecord]) -> list[str]:
+        """The source photos of ``records`` that are the gallery's own copies of uploads."""
+        folder = (self.home / UPLOADS_DIR).resolve()
+        return sorted({r.path for r in records if Path(r.path).parent == folder})
+
+    def _forget_uploads(self, paths: Sequence[str]) -> None:
+        """Delete the kept uploads among ``paths`` that no stored photo uses any more."""
+        if not paths:
+            return
+        for path in set(paths) - self.store.paths_in_use(paths):
+            Path(path).unlink(missing_ok=True)
+
+    def enroll_uploads(self, photos: Sequence[tuple[str, bytes]], name: str, *, max_pixels: int | None = MAX_PIXELS,
+                       analysis: FaceAnalysis | None = None) -> EnrollReport:
+        """Enroll photos received as bytes, ``(file name, data)`` each, as the person ``name``.
+
+        Every photo is checked first (format read from its content, decodable, within
+        ``max_pixels``); if one fails, :class:`ImageError` names it and nothing is stored. The
+        photos are then kept under ``<home>/uploads/<sha256><ext>``, the gallery's own copy (for
+        thumbnails and export), and enrolled like files; the report names them by the given
+        file names. Copies of photos that were not enrolled (no face, already enrolled) are not kept.
+        """
+        if not name or not name.strip():
+            raise GalleryError("the name is empty")
+        for filename, data in photos:
+            if sniff_format(data) is None:
+                raise ImageError(filename, "not a JPEG, PNG, WebP, BMP or TIFF image")
+            try:
+                load_image(data, max_pixels=max_pixels)
+            except ImageError as exc:
+                raise ImageError(filename, exc.reason) from None
+        folder = self.home / UPLOADS_DIR
+        make_dirs(folder, PRIVATE_DIR)
+        stored: dict[str, str] = {}   # stored path -> given name
+        created: list[Path] = []
+        try:
+            for filename, data in photos:
+                path, new = _keep_upload(folder, data)
+                if new:
+                    created.append(path)
+                stored.setdefault(str(path), filename)
+            report = self.enroll(list(stored), name, analysis=analysis)
+        except BaseException:
+            for path in created:
+                path.unlink(missing_ok=True)
+            raise
+        enrolled = {p for p, _ in report.enrolled}
+        for path in created:
+            if str(path) not in enrolled:
+                path.unlink(missing_ok=True)
+        return _renamed_report(report, stored)
+
+    # -- API keys ---------------------------------------------------------------------------
+
+    def create_key(self, role: str, name: str = "") -> dict:
+        """A new API key for the HTTP server. Returns ``{"key", "id", "name", "role", "created_at"}``;
+        ``key`` is shown this once: the gallery keeps only a salted hash of it.
+
+        Raises:
+            OptionsError: ``role`` is not ``"read"`` or ``"write"``.
+        """
+        if role not in api_keys.ROLES:
+            raise OptionsError(f"role must be one of {', '.join(api_keys.ROLES)}, not {role!r}")
+        made = api_keys.new_key()
+        record = self.store.add_api_key(made.key_id, name.strip(), role, made.salt, made.key_hash)
+        return {"key": made.key, **_key_dict(record)}
+
+    def api_keys(self) -> list[dict]:
+        """Every API key ever created (revoked ones too): ``{"id", "name", "role", "created_at", "revoked_at"}``."""
+        return [_key_dict(r) for r in self.store.api_keys()]
+
+    def revoke_key(self, key_id: str) -> dict:
+        """Revoke an API key, given its id (as ``api_keys()`` shows it) or the whole key; returns it.
+
+        Raises:
+            NotFoundError: no key has that id.
+        """
+        return _key_dict(self.store.revoke_api_key(api_keys.key_id_of(key_id)))
+
+    def check_key(self, key: str) -> str | None:
+        """The role (``"read"`` or ``"write"``) of a valid, unrevoked API key, else ``None``."""
+        parts = api_keys.split_key(key)
+        if parts is None:
+            return None
+        record = self.store.api_key(parts[0])
+        if record is None or record.revoked_at is not None:
+            return None
+        return record.role if self._key_memo.matches(parts[1], record.salt, record.key_hash) else None
+
+    def has_keys(self) -> bool:
+        """True when at least one API key is in force."""
+        return self.store.count_active_api_keys() > 0
 
     # -- for classifiers and other tools ----------------------------------------------------
 
@@ -478,7 +639,8 @@ class Gallery:
     def search_faces(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` stored faces most similar to each query (float32 (Q, dim)) by the gallery's
         index: ``(similarities float32 (Q, k), face ids int64 (Q, k))``."""
-        return self._load_index().faces.search(np.atleast_2d(queries), k)
+        with self._guard:
+            return self._load_index().faces.search(np.atleast_2d(queries), k)
 
     def add_embeddings(self, names: Sequence[str], vectors: np.ndarray, *, source: str = "synthetic") -> int:
         """Store faces that have no photo (synthetic or imported vectors): ``vectors`` float32
@@ -505,3 +667,47 @@ class Gallery:
         :func:`.interchange.import_averages`); returns ``{"file", "imported", "duplicates"}``."""
         with self._writing():
             return interchange.import_averages(self, path)
+
+
+def _face_dict(record: FaceRecord) -> dict:
+    return {"id": record.id, "identity": record.identity, "box": [int(round(v)) for v in record.box],
+            "score": round(record.score, 4), "quality": round(record.quality, 1), "photo": Path(record.path).name}
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    """UTC time as ``2024-05-01T12:00:00Z`` (the database keeps it without a zone)."""
+    return None if moment is None else moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def _key_dict(record) -> dict:
+    return {"id": record.key_id, "name": record.name, "role": record.role, "created_at": _iso(record.created_at),
+            "revoked_at": _iso(record.revoked_at)}
+
+
+def _keep_upload(folder: Path, data: bytes) -> tuple[Path, bool]:
+    """Write ``data`` as ``folder/<sha256><ext>``; returns that path and whether this call created it
+    (False when the same content was already kept)."""
+    path = folder / f"{hashlib.sha256(data).hexdigest()}{FORMAT_EXTENSIONS[sniff_format(data)]}"
+    if path.exists():
+        return path, False
+    fd, tmp = tempfile.mkstemp(prefix=".upload.", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path, True
+
+
+def _renamed_report(report: EnrollReport, names: dict[str, str]) -> EnrollReport:
+    """``report`` with stored upload paths replaced by the names the photos were sent under."""
+    def given(path: str) -> str:
+        return names.get(path, path)
+
+    return EnrollReport(enrolled=[(given(p), n) for p, n in report.enrolled],
+                        duplicates=[(given(p), n) for p, n in report.duplicates],
+                        no_face=[given(p) for p in report.no_face],
+                        multiple_faces=[(given(p), n) for p, n in report.multiple_faces],
+                        errors=[(given(p), e) for p, e in report.errors])

@@ -1,5 +1,5 @@
 """The gallery's tables (SQLAlchemy ORM): identities, source photos, faces with their embeddings,
-and one row of gallery state (embedding model, change counter).
+one row of gallery state (embedding model, change counter), and the server's API keys.
 
 Changing a table here needs a new Alembic revision in ``migrations/versions/`` (see
 :mod:`facesearch.gallery.revisions`), so that galleries made by earlier releases are upgraded.
@@ -13,7 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 #: The Alembic revision these tables are (the newest script in ``migrations/versions/``; a test
 #: keeps the two equal). Opening a gallery at this revision needs no Alembic at all.
-REVISION = "0002"
+REVISION = "0003"
 
 #: Written into ``gallery_state.schema_version`` by 0.1.0, which had no migrations. The schema's
 #: revision is now Alembic's (:mod:`facesearch.gallery.revisions`); the column keeps this value so
@@ -101,3 +101,18 @@ class RemovedIdentity(Base):
     __tablename__ = "removed_identities"
     identity_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     generation: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class ApiKey(Base):
+    """A key for the HTTP API (``facesearch keys``). Only a salted scrypt hash of its secret is kept
+    (:mod:`facesearch.gallery.api_keys`); ``key_id`` is the public part that finds the row."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True, index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))  # "read" or "write"
+    salt: Mapped[str] = mapped_column(String(64))  # hex
+    key_hash: Mapped[str] = mapped_column(String(128))  # hex scrypt digest of the secret
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)

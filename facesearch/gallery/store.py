@@ -6,6 +6,7 @@ counter; an index whose recorded generation differs is stale and gets rebuilt.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -19,8 +20,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from facesearch.errors import GalleryError, one_line
-from facesearch.gallery.schema import (REVISION, SCHEMA_VERSION, FaceRow, GalleryState, Identity, RemovedFace, RemovedIdentity,
+from facesearch.errors import GalleryError, NotFoundError, one_line
+from facesearch.gallery.schema import (REVISION, SCHEMA_VERSION, ApiKey, FaceRow, GalleryState, Identity, RemovedFace, RemovedIdentity,
                                        SourceImage)
 from facesearch.permissions import create_private_file, tighten
 from facesearch.search.faiss_index import IndexChanges, group_sums, normalise
@@ -45,6 +46,31 @@ class FaceSource:
     image_width: int
     box: tuple[float, float, float, float]
     embedding: np.ndarray
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """A stored face without its embedding: ``box`` is ``(x, y, w, h)`` pixels of the photo at ``path``."""
+
+    id: int
+    identity: str
+    path: str
+    box: tuple[float, float, float, float]
+    score: float
+    quality: float
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """A stored API key: its public id, label, role, salted hash and dates (UTC, naive)."""
+
+    key_id: str
+    name: str
+    role: str
+    salt: str
+    key_hash: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
 
 
 @dataclass(frozen=True)
@@ -314,6 +340,59 @@ class Store:
                 select(SourceImage.sha256).distinct().join(FaceRow, FaceRow.image_id == SourceImage.id)
                 .join(Identity, Identity.id == FaceRow.identity_id).where(Identity.name == name)))
 
+    def face_photo_hash(self, face_id: int) -> str | None:
+        """The sha256 of the photo face ``face_id`` was found in (``None`` for no such face)."""
+        with self.session() as s:
+            return s.scalar(select(SourceImage.sha256).join(FaceRow, FaceRow.image_id == SourceImage.id)
+                            .where(FaceRow.id == face_id))
+
+    def photo_hash_in_use(self, sha256: str | None) -> bool:
+        """Whether some stored photo still has content hash ``sha256``."""
+        if sha256 is None:
+            return False
+        with self.session() as s:
+            return s.scalar(select(SourceImage.id).where(SourceImage.sha256 == sha256).limit(1)) is not None
+
+    def faces(self, name: str | None = None) -> list[FaceRecord]:
+        """The stored faces of identity ``name`` (every face when ``None``), by face id.
+
+        Raises:
+            NotFoundError: no identity is called ``name``.
+        """
+        query = (select(FaceRow.id, Identity.name, SourceImage.path, FaceRow.x, FaceRow.y, FaceRow.w, FaceRow.h,
+                        FaceRow.score, FaceRow.quality)
+                 .join(Identity, FaceRow.identity_id == Identity.id)
+                 .join(SourceImage, SourceImage.id == FaceRow.image_id).order_by(FaceRow.id))
+        with self.session() as s:
+            if name is not None:
+                if s.scalar(select(Identity.id).where(Identity.name == name)) is None:
+                    raise NotFoundError(f"no identity named {name!r} in the gallery")
+                query = query.where(Identity.name == name)
+            rows = s.execute(query).all()
+        return [FaceRecord(int(i), n, p, (x, y, w, h), float(sc), float(q)) for i, n, p, x, y, w, h, sc, q in rows]
+
+    def face(self, face_id: int) -> FaceRecord:
+        """One stored face by id.
+
+        Raises:
+            NotFoundError: no face has that id.
+        """
+        with self.session() as s:
+            row = s.execute(
+                select(FaceRow.id, Identity.name, SourceImage.path, FaceRow.x, FaceRow.y, FaceRow.w, FaceRow.h,
+                       FaceRow.score, FaceRow.quality)
+                .join(Identity, FaceRow.identity_id == Identity.id)
+                .join(SourceImage, SourceImage.id == FaceRow.image_id).where(FaceRow.id == face_id)).first()
+        if row is None:
+            raise NotFoundError(f"no face with id {face_id} in the gallery")
+        i, n, p, x, y, w, h, sc, q = row
+        return FaceRecord(int(i), n, p, (x, y, w, h), float(sc), float(q))
+
+    def paths_in_use(self, paths: Sequence[str]) -> set[str]:
+        """Which of ``paths`` some stored photo still has."""
+        with self.session() as s:
+            return set(s.scalars(select(SourceImage.path).where(SourceImage.path.in_(list(paths)))))
+
     def count_faces(self) -> int:
         """How many faces are stored (a full count: for reports, not for every query)."""
         with self.session() as s:
@@ -488,7 +567,7 @@ class Store:
         with self.session() as s:
             identity = s.scalar(select(Identity).where(Identity.name == name))
             if identity is None:
-                raise GalleryError(f"no identity named {name!r} in the gallery")
+                raise NotFoundError(f"no identity named {name!r} in the gallery")
             generation = self._bump(s)
             image_ids = {f.image_id for f in identity.faces}
             face_ids = [f.id for f in identity.faces]
@@ -518,6 +597,39 @@ class Store:
             raise GalleryError(f"{self.where}: database error: {_reason(exc)}") from None
         return not busy
 
+    def remove_face(self, face_id: int) -> tuple[str, int]:
+        """Delete one face; its photo goes when no other face uses it, its identity when it had no
+        other face. The face is tombstoned and its vector leaves its identity's sum, as for any
+        removal. Returns ``(identity name, faces the identity has left)``.
+
+        Raises:
+            NotFoundError: no face has that id.
+        """
+        with self.session() as s:
+            face = s.get(FaceRow, face_id)
+            if face is None:
+                raise NotFoundError(f"no face with id {face_id} in the gallery")
+            generation = self._bump(s)
+            identity, image_id = face.identity, face.image_id
+            vector = np.frombuffer(face.embedding, dtype="<f4").astype(np.float64)
+            self._tombstone_faces(s, [face_id], generation)
+            s.delete(face)
+            s.flush()
+            if not s.scalar(select(func.count(FaceRow.id)).where(FaceRow.image_id == image_id)):
+                s.delete(s.get(SourceImage, image_id))
+            left = int(s.scalar(select(func.count(FaceRow.id)).where(FaceRow.identity_id == identity.id)))
+            name = identity.name
+            if not left:
+                self._tombstone_identity(s, identity.id, generation)
+                s.delete(identity)
+            else:
+                if identity.vector_sum is not None:
+                    total = np.frombuffer(identity.vector_sum, dtype="<f8") - vector
+                    identity.vector_sum = total.astype("<f8").tobytes()
+                identity.face_count = left
+                identity.updated_gen = generation
+        return name, left
+
     def rename_identity(self, old: str, new: str) -> None:
         """Rename ``old`` to ``new``; if ``new`` exists, ``old``'s faces are merged into it."""
         new = new.strip()
@@ -526,7 +638,7 @@ class Store:
         with self.session() as s:
             identity = s.scalar(select(Identity).where(Identity.name == old))
             if identity is None:
-                raise GalleryError(f"no identity named {old!r} in the gallery")
+                raise NotFoundError(f"no identity named {old!r} in the gallery")
             target = s.scalar(select(Identity).where(Identity.name == new))
             # A rename changes no vector (names are looked up per query), but it is a change:
             # classifiers trained before it are stale.
@@ -544,3 +656,45 @@ class Store:
                 self._tombstone_identity(s, identity.id, generation)
                 s.expire(identity)
                 s.delete(identity)
+
+    # -- API keys (not gallery content: no generation bump) ------------------------------------
+
+    def add_api_key(self, key_id: str, name: str, role: str, salt: str, key_hash: str) -> ApiKeyRecord:
+        with self.session() as s:
+            row = ApiKey(key_id=key_id, name=name, role=role, salt=salt, key_hash=key_hash)
+            s.add(row)
+            s.flush()
+            return _key_record(row)
+
+    def api_keys(self) -> list[ApiKeyRecord]:
+        """Every key ever created, revoked ones too, oldest first."""
+        with self.session() as s:
+            return [_key_record(r) for r in s.scalars(select(ApiKey).order_by(ApiKey.id))]
+
+    def api_key(self, key_id: str) -> ApiKeyRecord | None:
+        with self.session() as s:
+            row = s.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+            return None if row is None else _key_record(row)
+
+    def revoke_api_key(self, key_id: str) -> ApiKeyRecord:
+        """Mark a key revoked (kept, so ``keys list`` still shows it). Revoking twice keeps the first date.
+
+        Raises:
+            NotFoundError: no key has that id.
+        """
+        with self.session() as s:
+            row = s.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+            if row is None:
+                raise NotFoundError(f"no API key with id {key_id!r} in the gallery")
+            if row.revoked_at is None:
+                row.revoked_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+            s.flush()
+            return _key_record(row)
+
+    def count_active_api_keys(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count(ApiKey.id)).where(ApiKey.revoked_at.is_(None))))
+
+
+def _key_record(row: ApiKey) -> ApiKeyRecord:
+    return ApiKeyRecord(row.key_id, row.name, row.role, row.salt, row.key_hash, row.created_at, row.revoked_at)

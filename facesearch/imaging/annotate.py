@@ -8,7 +8,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from facesearch.imaging.decode import IMAGE_EXTENSIONS, load_image
+from facesearch.imaging.decode import load_image
+from facesearch.imaging.photo_files import IMAGE_EXTENSIONS
 
 LabelledBox = tuple[tuple[float, float, float, float], "str | None", float]
 

@@ -16,21 +16,40 @@ import hashlib
 import io
 import logging
 import os
-import stat
-from pathlib import Path
 from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from facesearch.errors import ImageError, one_line
+from facesearch.imaging.photo_files import mode_reason, not_regular_reason
 
 log = logging.getLogger(__name__)
 
-#: File extensions (lower-case, with the dot) that :func:`iter_image_files` picks up.
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+#: Leading bytes of each format facesearch reads, for :func:`sniff_format`.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
 )
+
+#: File extension (with the dot) for each format :func:`sniff_format` names.
+FORMAT_EXTENSIONS: dict[str, str] = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "bmp": ".bmp", "tiff": ".tif"}
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format of encoded ``data`` from its first bytes, whatever it is called or claims
+    to be: ``"jpeg"``, ``"png"``, ``"webp"``, ``"bmp"``, ``"tiff"``, or ``None`` for anything else."""
+    head = bytes(data[:12])
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    for signature, name in _SIGNATURES:
+        if head.startswith(signature):
+            return name
+    return None
+
 
 #: Default limit on width * height, checked from the file header before any pixel is decoded.
 #: A 60 MP photo decodes to 180 MB of RGB (plus temporary copies while converting), and the
@@ -103,35 +122,6 @@ def _read_error(path: str, exc: OSError) -> ImageError:
     return ImageError(path, f"cannot read file: {one_line(exc.strerror or exc)}")
 
 
-# What a path can be besides a regular file or a folder, in words for messages.
-_SPECIAL_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-                  (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
-
-
-def not_regular_reason(path: str | os.PathLike) -> str | None:
-    """Why ``path`` cannot be read as a photo without opening it, or ``None`` if it may be.
-
-    ``"is a directory, not an image file"`` or ``"not a regular file (a FIFO)"`` (a socket, a
-    character or block device): such files are never opened, since reading a FIFO or a device
-    can block forever. ``None`` for a regular file (symbolic links followed) and for a path
-    that cannot be looked at (missing, no permission): opening it reports that.
-    """
-    try:
-        mode = os.stat(path).st_mode
-    except (OSError, ValueError):
-        return None
-    return _mode_reason(mode)
-
-
-def _mode_reason(mode: int) -> str | None:
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "is a directory, not an image file"
-    kind = next((name for test, name in _SPECIAL_KINDS if test(mode)), "a special file")
-    return f"not a regular file ({kind})"
-
-
 def _nonblocking(path: str, flags: int) -> int:
     # Should a FIFO replace the file between the check and the open, opening it does not
     # wait for a writer; the fstat that follows then refuses it.
@@ -153,7 +143,7 @@ def _open_regular(path: str) -> io.FileIO:
     except OSError as e:
         raise _read_error(path, e) from None
     try:
-        reason = _mode_reason(os.fstat(raw.fileno()).st_mode)
+        reason = mode_reason(os.fstat(raw.fileno()).st_mode)
         if reason is not None:
             raise ImageError(path, reason)
     except BaseException:
@@ -403,38 +393,3 @@ def image_sha256(path: str | os.PathLike) -> str:
         except OSError as e:
             raise _read_error(path, e) from None
     return digest.hexdigest()
-
-
-def _is_hidden(name: str) -> bool:
-    return name.startswith(".")
-
-
-def iter_image_files(root: str | os.PathLike) -> list[Path]:
-    """Every photo under the folder ``root``, recursively, sorted.
-
-    A file counts when its extension is in :data:`IMAGE_EXTENSIONS` (any case: ``.JPG``
-    too). Hidden files and folders (name starting with ``.``, e.g. ``.thumbnails``,
-    macOS ``._x.jpg`` resource forks) are skipped, and symlinked folders are not followed
-    (avoids cycles). Paths are ``root / relative path``, sorted by path components, so a
-    folder's photos stay together. Nothing is opened: a FIFO, socket or device named like a
-    photo is listed, and :func:`load_image` / :func:`image_sha256` refuse it in one line, so
-    that callers report it with the other unusable photos.
-
-    Raises:
-        ImageError: ``root`` does not exist or is not a folder.
-    """
-    root_path = Path(root)
-    if not root_path.exists():
-        raise ImageError(root_path, "folder does not exist")
-    if not root_path.is_dir():
-        raise ImageError(root_path, "not a folder")
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root_path):
-        # Assigning in place is what stops os.walk from descending into hidden folders.
-        dirnames[:] = [d for d in dirnames if not _is_hidden(d)]
-        base = Path(dirpath)
-        for name in filenames:
-            if not _is_hidden(name) and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                found.append(base / name)
-    found.sort(key=lambda p: p.relative_to(root_path).parts)
-    return found
