@@ -15,15 +15,8 @@ from PIL import ExifTags, Image, ImageFile
 
 from conftest import CELEB, DATA, QUERIES
 from facesearch.errors import ImageError
-from facesearch.imaging.decode import (
-    IMAGE_EXTENSIONS,
-    MAX_PIXELS,
-    MIN_SIDE,
-    image_sha256,
-    iter_image_files,
-    load_image,
-    read_image_info,
-)
+from facesearch.imaging.decode import MAX_PIXELS, MIN_SIDE, image_sha256, load_image, read_image_info
+from facesearch.imaging.photo_files import IMAGE_EXTENSIONS, iter_image_files
 
 OBAMA = QUERIES / "obama1.jpg"
 RGBA_PNG = QUERIES / "32bit.png"
