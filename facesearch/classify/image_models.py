@@ -85,8 +85,6 @@ class BaseNet:
 
 BASES = {"inception": BaseNet("InceptionV3", 75), "mobilenet": BaseNet("MobileNetV2", 32),
          "facenet": BaseNet("InceptionResNetV1", 75)}
-#: ``--base-weights`` values that are not paths.
-WEIGHT_CHOICES = ("imagenet", "facenet", "none")
 #: FaceNet's layer the base ends at: global average pooling of its last block, (N, 1792).
 FACENET_CUT = "AvgPool"
 #: Layer-name prefixes of FaceNet's blocks, the units ``fine_tune`` counts for that base.
