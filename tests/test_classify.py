@@ -114,11 +114,17 @@ def test_rerank_match_orders_eligible_candidates_only():
 
     classes = ["a", "b", "c"]
     m = Match("a", 0.6, [Candidate("a", 0.6), Candidate("b", 0.55), Candidate("c", 0.2)])
-    r = rerank_match(m, np.array([0.1, 0.4, 0.5]), classes, threshold=0.35, by="mlp")
+    r = rerank_match(m, np.array([0.1, 0.4, 0.5]), classes, threshold=0.35, by="mlp", confidence=0)
     # b: sqrt(0.55 * 0.4) = 0.469 beats a: sqrt(0.6 * 0.1) = 0.245; c is under the threshold.
     assert r.identity == "b" and r.similarity == pytest.approx(0.55) and r.matcher_identity == "a"
     assert [c.identity for c in r.candidates] == ["b", "a", "c"]
     assert r.candidates[0].score == pytest.approx(combined_score(0.55, 0.4)) and r.candidates[2].score is None
+    # By default a classifier only 40% sure of b does not overrule the matcher's a ...
+    r = rerank_match(m, np.array([0.1, 0.4, 0.5]), classes, threshold=0.35)
+    assert r.identity == "a" and [c.identity for c in r.candidates] == ["a", "b", "c"]
+    # ... one 95% sure does.
+    r = rerank_match(m, np.array([0.02, 0.95, 0.03]), classes, threshold=0.35)
+    assert r.identity == "b" and r.matcher_identity == "a"
     # A classifier sure of c cannot make it win: c never reached the threshold. a and b tie at a
     # combined score of 0, and the higher similarity breaks the tie.
     r = rerank_match(m, np.array([0.0, 0.0, 1.0]), classes, threshold=0.35)

@@ -222,6 +222,11 @@ class Classifier(BaseEstimator):
             raise
         return folder
 
+    @classmethod
+    def _custom_objects(cls) -> dict:
+        """Functions and classes ``model_from_json`` needs by name to rebuild the saved model (none by default)."""
+        return {}
+
     @staticmethod
     def read_metadata(folder: str | os.PathLike) -> dict:
         """The ``classifier.json`` of a saved classifier; :class:`ClassifierError` when absent."""
@@ -247,7 +252,8 @@ class Classifier(BaseEstimator):
         keras = import_keras()
         obj = cls(**{k: _from_json(v) for k, v in meta.get("params", {}).items()})
         try:
-            obj.model_ = keras.models.model_from_json((Path(folder) / MODEL_FILE).read_text())
+            obj.model_ = keras.models.model_from_json((Path(folder) / MODEL_FILE).read_text(),
+                                                      custom_objects=cls._custom_objects())
             with np.load(Path(folder) / WEIGHTS_FILE) as saved:
                 obj.model_.set_weights([saved[k] for k in sorted(saved.files)])
         except (OSError, ValueError, KeyError) as exc:

@@ -12,7 +12,17 @@ enrolled: its best similarity must reach the threshold. The classifier only help
   cosine similarity and the classifier's probability for that identity), and the best
   combined score wins;
 * candidates under the threshold keep their places after the eligible ones, in the
-  matcher's order.
+  matcher's order;
+* the classifier overrules the matcher's answer only when it is confident: when the best
+  combined score belongs to another identity, that identity wins only if the classifier
+  gives it at least :data:`MIN_OVERRULE_PROBABILITY`; otherwise the matcher's answer stays
+  first (the other candidates keep their combined-score order).
+
+Why the confidence rule: on LFW's 62 people with 20+ photos the matchers are right 99.56% of
+the time, so nearly every change a weaker classifier makes is a mistake. boxnet (90% alone)
+reranking by the combined score alone pulled knn down to 98.45%; keeping the matcher's
+answer unless the classifier gives the other identity 0.9 or more left knn at 99.56%, and
+every stronger classifier's figures unchanged (docs/benchmarks.md, "Classifiers").
 
 Why the geometric mean: the two numbers live on different scales (cosines of FaceNet
 embeddings of the same person are typically 0.5-0.9, softmax probabilities are often
@@ -42,6 +52,9 @@ from facesearch.models.align import crop_box
 from facesearch.search.answers import DEFAULT_THRESHOLD, Candidate, Match
 
 log = logging.getLogger(__name__)
+
+#: Least probability with which the classifier must back another identity to overrule the matcher.
+MIN_OVERRULE_PROBABILITY = 0.9
 
 
 def combined_score(similarity: float, probability: float) -> float:
@@ -82,7 +95,7 @@ class RerankedMatch(Match):
 
 
 def rerank_match(match: Match, proba: np.ndarray, classes: Sequence[str], *, threshold: float = DEFAULT_THRESHOLD,
-                 by: str = "classifier") -> RerankedMatch:
+                 by: str = "classifier", confidence: float = MIN_OVERRULE_PROBABILITY) -> RerankedMatch:
     """Reorder one face's candidates with the classifier's probabilities.
 
     Args:
@@ -91,9 +104,12 @@ def rerank_match(match: Match, proba: np.ndarray, classes: Sequence[str], *, thr
         classes: the classifier's identity names; a candidate it does not know gets probability 0.
         threshold: the matcher's similarity threshold (candidates under it cannot win).
         by: name recorded in :attr:`RerankedMatch.reranked_by`.
+        confidence: least probability of another identity for it to replace the matcher's
+            answer (0: the best combined score always wins).
     Returns:
         A :class:`RerankedMatch`: unknown if ``match`` was unknown; otherwise the eligible
-        candidate with the best combined score, its similarity, and all candidates reordered.
+        candidate with the best combined score (the matcher's own answer unless the classifier
+        is ``confidence`` sure of that one), its similarity, and all candidates reordered.
     """
     col = {str(c): i for i, c in enumerate(classes)}
     ranked = []
@@ -106,6 +122,9 @@ def rerank_match(match: Match, proba: np.ndarray, classes: Sequence[str], *, thr
         return RerankedMatch(None, match.similarity, ranked, reranked_by=by, matcher_identity=None)
     eligible = sorted((c for c in ranked if c.score is not None), key=lambda c: (-c.score, -c.similarity))
     rest = [c for c in ranked if c.score is None]
+    if eligible[0].identity != match.identity and eligible[0].probability < confidence:
+        kept = [c for c in eligible if c.identity == match.identity]
+        eligible = kept + [c for c in eligible if c.identity != match.identity]
     best = eligible[0]
     return RerankedMatch(best.identity, best.similarity, eligible + rest, reranked_by=by,
                          matcher_identity=match.identity)

@@ -57,17 +57,19 @@ def _image_command(kind: str, doc: str) -> click.Command:
     @click.argument("data", type=click.Path(exists=True, file_okay=False))
     @click.option("--out", type=click.Path(file_okay=False), default=None,
                   help="Write reports here (history, classification report, confusion matrix, misclassified).")
-    @click.option("--base-weights", default="imagenet", show_default=True, metavar="imagenet|PATH|none",
-                  help="Base network weights: Keras's ImageNet download, a weights file (or a folder of them), "
-                       "or none (train everything from random weights).")
+    @click.option("--base-weights", default="imagenet", show_default=True, metavar="imagenet|facenet|PATH|none",
+                  help="Base network weights: Keras's ImageNet download; facenet (offline: FaceNet's face-trained "
+                       "Inception-ResNet-v1 in place of InceptionV3, up to its last pooling layer); a weights file "
+                       "(or a folder of them); or none (train everything from random weights).")
     @click.option("--epochs", type=click.IntRange(1), default=100, show_default=True, help="Most epochs (early stopping).")
-    @click.option("--input-size", type=click.IntRange(32, 1024), default=224, show_default=True,
-                  help="Input side in pixels (InceptionV3 needs at least 75).")
+    @click.option("--input-size", type=click.IntRange(32, 1024), default=None,
+                  help="Input side in pixels (InceptionV3 needs at least 75)  [default: 160 with facenet, else 224]")
     @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
     @click.option("--learning-rate", type=float, default=1e-3, show_default=True,
                   help="Adam's first step, decayed x0.9 per epoch.")
     @click.option("--fine-tune", type=click.IntRange(0), default=0, show_default=True,
-                  help="Then unfreeze the top N layers of the pretrained base and train on.")
+                  help="Then unfreeze the top N layers of the pretrained base (blocks of the facenet base) and "
+                       "train on.")
     @click.option("--fine-tune-epochs", type=click.IntRange(1), default=10, show_default=True)
     @click.option("--augment/--no-augment", default=kind == "ensemble", show_default=True,
                   help="Random rotation, shifts, shear, flips and brightness while training.")

@@ -291,6 +291,19 @@ def cached_weights_sha256(directory: Path | None = None) -> str | None:
     return None
 
 
+def keras_custom_objects() -> dict:
+    """What Keras needs to rebuild, from its JSON, a model holding this network's layers.
+
+    keras-facenet scales each residual branch with a ``Lambda`` around its module-level
+    function ``scaling``; Keras records the function by name only, so a model read back with
+    ``model_from_json`` must be handed it. Imports TensorFlow.
+    """
+    import_tensorflow()
+    from keras_facenet.inception_resnet_v1 import scaling
+
+    return {"scaling": scaling}
+
+
 def build_model(weights: WeightsInfo) -> "keras.Model":
     """Build keras-facenet's ``InceptionResNetV1`` (input (N, H, W, 3) float32 prewhitened,
     output (N, 512) float32 L2-normalised) and load ``weights`` into it.
