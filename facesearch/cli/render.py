@@ -66,6 +66,39 @@ def identities_text(rows: list[dict]) -> Iterable[str]:
         yield f"{r['name']:<{width}}  {r['faces']:>5}  {r['images']:>6}"
 
 
+def calibration_text(c: dict) -> Iterable[str]:
+    """One calibration (:meth:`facesearch.search.calibration.Calibration.as_dict`)."""
+    how = {"gallery": f"estimated from {c['samples']} enrolled faces against the other identities",
+           "strangers": f"estimated from {c['strangers']} stranger photo(s)",
+           "gallery+strangers": f"estimated from {c['samples']} enrolled faces and stranger photos "
+                                f"({c['strangers']} strangers)",
+           "lfw": "from strangers' scores measured on LFW"}.get(c["method"], c["method"])
+    yield (f"Threshold {c['threshold']:.3f}: names about {100 * c['fpir']:g}% of strangers among "
+           f"{c['identities']} enrolled identit{_plural(c['identities'], 'y', 'ies')} ({how}).")
+    if c.get("note"):
+        yield f"  {c['note']}"
+
+
+def threshold_text(d: dict) -> Iterable[str]:
+    """The threshold line of ``list`` and ``info``, from :meth:`Gallery.info`'s dict."""
+    c = d["calibration"]
+    if c is None:
+        yield f"threshold {d['threshold']:.3f} (fixed default; run `facesearch calibrate` to fit it to this gallery)"
+        return
+    yield (f"threshold {c['threshold']:.3f}, calibrated for FPIR {100 * c['fpir']:g}% at {c['identities']} "
+           f"identit{_plural(c['identities'], 'y', 'ies')} ({c['method']})")
+    if c.get("note"):
+        yield f"  {c['note']}"
+
+
+def info_text(d: dict) -> Iterable[str]:
+    yield f"gallery     {d['home']}"
+    yield f"model       {d['model']}"
+    yield f"identities  {d['identities']}"
+    yield f"faces       {d['faces']}"
+    yield from threshold_text(d)
+
+
 def removed_text(d: dict) -> Iterable[str]:
     yield f"Removed {d['removed']} ({d['faces']} face(s))."
 

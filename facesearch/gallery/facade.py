@@ -32,6 +32,8 @@ from facesearch.imaging.decode import IMAGE_EXTENSIONS, iter_image_files, load_i
 from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, hash_photo
 from facesearch.search.faiss_index import GalleryIndex, kind_for
 from facesearch.search.answers import DEFAULT_THRESHOLD, Match
+from facesearch.search.calibration import (DEFAULT_FPIR, MAX_PROBES, MAX_REFERENCE, Calibration, calibrate,
+                                           probe_moments)
 from facesearch.gallery.store import NewFace, Store
 from facesearch.gallery import interchange
 from facesearch.gallery.lock import LOCK_FILE, WriterLock
@@ -44,6 +46,8 @@ DB_FILE = "gallery.sqlite"
 #: records until CHECKPOINT_CHANGES have piled up, so one write costs what it changes.
 SMALL_GALLERY = 20_000
 CHECKPOINT_CHANGES = 5_000
+#: The score whose threshold is calibrated: the best cosine similarity to an enrolled face.
+CALIBRATED_SCORE = "cosine"
 
 
 @dataclass
@@ -254,6 +258,7 @@ class Gallery:
         with self._lock.held():
             yield
             self._save_index_if_due(final=True)
+            self._recalibrate_if_due()
 
     def _index_for_writing(self) -> GalleryIndex:
         # Called under the writer lock, so the files on disk cannot change meanwhile; if another
@@ -295,12 +300,13 @@ class Gallery:
         return not self.store.has_faces()
 
     def matcher(self, name: str = "knn", *, threshold: float | None = None, top_k: int = 5, k: int = 5):
-        """A fitted matcher (``"knn"`` or ``"centroid"``) over this gallery's indexes."""
+        """A fitted matcher (``"knn"`` or ``"centroid"``) over this gallery's indexes; ``threshold``
+        defaults to :meth:`default_threshold`."""
         index = self._load_index()
         # scikit-learn takes seconds to import: commands that match nothing (list, remove, ...) skip it.
         from facesearch.search.match import make_matcher
 
-        thr = DEFAULT_THRESHOLD if threshold is None else threshold
+        thr = self.default_threshold() if threshold is None else threshold
         key = (name, thr, top_k, k)
         if key not in self._matchers:
             if name == "knn":
@@ -342,6 +348,119 @@ class Gallery:
         name = None if isinstance(photo, np.ndarray) else os.fspath(photo)
         image = load_image(photo)
         return QueryResult(name, self.identify(image, matcher=matcher, threshold=threshold, top_k=top_k, k=k))
+
+    def info(self) -> dict:
+        """What the gallery holds and how it decides: ``{"home", "model", "identities", "faces",
+        "generation", "threshold", "calibration"}`` (``calibration`` is ``None`` if never calibrated)."""
+        cal = self.calibration()
+        return {"home": str(self.home), "model": self.model_id, "identities": self.store.count_identities(),
+                "faces": self.store.count_faces(), "generation": self.store.generation(),
+                "threshold": round(self.default_threshold(), 4), "calibration": None if cal is None else cal.as_dict()}
+
+    # -- calibration ------------------------------------------------------------------------
+
+    def calibration(self) -> Calibration | None:
+        """The threshold calibrated to this gallery (:mod:`facesearch.search.calibration`), or
+        ``None`` for a gallery never calibrated (nothing enrolled yet, or made by an older version
+        and not written since)."""
+        stored = self.store.calibration(CALIBRATED_SCORE)
+        return None if stored is None else Calibration(**stored)
+
+    def default_threshold(self) -> float:
+        """The similarity at which queries name a face unless told otherwise: the calibrated
+        threshold, else :data:`~facesearch.search.answers.DEFAULT_THRESHOLD`."""
+        cal = self.calibration()
+        return DEFAULT_THRESHOLD if cal is None else cal.threshold
+
+    def calibrate(self, fpir: float | None = None, strangers: Sequence[str | os.PathLike] | None = None, *,
+                  progress: Callable[[int], None] | None = None,
+                  on_total: Callable[[int], None] | None = None) -> Calibration:
+        """Choose and store the threshold that names a fraction ``fpir`` of strangers (default:
+        the stored target, else :data:`~facesearch.search.calibration.DEFAULT_FPIR`) in this gallery.
+
+        Strangers' best similarities are estimated from the gallery itself (each sampled face
+        against the other identities) and, with ``strangers`` (photos or folders of people known
+        not to be enrolled; each photo's largest face), from them too; a gallery too small to
+        estimate from gets numbers measured on LFW (the result's ``method`` and ``note`` say so).
+
+        Raises:
+            GalleryError: the gallery is empty.
+            ValueError: ``fpir`` outside (0, 1).
+        """
+        if not self.store.has_faces():
+            raise GalleryError(f"{self.home}: the gallery is empty; enroll people first")
+        faces = self._stranger_faces(strangers, progress=progress, on_total=on_total) if strangers else None
+        with self._lock.held():
+            stored = self.calibration()
+            target = fpir if fpir is not None else (stored.fpir if stored is not None else DEFAULT_FPIR)
+            cal = self._compute_calibration(target, faces)
+            self._store_calibration(cal)
+        return cal
+
+    def _stranger_faces(self, paths: Sequence[str | os.PathLike], *, progress=None, on_total=None) -> np.ndarray:
+        """The largest face of every photo under ``paths``: float32 (S, dim)."""
+        photos: list[Path] = []
+        for raw in paths:
+            path = Path(raw)
+            if not path.exists():
+                raise GalleryError(f"{raw}: no such file or folder")
+            photos += iter_image_files(path) if path.is_dir() else [path]
+        if on_total:
+            on_total(len(photos))
+        cache = FaceCache.for_settings(self.analysis.settings, self._cache_root) if self._cache_root else None
+        todo = []
+        for path in photos:
+            sha = hash_photo(path)
+            if isinstance(sha, PhotoError):
+                log.warning("%s: %s; skipped", path, sha.reason)
+            else:
+                todo.append((path, sha))
+        out = []
+        for photo in analyse_photos(todo, self.analysis, cache):
+            if progress:
+                progress(1)
+            if isinstance(photo, PhotoError) or not photo.faces:
+                continue
+            out.append(max(photo.faces, key=lambda f: f.area).embedding)
+        return np.stack(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
+
+    def _reference(self) -> tuple[np.ndarray, np.ndarray]:
+        """The identities probes are scored against: all, or a random :data:`MAX_REFERENCE` of them."""
+        return self.store.sample_identity_faces(MAX_REFERENCE)
+
+    def _compute_calibration(self, fpir: float, strangers: np.ndarray | None = None) -> Calibration:
+        ref_owners, ref_vectors = self._reference()
+        owners, vectors = self.store.sample_faces(MAX_PROBES)
+        g_mu, g_sd = probe_moments(vectors, owners, ref_vectors, ref_owners)
+        s_mu = s_sd = None
+        if strangers is not None and len(strangers):
+            s_mu, s_sd = probe_moments(strangers, None, ref_vectors, ref_owners)
+        return calibrate(g_mu, g_sd, identities=self.store.count_identities(), fpir=fpir, stranger_mu=s_mu,
+                         stranger_sigma=s_sd, generation=self.store.generation())
+
+    def _store_calibration(self, cal: Calibration) -> None:
+        self.store.set_calibration(CALIBRATED_SCORE, {
+            "threshold": float(cal.threshold), "fpir": float(cal.fpir), "identities": int(cal.identities),
+            "method": cal.method, "samples": int(cal.samples), "strangers": int(cal.strangers),
+            "generation": int(cal.generation), "note": cal.note[:512]})
+        self._matchers.clear()
+
+    def _recalibrate_if_due(self) -> None:
+        # Under the writer lock, after a write: a gallery is calibrated once it holds faces, and
+        # again when its number of identities has moved enough to move the threshold. Strangers
+        # given to `calibrate` are not kept (they are other people's faces), so a recalibration
+        # rests on the gallery alone.
+        if self.store.read_only or not self.store.has_faces():
+            return
+        stored = self.calibration()
+        identities = self.store.count_identities()
+        if stored is not None and not stored.due(identities):
+            return
+        cal = self._compute_calibration(stored.fpir if stored is not None else DEFAULT_FPIR)
+        if stored is not None:
+            log.info("%s: %d identities now (calibrated for %d): threshold %.3f -> %.3f", self.home, identities,
+                     stored.identities, stored.threshold, cal.threshold)
+        self._store_calibration(cal)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -449,6 +568,7 @@ class Gallery:
             photos = self.store.identity_photo_hashes(name)
             removed = self.store.remove_identity(name)
             self._index_for_writing().save(self.index_dir)
+            self._recalibrate_if_due()
             if not self.store.checkpoint():
                 log.warning("%s: another process is reading the gallery, so the database's write-ahead log "
                             "keeps the removed faces until the next removal", self.home)
