@@ -174,7 +174,7 @@ class Reranker:
         if not face_matches:
             return []
         self.check()  # the gallery may have changed since this reranker was made
-        thr = DEFAULT_THRESHOLD if threshold is None else threshold
+        thr = self.gallery.default_threshold() if threshold is None else threshold
         proba = self.classifier.predict_proba(self._inputs(face_matches, image))
         return [FaceMatch(fm.face, rerank_match(fm.match, p, self.classifier.classes_, threshold=thr, by=self.kind))
                 for fm, p in zip(face_matches, proba)]
