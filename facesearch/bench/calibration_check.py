@@ -15,8 +15,12 @@ that the never-enrolled people the check uses stay out of them.
 """
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import os
+import sys
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -24,6 +28,7 @@ import numpy as np
 from facesearch.bench.distractors import sample_identities, lfw_statistics
 from facesearch.bench.embeddings import make_analysis
 from facesearch.bench.identify import embed_split, lfw_split
+from facesearch.bench.lfw import default_lfw
 from facesearch.models.face_cache import FaceCache
 from facesearch.progress import ProgressFactory, no_progress
 from facesearch.search.calibration import (DEFAULT_FPIR, LFW_PROBE_MOMENTS, MAX_PROBES, MAX_REFERENCE, calibrate,
@@ -71,8 +76,9 @@ def best_scores(probes: np.ndarray, gallery: np.ndarray, labels: np.ndarray) -> 
     """Each probe's best similarity to the gallery and that face's label: float64 (P,), int64 (P,)."""
     sims = np.full(len(probes), -np.inf)
     best = np.zeros(len(probes), np.int64)
-    for start in range(0, len(probes), 1024):
-        s = probes[start:start + 1024] @ gallery.T
+    chunk = max(1, 2 ** 27 // max(len(gallery), 1))  # 512 MB of float32 similarities at a time
+    for start in range(0, len(probes), chunk):
+        s = probes[start:start + chunk] @ gallery.T
         j = s.argmax(axis=1)
         best[start:start + len(s)] = labels[j]
         sims[start:start + len(s)] = s[np.arange(len(s)), j]
@@ -162,3 +168,26 @@ def refit_lfw_moments(lfw: str | os.PathLike, out: str | os.PathLike = LFW_PROBE
     np.savez_compressed(out, mu=mu.astype(np.float32), sigma=sigma.astype(np.float32))
     return {"file": str(out), "probes": len(mu), "mu_mean": round(float(mu.mean()), 4),
             "sigma_mean": round(float(sigma.mean()), 4)}
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m facesearch.bench.calibration_check",
+                                     description="Refit the LFW numbers shipped for calibrating small galleries.")
+    parser.add_argument("--refit", action="store_true", help="embed LFW (cached), measure, write --out")
+    parser.add_argument("--lfw", type=Path, default=None, help="LFW folder or .tgz (default: from FACESEARCH_DATA)")
+    parser.add_argument("--out", type=Path, default=LFW_PROBE_MOMENTS, help="where to write the numbers")
+    args = parser.parse_args(argv)
+    if not args.refit:
+        parser.print_help()
+        return 2
+    lfw = args.lfw or default_lfw()
+    if lfw is None:
+        print("no LFW data: pass --lfw PATH or set FACESEARCH_DATA", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    print(json.dumps(refit_lfw_moments(lfw, args.out), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

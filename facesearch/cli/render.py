@@ -143,11 +143,12 @@ def identify_text(d: dict) -> Iterable[str]:
     yield (f"Open-set identification: {d['identities']} enrolled identities ({d['gallery_photos']} photos, "
            f"{d['gallery_no_face']} without a face), {d['known_probes']} known probes, "
            f"{d['unknown_probes']} unknown probes")
-    yield (f"{'matcher':<10} {'rank-1':>6} {'rank-5':>6} {'DIR@FPIR1%':>10} {'DIR@FPIR10%':>11}   "
+    width = max([10] + [len(m["matcher"]) for m in d["matchers"]])
+    yield (f"{'matcher':<{width}} {'rank-1':>6} {'rank-5':>6} {'DIR@FPIR1%':>10} {'DIR@FPIR10%':>11}   "
            f"at threshold {d['threshold']:.2f}: {'known ok':>8} {'unknown rejected':>16}")
     for m in d["matchers"]:
         f1, f10, at = m["dir_at_fpir"]["0.01"], m["dir_at_fpir"]["0.1"], m["at_threshold"]
-        yield (f"{m['matcher']:<10} {_pct(m['rank1']):>6} {_pct(m['rank5']):>6} {_pct(f1['dir']):>10} "
+        yield (f"{m['matcher']:<{width}} {_pct(m['rank1']):>6} {_pct(m['rank5']):>6} {_pct(f1['dir']):>10} "
                f"{_pct(f10['dir']):>11}   {'':>22}{_pct(at['known_accuracy']):>8} "
                f"{_pct(at['unknown_rejection']):>16}")
     yield "  (percentages; DIR at FPIR uses the threshold that lets that fraction of unknown probes through)"
@@ -156,6 +157,17 @@ def identify_text(d: dict) -> Iterable[str]:
            f"not counted as rejected)")
     if d.get("det_png"):
         yield f"  DET curve: {d['det_png']}"
+
+
+def calibration_bench_text(d: dict) -> Iterable[str]:
+    yield (f"Calibrated threshold on LFW: realised FPIR on {d['unknown_probes']} never-enrolled people "
+           f"(mean and range over {d['draws']} random galleries under 1,680)")
+    yield (f"{'target':>6} {'identities':>10} {'+synthetic':>10} {'method':>8} {'threshold':>9} "
+           f"{'realised FPIR':>13} {'x target':>8} {'range':>15} {'DIR':>6}")
+    for r in d["rows"]:
+        yield (f"{100 * r['fpir']:>5g}% {r['identities']:>10} {r['distractor_identities']:>10} {r['method']:>8} "
+               f"{r['threshold_mean']:>9.3f} {_pct(r['realised_fpir_mean'], 12)}% {r['ratio_mean']:>8.2f} "
+               f"{_pct(r['realised_fpir_min'], 6)}-{_pct(r['realised_fpir_max'], 5)}% {_pct(r['dir_mean'], 6)}")
 
 
 def speed_text(d: dict) -> Iterable[str]:
