@@ -32,7 +32,8 @@ from facesearch.bench.lfw import default_lfw
 from facesearch.models.face_cache import FaceCache
 from facesearch.progress import ProgressFactory, no_progress
 from facesearch.search.calibration import (DEFAULT_FPIR, LFW_PROBE_MOMENTS, MAX_PROBES, MAX_REFERENCE, calibrate,
-                                           probe_moments)
+                                           cohort_at, probe_moments)
+from facesearch.search.normalisation import CENTRE_WEIGHT, COHORT_K
 
 log = logging.getLogger(__name__)
 
@@ -72,40 +73,58 @@ def _sample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size=min(n, limit), replace=False))
 
 
-def best_scores(probes: np.ndarray, gallery: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each probe's best similarity to the gallery and that face's label: float64 (P,), int64 (P,)."""
-    sims = np.full(len(probes), -np.inf)
-    best = np.zeros(len(probes), np.int64)
-    chunk = max(1, 2 ** 27 // max(len(gallery), 1))  # 512 MB of float32 similarities at a time
+def probe_summary(probes: np.ndarray, gallery: np.ndarray, labels: np.ndarray,
+                  k: int = COHORT_K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each probe against the gallery's identities (best face each): its best score, that
+    identity's label and its cohort mean (ranks 2..k+1): float64 (P,), int64 (P,), float64 (P,)."""
+    order = np.argsort(labels, kind="stable")
+    ids, starts = np.unique(labels[order], return_index=True)
+    ref = gallery[order]
+    best = np.full(len(probes), -np.inf)
+    who = np.zeros(len(probes), np.int64)
+    cohort = np.full(len(probes), np.nan)
+    chunk = max(1, 2 ** 26 // max(len(gallery), 1))  # 256 MB of float32 similarities at a time
     for start in range(0, len(probes), chunk):
-        s = probes[start:start + chunk] @ gallery.T
-        j = s.argmax(axis=1)
-        best[start:start + len(s)] = labels[j]
-        sims[start:start + len(s)] = s[np.arange(len(s)), j]
-    return sims, best
+        per_id = np.maximum.reduceat(probes[start:start + chunk] @ ref.T, starts, axis=1)
+        top = min(k + 1, per_id.shape[1])
+        part = -np.sort(-np.partition(per_id, per_id.shape[1] - top, axis=1)[:, -top:], axis=1)
+        j = per_id.argmax(axis=1)
+        rows = slice(start, start + len(per_id))
+        best[rows], who[rows] = part[:, 0], ids[j]
+        if top > 1:
+            cohort[rows] = part[:, 1:].mean(axis=1)
+    return best, who, cohort
 
 
 def check_one(gallery: np.ndarray, labels: np.ndarray, unknown: np.ndarray, known: np.ndarray,
-              known_labels: np.ndarray, fpir: float, rng: np.random.Generator) -> dict:
+              known_labels: np.ndarray, fpir: float, rng: np.random.Generator,
+              centres: Sequence[float] = (0.0, CENTRE_WEIGHT)) -> list[dict]:
     """Calibrate one gallery (float32 (G, D), labels int64 (G,)) as ``Gallery.calibrate`` does
-    (a sample of probes against a sample of identities) and measure it on the probes."""
+    (a sample of probes against a sample of identities), once per centring weight in ``centres``,
+    and measure each on the probes."""
     people = np.unique(labels)
     ref_people = people[_sample(len(people), MAX_REFERENCE, rng)]
     ref = np.isin(labels, ref_people)
     rows = _sample(len(gallery), MAX_PROBES, rng)
-    mu, sd = probe_moments(gallery[rows], labels[rows], gallery[ref], labels[ref])
-    cal = calibrate(mu, sd, identities=len(people), fpir=fpir)
-    u_best, _ = best_scores(unknown, gallery, labels)
-    k_best, k_who = best_scores(known, gallery, labels)
-    realised = float(np.mean(u_best >= cal.threshold))
-    # The threshold the same unknown probes would need (what an oracle would pick).
-    order = np.sort(u_best)[::-1]
-    oracle = float(order[int(np.floor(fpir * len(order)))])
-    return {"identities": len(people), "faces": len(gallery), "threshold": round(cal.threshold, 4),
-            "oracle_threshold": round(oracle, 4), "method": cal.method, "samples": cal.samples,
-            "realised_fpir": round(realised, 5), "ratio": round(realised / fpir, 3),
-            "dir": round(float(np.mean((k_who == known_labels) & (k_best >= cal.threshold))), 5)
-            if len(known) else None}
+    mu, sd, cohort = probe_moments(gallery[rows], labels[rows], gallery[ref], labels[ref])
+    cohort = cohort_at(cohort, sd, len(ref_people) - 1, len(people))
+    u_best, _, u_cohort = probe_summary(unknown, gallery, labels)
+    k_best, k_who, k_cohort = probe_summary(known, gallery, labels)
+    out = []
+    for centre in centres:
+        cal = calibrate(mu, sd, identities=len(people), fpir=fpir, centre=centre, gallery_cohort=cohort)
+        u_score = u_best - centre * np.nan_to_num(u_cohort)
+        k_score = k_best - centre * np.nan_to_num(k_cohort)
+        realised = float(np.mean(u_score >= cal.threshold))
+        # The threshold these unknown probes would need (what an oracle would pick).
+        oracle = float(np.sort(u_score)[::-1][int(np.floor(fpir * len(u_score)))])
+        out.append({"score": cal.score, "identities": len(people), "faces": len(gallery),
+                    "threshold": round(cal.threshold, 4), "oracle_threshold": round(oracle, 4),
+                    "method": cal.method, "samples": cal.samples, "realised_fpir": round(realised, 5),
+                    "ratio": round(realised / fpir, 3),
+                    "dir": round(float(np.mean((k_who == known_labels) & (k_score >= cal.threshold))), 5)
+                    if len(known) else None})
+    return out
 
 
 def run(lfw: str | os.PathLike, *, sizes: Sequence[int] = SIZES, fpirs: Sequence[float] = (DEFAULT_FPIR,),
@@ -128,20 +147,23 @@ def run(lfw: str | os.PathLike, *, sizes: Sequence[int] = SIZES, fpirs: Sequence
                 g = np.isin(gy, chosen)
                 k = np.isin(ky, chosen)
                 runs.append(check_one(gx[g], gy[g], ux, kx[k], ky[k], fpir, rng))
-            rows.append(_summary(runs, fpir, size, 0))
+            rows += [_summary([r[i] for r in runs], fpir, size, 0) for i in range(len(runs[0]))]
         if distractors:
             labels, vectors = sample_identities(lfw_statistics(), distractors, None, rng=seed)
             all_x = np.concatenate([gx, vectors.astype(np.float32)])
             all_y = np.concatenate([gy, labels.astype(np.int64) + int(gy.max()) + 1])
-            rows.append(_summary([check_one(all_x, all_y, ux, kx, ky, fpir, rng)], fpir, len(people), distractors))
+            del vectors
+            rows += [_summary([r], fpir, len(people), distractors)
+                     for r in check_one(all_x, all_y, ux, kx, ky, fpir, rng)]
     return {"benchmark": "calibration", "source": str(lfw), "unknown_probes": len(ux), "known_probes": len(kx),
             "draws": draws, "seed": seed, "rows": rows}
 
 
 def _summary(runs: list[dict], fpir: float, size: int, distractors: int) -> dict:
     realised = [r["realised_fpir"] for r in runs]
-    return {"fpir": fpir, "identities": size, "distractor_identities": distractors,
+    return {"fpir": fpir, "score": runs[0]["score"], "identities": size, "distractor_identities": distractors,
             "faces": runs[0]["faces"], "method": runs[0]["method"], "samples": runs[0]["samples"],
+            "oracle_threshold_mean": round(float(np.mean([r["oracle_threshold"] for r in runs])), 4),
             "threshold_mean": round(float(np.mean([r["threshold"] for r in runs])), 4),
             "realised_fpir_mean": round(float(np.mean(realised)), 5),
             "realised_fpir_min": min(realised), "realised_fpir_max": max(realised),

@@ -96,6 +96,8 @@ def rerank_match(match: Match, proba: np.ndarray, classes: Sequence[str], *, thr
         candidate with the best combined score, its similarity, and all candidates reordered.
     """
     col = {str(c): i for i, c in enumerate(classes)}
+    # A face judged on centred scores carries its own threshold (facesearch.search.match).
+    threshold = match.threshold if match.threshold is not None else threshold
     ranked = []
     for c in match.candidates:
         p = float(proba[col[c.identity]]) if c.identity in col else 0.0
@@ -103,11 +105,11 @@ def rerank_match(match: Match, proba: np.ndarray, classes: Sequence[str], *, thr
         ranked.append(RankedCandidate(c.identity, c.similarity, p, combined_score(c.similarity, p) if eligible else None))
     if match.identity is None:
         # Open set: the classifier never overrules "unknown"; its probabilities are shown only.
-        return RerankedMatch(None, match.similarity, ranked, reranked_by=by, matcher_identity=None)
+        return RerankedMatch(None, match.similarity, ranked, match.threshold, reranked_by=by, matcher_identity=None)
     eligible = sorted((c for c in ranked if c.score is not None), key=lambda c: (-c.score, -c.similarity))
     rest = [c for c in ranked if c.score is None]
     best = eligible[0]
-    return RerankedMatch(best.identity, best.similarity, eligible + rest, reranked_by=by,
+    return RerankedMatch(best.identity, best.similarity, eligible + rest, match.threshold, reranked_by=by,
                          matcher_identity=match.identity)
 
 

@@ -162,10 +162,11 @@ def identify_text(d: dict) -> Iterable[str]:
 def calibration_bench_text(d: dict) -> Iterable[str]:
     yield (f"Calibrated threshold on LFW: realised FPIR on {d['unknown_probes']} never-enrolled people "
            f"(mean and range over {d['draws']} random galleries under 1,680)")
-    yield (f"{'target':>6} {'identities':>10} {'+synthetic':>10} {'method':>8} {'threshold':>9} "
+    yield (f"{'target':>6} {'score':>8} {'identities':>10} {'+synthetic':>10} {'method':>8} {'threshold':>9} "
            f"{'realised FPIR':>13} {'x target':>8} {'range':>15} {'DIR':>6}")
     for r in d["rows"]:
-        yield (f"{100 * r['fpir']:>5g}% {r['identities']:>10} {r['distractor_identities']:>10} {r['method']:>8} "
+        yield (f"{100 * r['fpir']:>5g}% {r['score']:>8} {r['identities']:>10} {r['distractor_identities']:>10} "
+               f"{r['method']:>8} "
                f"{r['threshold_mean']:>9.3f} {_pct(r['realised_fpir_mean'], 12)}% {r['ratio_mean']:>8.2f} "
                f"{_pct(r['realised_fpir_min'], 6)}-{_pct(r['realised_fpir_max'], 5)}% {_pct(r['dir_mean'], 6)}")
 

@@ -33,7 +33,8 @@ from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, has
 from facesearch.search.faiss_index import GalleryIndex, kind_for
 from facesearch.search.answers import DEFAULT_THRESHOLD, Match
 from facesearch.search.calibration import (DEFAULT_FPIR, MAX_PROBES, MAX_REFERENCE, Calibration, calibrate,
-                                           probe_moments)
+                                           cohort_at, probe_moments)
+from facesearch.search.normalisation import CENTRE_WEIGHT
 from facesearch.gallery.store import NewFace, Store
 from facesearch.gallery import interchange
 from facesearch.gallery.lock import LOCK_FILE, WriterLock
@@ -46,8 +47,9 @@ DB_FILE = "gallery.sqlite"
 #: records until CHECKPOINT_CHANGES have piled up, so one write costs what it changes.
 SMALL_GALLERY = 20_000
 CHECKPOINT_CHANGES = 5_000
-#: The score whose threshold is calibrated: the best cosine similarity to an enrolled face.
-CALIBRATED_SCORE = "cosine"
+#: The score whose threshold is calibrated: the best cosine similarity to an enrolled face, centred
+#: on the face's cohort (facesearch.search.normalisation; docs/benchmarks.md, "Normalised scores").
+CALIBRATED_SCORE = "centred"
 
 
 @dataclass
@@ -301,19 +303,21 @@ class Gallery:
 
     def matcher(self, name: str = "knn", *, threshold: float | None = None, top_k: int = 5, k: int = 5):
         """A fitted matcher (``"knn"`` or ``"centroid"``) over this gallery's indexes; ``threshold``
-        defaults to :meth:`default_threshold`."""
+        defaults to :meth:`default_threshold`, and applies to centred scores in a calibrated
+        gallery (:meth:`centre_weight`)."""
         index = self._load_index()
         # scikit-learn takes seconds to import: commands that match nothing (list, remove, ...) skip it.
         from facesearch.search.match import make_matcher
 
         thr = self.default_threshold() if threshold is None else threshold
-        key = (name, thr, top_k, k)
+        centre = self.centre_weight()
+        key = (name, thr, top_k, k, centre)
         if key not in self._matchers:
             if name == "knn":
-                built = make_matcher("knn", k=k, threshold=thr, top_k=top_k).from_index(
+                built = make_matcher("knn", k=k, threshold=thr, top_k=top_k, centre=centre).from_index(
                     index.faces, self.store.face_names, self.names)
             elif name == "centroid":
-                built = make_matcher("centroid", threshold=thr, top_k=top_k).from_index(
+                built = make_matcher("centroid", threshold=thr, top_k=top_k, centre=centre).from_index(
                     index.identities, self.store.identity_names_of, self.names)
             else:
                 return make_matcher(name)  # raises the clear "unknown matcher" error
@@ -364,7 +368,12 @@ class Gallery:
         ``None`` for a gallery never calibrated (nothing enrolled yet, or made by an older version
         and not written since)."""
         stored = self.store.calibration(CALIBRATED_SCORE)
-        return None if stored is None else Calibration(**stored)
+        return None if stored is None else Calibration(**stored, score=CALIBRATED_SCORE)
+
+    def centre_weight(self) -> float:
+        """The weight of cohort centring in this gallery's scores: :data:`CENTRE_WEIGHT` once it is
+        calibrated (every write calibrates), 0 (plain cosines) for a gallery never calibrated."""
+        return CENTRE_WEIGHT if self.calibration() is not None else 0.0
 
     def default_threshold(self) -> float:
         """The similarity at which queries name a face unless told otherwise: the calibrated
@@ -431,12 +440,17 @@ class Gallery:
     def _compute_calibration(self, fpir: float, strangers: np.ndarray | None = None) -> Calibration:
         ref_owners, ref_vectors = self._reference()
         owners, vectors = self.store.sample_faces(MAX_PROBES)
-        g_mu, g_sd = probe_moments(vectors, owners, ref_vectors, ref_owners)
-        s_mu = s_sd = None
+        identities, referenced = self.store.count_identities(), len(np.unique(ref_owners))
+        g_mu, g_sd, g_cohort = probe_moments(vectors, owners, ref_vectors, ref_owners)
+        # A stranger's cohort is drawn from all N identities; these were drawn from fewer.
+        g_cohort = cohort_at(g_cohort, g_sd, referenced - 1, identities)
+        s_mu = s_sd = s_cohort = None
         if strangers is not None and len(strangers):
-            s_mu, s_sd = probe_moments(strangers, None, ref_vectors, ref_owners)
-        return calibrate(g_mu, g_sd, identities=self.store.count_identities(), fpir=fpir, stranger_mu=s_mu,
-                         stranger_sigma=s_sd, generation=self.store.generation())
+            s_mu, s_sd, s_cohort = probe_moments(strangers, None, ref_vectors, ref_owners)
+            s_cohort = cohort_at(s_cohort, s_sd, referenced, identities)
+        return calibrate(g_mu, g_sd, identities=identities, fpir=fpir, centre=CENTRE_WEIGHT, gallery_cohort=g_cohort,
+                         stranger_mu=s_mu, stranger_sigma=s_sd, stranger_cohort=s_cohort,
+                         generation=self.store.generation())
 
     def _store_calibration(self, cal: Calibration) -> None:
         self.store.set_calibration(CALIBRATED_SCORE, {

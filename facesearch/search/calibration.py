@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from facesearch.search.normalisation import COHORT_K, cohort_stats, expected_cohort
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ class Calibration:
         strangers: stranger photos used (0 without ``--strangers``).
         generation: the gallery's change counter when it was computed.
         note: one line on anything the user should know (e.g. why the LFW numbers were used).
+        score: what the threshold applies to: ``"cosine"`` or ``"centred"`` (the cosine less
+            half the mean of the probe's next 20 identities, :mod:`facesearch.search.normalisation`).
     """
 
     threshold: float
@@ -86,12 +90,12 @@ class Calibration:
     strangers: int = 0
     generation: int = 0
     note: str = ""
-    details: dict = field(default_factory=dict)
+    score: str = "cosine"
 
     def as_dict(self) -> dict:
         return {"threshold": round(float(self.threshold), 4), "fpir": self.fpir, "identities": self.identities,
                 "method": self.method, "samples": self.samples, "strangers": self.strangers,
-                "generation": self.generation, "note": self.note, **self.details}
+                "generation": self.generation, "note": self.note, "score": self.score}
 
     def due(self, identities: int) -> bool:
         """Whether a gallery now holding ``identities`` identities should be calibrated again."""
@@ -126,15 +130,17 @@ def identity_scores(probes: np.ndarray, reference: np.ndarray, reference_labels:
 
 
 def probe_moments(probes: np.ndarray, probe_labels: Sequence[int] | np.ndarray | None, reference: np.ndarray,
-                  reference_labels: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of each probe's scores against the reference identities other
-    than its own (``probe_labels`` int (P,); ``None`` for strangers): float64 (P,) each, NaN for a
-    probe with fewer than two other identities to score against."""
+                  reference_labels: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, standard deviation and cohort mean (:func:`facesearch.search.normalisation.cohort_stats`)
+    of each probe's scores against the reference identities other than its own (``probe_labels``
+    int (P,); ``None`` for strangers): float64 (P,) each, NaN for a probe with fewer than two
+    other identities to score against."""
     scores, ids = identity_scores(probes, reference, np.asarray(reference_labels, np.int64))
     scores = scores.astype(np.float64)
     if probe_labels is not None:
         own = np.asarray(probe_labels, np.int64)[:, None] == ids[None, :]
         scores[own] = np.nan
+    cohort, _ = cohort_stats(np.where(np.isnan(scores), -np.inf, scores), COHORT_K)
     count = np.sum(~np.isnan(scores), axis=1)
     mu = np.full(len(scores), np.nan)
     sd = np.full(len(scores), np.nan)
@@ -142,7 +148,16 @@ def probe_moments(probes: np.ndarray, probe_labels: Sequence[int] | np.ndarray |
     if ok.any():
         mu[ok] = np.nanmean(scores[ok], axis=1)
         sd[ok] = np.nanstd(scores[ok], axis=1, ddof=1)
-    return mu, sd
+    return mu, sd, cohort[:, 0]
+
+
+def cohort_at(cohort: np.ndarray, sigma: np.ndarray, measured_on: int, identities: int) -> np.ndarray:
+    """Cohort means measured against ``measured_on`` identities, moved to a gallery of
+    ``identities`` (the K best of more draws are higher: by sigma times the difference of the
+    expected normal order statistics)."""
+    if measured_on == identities:
+        return cohort
+    return cohort + sigma * (expected_cohort(identities) - expected_cohort(measured_on))
 
 
 # --- thresholds ----------------------------------------------------------------------------------
@@ -180,37 +195,47 @@ def lfw_moments() -> tuple[np.ndarray, np.ndarray]:
         return z["mu"].astype(np.float64), z["sigma"].astype(np.float64)
 
 
-def lfw_threshold(identities: int, fpir: float) -> float:
-    """Threshold for ``fpir`` at ``identities`` identities from the shipped LFW numbers."""
+def lfw_threshold(identities: int, fpir: float, centre: float = 0.0) -> float:
+    """Threshold for ``fpir`` at ``identities`` identities from the shipped LFW numbers, for the
+    cosine centred with weight ``centre`` (0: plain); the cohort means are the normal model's."""
     mu, sigma = lfw_moments()
-    return threshold_for(fpir, mu, sigma, max(identities, 1))
+    n = max(identities, 1)
+    return threshold_for(fpir, mu - centre * (mu + sigma * expected_cohort(n)), sigma, n)
 
 
 def calibrate(gallery_mu: np.ndarray, gallery_sigma: np.ndarray, *, identities: int,
-              fpir: float = DEFAULT_FPIR, stranger_mu: np.ndarray | None = None,
-              stranger_sigma: np.ndarray | None = None, generation: int = 0) -> Calibration:
+              fpir: float = DEFAULT_FPIR, centre: float = 0.0, gallery_cohort: np.ndarray | None = None,
+              stranger_mu: np.ndarray | None = None, stranger_sigma: np.ndarray | None = None,
+              stranger_cohort: np.ndarray | None = None, generation: int = 0) -> Calibration:
     """The threshold for ``fpir`` at ``identities`` enrolled identities.
 
     Args:
-        gallery_mu, gallery_sigma: float (S,) of enrolled faces against the other identities
-            (:func:`probe_moments`); may be empty.
+        gallery_mu, gallery_sigma, gallery_cohort: float (S,) of enrolled faces against the other
+            identities (:func:`probe_moments`, the cohort moved to ``identities`` by
+            :func:`cohort_at`); may be empty.
         identities: enrolled identities N.
         fpir: target, in (0, 1).
-        stranger_mu, stranger_sigma: float (T,) of strangers against the gallery, or ``None``.
+        centre: the weight of :func:`facesearch.search.normalisation.centre` in the score the
+            threshold is for (0: the plain cosine). A probe named when ``best - centre * cohort >= t``
+            is one whose best cosine reaches ``t + centre * cohort``.
+        stranger_mu, stranger_sigma, stranger_cohort: float (T,) of strangers against the gallery,
+            or ``None``.
     Raises:
         ValueError: ``fpir`` outside (0, 1).
     """
     if not 0 < fpir < 1:
         raise ValueError(f"fpir must be in (0, 1), got {fpir}")
+    score = "centred" if centre else "cosine"
 
-    def usable(mu, sd):
+    def usable(mu, sd, cohort):
         mu = np.asarray(mu if mu is not None else [], np.float64)
         sd = np.asarray(sd if sd is not None else [], np.float64)
-        ok = np.isfinite(mu) & np.isfinite(sd) & (sd > 0)
-        return mu[ok], sd[ok]
+        cohort = np.asarray(cohort if cohort is not None else np.zeros(len(mu)), np.float64)
+        ok = np.isfinite(mu) & np.isfinite(sd) & (sd > 0) & (np.isfinite(cohort) | (centre == 0))
+        return mu[ok] - centre * np.nan_to_num(cohort[ok]), sd[ok]
 
-    g_mu, g_sd = usable(gallery_mu, gallery_sigma)
-    s_mu, s_sd = usable(stranger_mu, stranger_sigma)
+    g_mu, g_sd = usable(gallery_mu, gallery_sigma, gallery_cohort)
+    s_mu, s_sd = usable(stranger_mu, stranger_sigma, stranger_cohort)
     use_gallery = identities >= MIN_IDENTITIES and len(g_mu) >= MIN_PROBES
     use_strangers = len(s_mu) >= MIN_PROBES and identities >= 2
     if use_gallery and use_strangers:
@@ -223,6 +248,7 @@ def calibrate(gallery_mu: np.ndarray, gallery_sigma: np.ndarray, *, identities: 
         note = (f"{identities} identit{'y' if identities == 1 else 'ies'} and {len(g_mu) + len(s_mu)} probe(s) "
                 f"are too few to estimate from (need {MIN_IDENTITIES} and {MIN_PROBES}); used strangers' "
                 f"scores measured on LFW")
-        return Calibration(lfw_threshold(identities, fpir), fpir, identities, "lfw", 0, len(s_mu), generation, note)
+        return Calibration(lfw_threshold(identities, fpir, centre), fpir, identities, "lfw", 0, len(s_mu),
+                           generation, note, score)
     return Calibration(threshold_for(fpir, mu, sd, identities), fpir, identities, method, len(mu), len(s_mu),
-                       generation)
+                       generation, "", score)

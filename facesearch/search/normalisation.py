@@ -17,6 +17,8 @@ docs/benchmarks.md ("Normalised scores") measures each with ``bench identify --n
 """
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 
 #: Cohort size and weight measured best on LFW's full protocol (docs/benchmarks.md).
@@ -62,3 +64,13 @@ def as_norm(scores: np.ndarray, identity_scores: np.ndarray, k: int = COHORT_K) 
     i_mean, i_std = cohort_stats(padded, k)
     s = np.asarray(scores, np.float64)
     return 0.5 * ((s - p_mean) / np.maximum(p_std, 1e-6) + (s - i_mean.T) / np.maximum(i_std.T, 1e-6))
+
+
+def expected_cohort(identities: int, k: int = COHORT_K) -> float:
+    """Expected mean of ranks 2..k+1 among ``identities`` standard normal draws (Blom's
+    approximation of normal order statistics); 0 when there is no rank 2."""
+    ranks = range(2, min(k + 1, identities) + 1)
+    if not ranks:
+        return 0.0
+    normal = NormalDist()
+    return float(np.mean([normal.inv_cdf((identities - i + 0.625) / (identities + 0.25)) for i in ranks]))
