@@ -73,10 +73,11 @@ def _sample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size=min(n, limit), replace=False))
 
 
-def probe_summary(probes: np.ndarray, gallery: np.ndarray, labels: np.ndarray,
-                  k: int = COHORT_K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each probe against the gallery's identities (best face each): its best score, that
-    identity's label and its cohort mean (ranks 2..k+1): float64 (P,), int64 (P,), float64 (P,)."""
+def probe_summary(probes: np.ndarray, gallery: np.ndarray, labels: np.ndarray, k: int = COHORT_K,
+                  probe_labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each probe against the gallery's identities (best face each; its own, given
+    ``probe_labels``, left out): its best score, that identity's label and its cohort mean
+    (ranks 2..k+1): float64 (P,), int64 (P,), float64 (P,)."""
     order = np.argsort(labels, kind="stable")
     ids, starts = np.unique(labels[order], return_index=True)
     ref = gallery[order]
@@ -86,6 +87,8 @@ def probe_summary(probes: np.ndarray, gallery: np.ndarray, labels: np.ndarray,
     chunk = max(1, 2 ** 26 // max(len(gallery), 1))  # 256 MB of float32 similarities at a time
     for start in range(0, len(probes), chunk):
         per_id = np.maximum.reduceat(probes[start:start + chunk] @ ref.T, starts, axis=1)
+        if probe_labels is not None:
+            per_id[probe_labels[start:start + chunk, None] == ids[None, :]] = -np.inf
         top = min(k + 1, per_id.shape[1])
         part = -np.sort(-np.partition(per_id, per_id.shape[1] - top, axis=1)[:, -top:], axis=1)
         j = per_id.argmax(axis=1)
@@ -108,11 +111,13 @@ def check_one(gallery: np.ndarray, labels: np.ndarray, unknown: np.ndarray, know
     rows = _sample(len(gallery), MAX_PROBES, rng)
     mu, sd, cohort = probe_moments(gallery[rows], labels[rows], gallery[ref], labels[ref])
     cohort = cohort_at(cohort, sd, len(ref_people) - 1, len(people))
+    l_best, _, l_cohort = probe_summary(gallery[rows], gallery, labels, probe_labels=labels[rows])
     u_best, _, u_cohort = probe_summary(unknown, gallery, labels)
     k_best, k_who, k_cohort = probe_summary(known, gallery, labels)
     out = []
     for centre in centres:
-        cal = calibrate(mu, sd, identities=len(people), fpir=fpir, centre=centre, gallery_cohort=cohort)
+        cal = calibrate(mu, sd, identities=len(people), fpir=fpir, centre=centre, gallery_cohort=cohort,
+                        gallery_maxima=l_best - centre * np.nan_to_num(l_cohort))
         u_score = u_best - centre * np.nan_to_num(u_cohort)
         k_score = k_best - centre * np.nan_to_num(k_cohort)
         realised = float(np.mean(u_score >= cal.threshold))
@@ -128,11 +133,12 @@ def check_one(gallery: np.ndarray, labels: np.ndarray, unknown: np.ndarray, know
 
 
 def run(lfw: str | os.PathLike, *, sizes: Sequence[int] = SIZES, fpirs: Sequence[float] = (DEFAULT_FPIR,),
-        draws: int = DRAWS, distractors: int = 0, seed: int = 0, use_cache: bool = True,
-        progress: ProgressFactory = no_progress) -> dict:
+        draws: int = DRAWS, distractors: int = 0, distractor_faces: int | None = None, seed: int = 0,
+        use_cache: bool = True, progress: ProgressFactory = no_progress) -> dict:
     """``facesearch bench calibration``: for each size and target, the realised FPIR of the
     calibrated threshold (mean and range over ``draws`` random galleries), and with
-    ``distractors`` > 0 one more row: all 1,680 people plus that many synthetic identities."""
+    ``distractors`` > 0 one more row: all 1,680 people plus that many synthetic identities, with
+    ``distractor_faces`` faces each (``None``: drawn from LFW's photo counts)."""
     data = lfw_vectors(lfw, use_cache=use_cache, progress=progress)
     gx, gy, ux = data["gallery"], data["gallery_labels"], data["unknown"]
     kx, ky = data["known"], data["known_labels"]
@@ -149,7 +155,7 @@ def run(lfw: str | os.PathLike, *, sizes: Sequence[int] = SIZES, fpirs: Sequence
                 runs.append(check_one(gx[g], gy[g], ux, kx[k], ky[k], fpir, rng))
             rows += [_summary([r[i] for r in runs], fpir, size, 0) for i in range(len(runs[0]))]
         if distractors:
-            labels, vectors = sample_identities(lfw_statistics(), distractors, None, rng=seed)
+            labels, vectors = sample_identities(lfw_statistics(), distractors, distractor_faces, rng=seed)
             all_x = np.concatenate([gx, vectors.astype(np.float32)])
             all_y = np.concatenate([gy, labels.astype(np.int64) + int(gy.max()) + 1])
             del vectors

@@ -117,15 +117,17 @@ def bench_identify(lfw, dataset, gallery_dir, probes_dir, unknown, gallery_per_i
 @click.option("--draws", type=click.IntRange(1), default=5, show_default=True, help="Random galleries per size.")
 @click.option("--distractors", type=click.IntRange(0), default=0, show_default=True,
               help="Also all 1,680 people plus this many synthetic distractor identities (LFW's photo counts).")
+@click.option("--distractor-faces", type=click.IntRange(1), default=None,
+              help="Faces per synthetic identity [default: drawn from LFW's photo counts, 5.3 on average].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-def bench_calibration(lfw, sizes, fpirs, draws, distractors, seed, as_json):
+def bench_calibration(lfw, sizes, fpirs, draws, distractors, distractor_faces, seed, as_json):
     """Realised FPIR of the calibrated threshold against its target, on LFW's never-enrolled people."""
     from facesearch.bench import calibration_check
 
     data = calibration_check.run(_default_lfw(lfw), sizes=_comma_list("--sizes", sizes, int),
                                  fpirs=_comma_list("--fpir", fpirs, float), draws=draws, distractors=distractors,
-                                 seed=seed, progress=quiet_progress(False))
+                                 distractor_faces=distractor_faces, seed=seed, progress=quiet_progress(False))
     render.emit(data, as_json, render.calibration_bench_text)
 
 

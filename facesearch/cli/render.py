@@ -72,6 +72,7 @@ def calibration_text(c: dict) -> Iterable[str]:
            "strangers": f"estimated from {c['strangers']} stranger photo(s)",
            "gallery+strangers": f"estimated from {c['samples']} enrolled faces and stranger photos "
                                 f"({c['strangers']} strangers)",
+           "gallery-maxima": f"the best scores of {c['samples']} enrolled faces against the other identities",
            "lfw": "from strangers' scores measured on LFW"}.get(c["method"], c["method"])
     yield (f"Threshold {c['threshold']:.3f}: names about {100 * c['fpir']:g}% of strangers among "
            f"{c['identities']} enrolled identit{_plural(c['identities'], 'y', 'ies')} ({how}).")

@@ -32,9 +32,9 @@ from facesearch.imaging.decode import IMAGE_EXTENSIONS, iter_image_files, load_i
 from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, hash_photo
 from facesearch.search.faiss_index import GalleryIndex, kind_for
 from facesearch.search.answers import DEFAULT_THRESHOLD, Match
-from facesearch.search.calibration import (DEFAULT_FPIR, MAX_PROBES, MAX_REFERENCE, Calibration, calibrate,
-                                           cohort_at, probe_moments)
-from facesearch.search.normalisation import CENTRE_WEIGHT
+from facesearch.search.calibration import (DEFAULT_FPIR, MAX_PROBES, MAX_REFERENCE, MIN_EXCEEDANCES, Calibration,
+                                           calibrate, cohort_at, probe_moments)
+from facesearch.search.normalisation import CENTRE_WEIGHT, COHORT_K
 from facesearch.gallery.store import NewFace, Store
 from facesearch.gallery import interchange
 from facesearch.gallery.lock import LOCK_FILE, WriterLock
@@ -437,6 +437,26 @@ class Gallery:
         """The identities probes are scored against: all, or a random :data:`MAX_REFERENCE` of them."""
         return self.store.sample_identity_faces(MAX_REFERENCE)
 
+    def _other_identities_best(self, vectors: np.ndarray, owners: np.ndarray) -> np.ndarray:
+        """Each enrolled face's centred best score (:data:`CENTRE_WEIGHT`) against the *other*
+        identities of the whole gallery, by the faces index: float64 (S,), ``-inf`` for none."""
+        index = self._load_index().faces
+        k = min(max(64, 4 * (COHORT_K + 1)), max(len(index), 1))
+        sims, ids = index.search(np.atleast_2d(vectors).astype(np.float32), k)
+        who = self.store.face_identity_ids(np.unique(ids[ids >= 0]))
+        out = np.full(len(vectors), -np.inf)
+        for row, (srow, irow) in enumerate(zip(sims, ids)):
+            best: dict[int, float] = {}
+            for s, i in zip(srow, irow):  # descending: an identity's first face is its best
+                other = who.get(int(i)) if i >= 0 else None
+                if other is not None and other != owners[row]:
+                    best.setdefault(other, float(s))
+            scores = list(best.values())
+            if scores:
+                cohort = scores[1:COHORT_K + 1]
+                out[row] = scores[0] - (CENTRE_WEIGHT * float(np.mean(cohort)) if cohort else 0.0)
+        return out
+
     def _compute_calibration(self, fpir: float, strangers: np.ndarray | None = None) -> Calibration:
         ref_owners, ref_vectors = self._reference()
         owners, vectors = self.store.sample_faces(MAX_PROBES)
@@ -448,8 +468,10 @@ class Gallery:
         if strangers is not None and len(strangers):
             s_mu, s_sd, s_cohort = probe_moments(strangers, None, ref_vectors, ref_owners)
             s_cohort = cohort_at(s_cohort, s_sd, referenced, identities)
+        # The gallery's own best non-mated scores decide directly once they are enough (large galleries).
+        maxima = self._other_identities_best(vectors, owners) if len(vectors) * fpir >= MIN_EXCEEDANCES else None
         return calibrate(g_mu, g_sd, identities=identities, fpir=fpir, centre=CENTRE_WEIGHT, gallery_cohort=g_cohort,
-                         stranger_mu=s_mu, stranger_sigma=s_sd, stranger_cohort=s_cohort,
+                         stranger_mu=s_mu, stranger_sigma=s_sd, stranger_cohort=s_cohort, gallery_maxima=maxima,
                          generation=self.store.generation())
 
     def _store_calibration(self, cal: Calibration) -> None:

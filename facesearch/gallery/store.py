@@ -451,6 +451,16 @@ class Store:
             return np.zeros(0, np.int64), np.zeros((0, self.embedding_dim), np.float32)
         return np.concatenate(owners), np.concatenate(vectors)
 
+    def face_identity_ids(self, face_ids: Sequence[int]) -> dict[int, int]:
+        """Identity id of each of ``face_ids`` that still exists."""
+        ids = sorted({int(i) for i in face_ids if i >= 0})
+        out: dict[int, int] = {}
+        for start in range(0, len(ids), 10_000):
+            with self.session() as s:
+                out.update((int(f), int(o)) for f, o in s.execute(
+                    select(FaceRow.id, FaceRow.identity_id).where(FaceRow.id.in_(ids[start:start + 10_000]))))
+        return out
+
     def calibration(self, score: str) -> dict | None:
         """The stored calibration of ``score`` as a dict of :class:`CalibrationRow`'s columns, or ``None``."""
         with self.session() as s:

@@ -53,6 +53,10 @@ MIN_IDENTITIES = 30
 MIN_PROBES = 30
 #: Enrolled faces played as strangers at most (a random sample).
 MAX_PROBES = 2000
+#: With this many of the gallery's own non-mated best scores above the threshold (samples x
+#: FPIR), their plain quantile is used instead of the model: the model's normal tails are too
+#: heavy to extrapolate to tens of thousands of identities (docs/benchmarks.md).
+MIN_EXCEEDANCES = 20
 #: Identities whose faces the probes are compared with at most (a random sample; each probe's
 #: mean and spread need a few thousand scores, not a million).
 MAX_REFERENCE = 5000
@@ -188,6 +192,13 @@ def threshold_for(fpir: float, mu: np.ndarray, sigma: np.ndarray, identities: in
     return hi
 
 
+def empirical_threshold(maxima: np.ndarray, fpir: float) -> float:
+    """The lowest threshold at most ``fpir`` of ``maxima`` (float (S,)) reach."""
+    s = np.sort(np.asarray(maxima, np.float64))[::-1]
+    allowed = int(np.floor(fpir * len(s) + 1e-9))
+    return float(np.nextafter(s[allowed], np.inf)) if allowed < len(s) else -1.0
+
+
 @lru_cache(maxsize=1)
 def lfw_moments() -> tuple[np.ndarray, np.ndarray]:
     """The shipped LFW probe means and spreads (float64 (P,) each)."""
@@ -206,7 +217,8 @@ def lfw_threshold(identities: int, fpir: float, centre: float = 0.0) -> float:
 def calibrate(gallery_mu: np.ndarray, gallery_sigma: np.ndarray, *, identities: int,
               fpir: float = DEFAULT_FPIR, centre: float = 0.0, gallery_cohort: np.ndarray | None = None,
               stranger_mu: np.ndarray | None = None, stranger_sigma: np.ndarray | None = None,
-              stranger_cohort: np.ndarray | None = None, generation: int = 0) -> Calibration:
+              stranger_cohort: np.ndarray | None = None, gallery_maxima: np.ndarray | None = None,
+              generation: int = 0) -> Calibration:
     """The threshold for ``fpir`` at ``identities`` enrolled identities.
 
     Args:
@@ -220,6 +232,10 @@ def calibrate(gallery_mu: np.ndarray, gallery_sigma: np.ndarray, *, identities: 
             is one whose best cosine reaches ``t + centre * cohort``.
         stranger_mu, stranger_sigma, stranger_cohort: float (T,) of strangers against the gallery,
             or ``None``.
+        gallery_maxima: float (S,) the sampled enrolled faces' best score (of the same kind:
+            centred with ``centre``) against every other identity of the whole gallery; when
+            ``S * fpir >= MIN_EXCEEDANCES`` and no strangers are given, their quantile is the
+            threshold (method ``"gallery-maxima"``).
     Raises:
         ValueError: ``fpir`` outside (0, 1).
     """
@@ -244,6 +260,11 @@ def calibrate(gallery_mu: np.ndarray, gallery_sigma: np.ndarray, *, identities: 
         method, mu, sd = "strangers", s_mu, s_sd
     elif use_gallery:
         method, mu, sd = "gallery", g_mu, g_sd
+        m = np.asarray(gallery_maxima if gallery_maxima is not None else [], np.float64)
+        m = m[np.isfinite(m)]
+        if len(m) * fpir >= MIN_EXCEEDANCES:
+            return Calibration(empirical_threshold(m, fpir), fpir, identities, "gallery-maxima", len(m), 0,
+                               generation, "", score)
     else:
         note = (f"{identities} identit{'y' if identities == 1 else 'ies'} and {len(g_mu) + len(s_mu)} probe(s) "
                 f"are too few to estimate from (need {MIN_IDENTITIES} and {MIN_PROBES}); used strangers' "
