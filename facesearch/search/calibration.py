@@ -23,9 +23,13 @@ The probes ("strangers") are:
   :data:`MIN_PROBES` probes): the means and spreads of 1,680 LFW faces against 1,679 other LFW
   people, shipped as numbers (:data:`LFW_PROBE_MOMENTS`, ``"lfw"``).
 
+The model's normal tails are too heavy to extrapolate to tens of thousands of identities; a
+gallery that large has enough of its own faces' best non-mated scores above the target
+(:data:`MIN_EXCEEDANCES`), and their plain quantile is used instead (``"gallery-maxima"``).
+
 docs/benchmarks.md ("Calibrated threshold") measures the realised FPIR against its target on
 LFW and among synthetic distractors, and why this model and not the plain largest-score
-quantile or a Gumbel fit (both miss at small N or overshoot).
+quantile or a Gumbel fit at small N.
 
 All similarities are cosines of L2-normalised embeddings, float in [-1, 1]; an identity's score
 is its best face's.
@@ -77,7 +81,7 @@ class Calibration:
         threshold: cosine similarity at or above which a face is named.
         fpir: the target false-positive identification rate, a fraction in (0, 1).
         identities: the number of enrolled identities it was computed for.
-        method: ``"gallery"``, ``"strangers"``, ``"gallery+strangers"`` or ``"lfw"``.
+        method: ``"gallery"``, ``"gallery-maxima"``, ``"strangers"``, ``"gallery+strangers"`` or ``"lfw"``.
         samples: probes it rests on (enrolled faces and strangers; 0 for ``"lfw"``).
         strangers: stranger photos used (0 without ``--strangers``).
         generation: the gallery's change counter when it was computed.
