@@ -124,9 +124,9 @@ def test_a_larger_gallery_is_calibrated_from_itself_and_recalibrated_as_it_grows
     # 5celeb's five (+10 of 39, 26%) redoes it for the new size, with the same target.
     assert cli("--home", home, "remove", people[0].name).exit_code == 0
     assert _json(cli, "--home", home, "info")["calibration"]["identities"] == len(people)
-    # 39 faces x 50% = 20 of the gallery's own best non-mated scores above the target: their
-    # quantile decides, not the model.
-    half = _json(cli, "--home", home, "calibrate", "--fpir", "0.5")
+    # 39 faces x 60% = 23 of the gallery's own best non-mated scores above the target (20 are
+    # needed): their quantile decides, not the model.
+    half = _json(cli, "--home", home, "calibrate", "--fpir", "0.6")
     assert half["method"] == "gallery-maxima" and half["samples"] == len(people) - 1
     assert cli("--home", home, "calibrate", "--fpir", "0.05").exit_code == 0
     assert cli("--home", home, "enroll", "-q", KNOWN, CELEB / "train").exit_code == 0
