@@ -95,6 +95,21 @@ def test_bench_identify_dataset_with_a_flat_unknown_folder(cli, tmp_path):
     _check_identify(d)
 
 
+def test_bench_identify_normalised_rows_keep_the_ranking_of_centred_scores(cli):
+    d = _json(cli("bench", "identify", "--gallery", CELEB / "train", "--probes", CELEB / "val",
+                  "--unknown", KNOWN, "--normalised", "--json"))
+    rows = {m["matcher"]: m for m in d["matchers"]}
+    assert {"knn k=1", "best face, raw", "centre K=20 w=0.5", "t-norm K=20", "as-norm K=50"} <= set(rows)
+    raw = rows["best face, raw"]
+    assert raw["rank1"] == rows["knn k=1"]["rank1"] and raw["dir_at_fpir"] == rows["knn k=1"]["dir_at_fpir"]
+    for label, m in rows.items():
+        if label.startswith(("centre", "t-norm")):
+            # Both move all of a probe's candidates alike: its ranking, hence rank-k, is unchanged.
+            assert (m["rank1"], m["rank5"]) == (raw["rank1"], raw["rank5"]), label
+        if label not in ("knn k=1", "knn k=5", "centroid"):
+            assert all(v is None for v in m["at_threshold"].values()), label
+
+
 def test_bench_identify_refuses_enrolled_unknowns(cli):
     res = cli("bench", "identify", "--gallery", CELEB / "train", "--probes", CELEB / "val", "--unknown", CELEB / "val")
     assert res.exit_code != 0

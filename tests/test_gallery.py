@@ -67,9 +67,12 @@ def test_list_json_and_text(cli, known_gallery):
     rows = json.loads(res.stdout)
     counts = {"alex_lacamoire": 1, "biden": 2, "kit_harington": 2, "obama": 2, "rose_leslie": 2}
     assert rows == [{"name": name, "faces": n, "images": n} for name, n in counts.items()]
-    text = cli("--home", known_gallery.home, "list").stdout
-    assert [line.split() for line in text.splitlines()] == (
+    lines = cli("--home", known_gallery.home, "list").stdout.splitlines()
+    table, threshold = lines[:len(counts) + 1], lines[len(counts) + 1:]
+    assert [line.split() for line in table] == (
         [["identity", "faces", "photos"]] + [[name, str(n), str(n)] for name, n in counts.items()])
+    # Then the threshold queries use and where it comes from (tests/test_calibration.py).
+    assert threshold[0].startswith("threshold 0.") and "calibrated for FPIR 1% at 5 identities" in threshold[0]
 
 
 def test_remove_rename_reindex_keep_index_and_db_in_agreement(cli, known_gallery):

@@ -35,6 +35,8 @@ from facesearch.models.face_cache import FaceCache
 from facesearch.plotting import pyplot
 from facesearch.bench.datasets import folder_dataset, lfw_root
 from facesearch.imaging.photo_files import IMAGE_EXTENSIONS
+from facesearch.search import normalisation
+from facesearch.search.calibration import identity_scores
 from facesearch.search.match import DEFAULT_THRESHOLD, MATCHERS, make_matcher
 from facesearch.bench.embeddings import DatasetEmbeddings, embed_photos, make_analysis
 from facesearch.progress import ProgressFactory, no_progress
@@ -219,6 +221,66 @@ def score_probes(label: str, name: str, params: dict, gallery_x: np.ndarray, gal
     return ProbeScores(rank, score, named)
 
 
+#: ``(label, function of (probe scores (P, N), identity scores (N, N)))`` compared by
+#: ``bench identify --normalised`` (see :mod:`facesearch.search.normalisation`).
+NORMALISATIONS = (
+    ("best face, raw", lambda s, g: s),
+    ("centre K=10 w=0.5", lambda s, g: normalisation.centre(s, 10, 0.5)),
+    ("centre K=20 w=0.5", lambda s, g: normalisation.centre(s, 20, 0.5)),
+    ("centre K=50 w=0.5", lambda s, g: normalisation.centre(s, 50, 0.5)),
+    ("centre K=20 w=1", lambda s, g: normalisation.centre(s, 20, 1.0)),
+    ("t-norm K=20", lambda s, g: normalisation.t_norm(s, 20)),
+    ("t-norm K=100", lambda s, g: normalisation.t_norm(s, 100)),
+    ("as-norm K=50", lambda s, g: normalisation.as_norm(s, g, 50)),
+    ("as-norm K=100", lambda s, g: normalisation.as_norm(s, g, 100)),
+)
+
+
+def normalised_scores(label: str, normalise, gallery_x: np.ndarray, gallery_y: list[str], probe_x: np.ndarray,
+                      probe_y: Sequence[str | None], identity_matrix: np.ndarray) -> ProbeScores:
+    """Probes scored against each identity's best face, normalised by ``normalise``; ``named``
+    stays ``None`` (the product's threshold is a cosine, not a normalised score)."""
+    n = len(probe_x)
+    rank = np.zeros(n, np.int64)
+    score = np.full(n, -np.inf)
+    ok = ~np.isnan(probe_x).any(axis=1)
+    names = sorted(set(gallery_y))
+    code = {name: i for i, name in enumerate(names)}
+    if ok.any() and len(gallery_x):
+        raw, _ = identity_scores(probe_x[ok], gallery_x, np.array([code[y] for y in gallery_y], np.int64))
+        norm = normalise(raw, identity_matrix)
+        order = np.argsort(-norm, axis=1, kind="stable")[:, :TOP_K]
+        for row, o, srow in zip(np.flatnonzero(ok), order, norm):
+            truth = code.get(probe_y[row]) if probe_y[row] is not None else None
+            hits = np.flatnonzero(o == truth) if truth is not None else []
+            rank[row] = int(hits[0]) + 1 if len(hits) else 0
+            score[row] = float(srow[o[0]])
+    log.debug("%s: scored %d probes", label, int(ok.sum()))
+    return ProbeScores(rank, score, [None] * n)
+
+
+def normalised_results(gallery_x: np.ndarray, gallery_y: list[str], known_x: np.ndarray, known_y: list[str],
+                       unknown_x: np.ndarray, unknown_ok: np.ndarray) -> list["MatcherResult"]:
+    """One :class:`MatcherResult` per entry of :data:`NORMALISATIONS` (no "at threshold" figures)."""
+    names = sorted(set(gallery_y))
+    code = {name: i for i, name in enumerate(names)}
+    labels = np.array([code[y] for y in gallery_y], np.int64)
+    matrix, _ = identity_scores(gallery_x, gallery_x, labels)
+    # Each identity against the others: its best face against their best faces, its own left out.
+    per_identity = np.full((len(names), len(names)), -np.inf, np.float32)
+    np.maximum.at(per_identity, labels, matrix)
+    np.fill_diagonal(per_identity, -np.inf)
+    out = []
+    for label, normalise in NORMALISATIONS:
+        k = normalised_scores(label, normalise, gallery_x, gallery_y, known_x, known_y, per_identity)
+        u = normalised_scores(label, normalise, gallery_x, gallery_y, unknown_x, [None] * len(unknown_x),
+                              per_identity)
+        result = summarise(label, k, known_y, u, unknown_ok, float("nan"))
+        result.at_threshold = {key: None for key in result.at_threshold}
+        out.append(result)
+    return out
+
+
 def threshold_at_fpir(unknown_scores: np.ndarray, fpir: float) -> float:
     """The lowest threshold at which at most ``fpir`` of ``unknown_scores`` (float64 (U,)) reach it.
 
@@ -322,8 +384,10 @@ class IdentificationResult:
                 "matchers": [m.as_dict() for m in self.matchers], "no_face": self.no_face}
 
 
-def identify(split: Split, emb: DatasetEmbeddings, threshold: float = DEFAULT_THRESHOLD) -> IdentificationResult:
-    """Score every matcher of :func:`matcher_rows` on ``split`` with the embeddings ``emb``."""
+def identify(split: Split, emb: DatasetEmbeddings, threshold: float = DEFAULT_THRESHOLD, *,
+             normalised: bool = False) -> IdentificationResult:
+    """Score every matcher of :func:`matcher_rows` on ``split`` with the embeddings ``emb``, and
+    with ``normalised`` every score normalisation of :data:`NORMALISATIONS`."""
     of = emb.of()
 
     def vectors(photos: Sequence[Path]) -> np.ndarray:
@@ -342,6 +406,8 @@ def identify(split: Split, emb: DatasetEmbeddings, threshold: float = DEFAULT_TH
         k = score_probes(label, name, params, gallery_x, gallery_y, known_x, known_y, threshold)
         u = score_probes(label, name, params, gallery_x, gallery_y, unknown_x, [None] * len(unknown_x), threshold)
         results.append(summarise(label, k, known_y, u, unknown_ok, threshold))
+    if normalised and len(gallery_x):
+        results += normalised_results(gallery_x, gallery_y, known_x, known_y, unknown_x, unknown_ok)
     return IdentificationResult(
         identities=len(enrolled), gallery_photos=len(split.gallery), gallery_no_face=int((~g_ok).sum()),
         identities_without_face=len(enrolled - set(gallery_y)), known_probes=len(split.known),
@@ -417,20 +483,20 @@ def run(*, lfw: str | os.PathLike | None = None, dataset: str | os.PathLike | No
         gallery_dir: str | os.PathLike | None = None, probes_dir: str | os.PathLike | None = None,
         unknown: str | os.PathLike | None = None, gallery_per_id: int | None = None,
         max_people: int | None = None, threshold: float | None = None, align: str = "box",
-        min_confidence: float = 0.8, use_cache: bool = True, out: str | os.PathLike | None = None,
-        progress: ProgressFactory = no_progress) -> dict:
+        min_confidence: float = 0.8, flip: bool = False, normalised: bool = False, use_cache: bool = True,
+        out: str | os.PathLike | None = None, progress: ProgressFactory = no_progress) -> dict:
     """``facesearch bench identify``: build the split (:func:`make_split`), embed every photo once
     (cached by content), score every matcher, and with ``out`` write ``det.png`` and
     ``identify.json`` there. Returns the dict ``--json`` prints."""
     split = make_split(lfw=lfw, dataset=dataset, gallery_dir=gallery_dir, probes_dir=probes_dir, unknown=unknown,
                        gallery_per_id=gallery_per_id, max_people=max_people)
-    analysis = make_analysis(align=align, min_confidence=min_confidence)
+    analysis = make_analysis(align=align, min_confidence=min_confidence, flip=flip)
     cache = FaceCache.for_settings(analysis.settings) if use_cache else None
     with progress("embedding") as (on_total, update):
         emb = embed_split(split, analysis, cache, progress=update, on_total=on_total)
-    result = identify(split, emb, DEFAULT_THRESHOLD if threshold is None else threshold)
+    result = identify(split, emb, DEFAULT_THRESHOLD if threshold is None else threshold, normalised=normalised)
     source = dataset or (f"{gallery_dir} + {probes_dir}" if gallery_dir else str(lfw))
-    data = {"benchmark": "identify", "source": source, "unknown_source": unknown, "align": align,
+    data = {"benchmark": "identify", "source": source, "unknown_source": unknown, "align": align, "flip": flip,
             "gallery_per_id": gallery_per_id or (None if gallery_dir else 1), "max_people": max_people,
             **result.as_dict()}
     if out is not None:

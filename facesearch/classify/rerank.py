@@ -112,6 +112,8 @@ def rerank_match(match: Match, proba: np.ndarray, classes: Sequence[str], *, thr
         is ``confidence`` sure of that one), its similarity, and all candidates reordered.
     """
     col = {str(c): i for i, c in enumerate(classes)}
+    # A face judged on centred scores carries its own threshold (facesearch.search.match).
+    threshold = match.threshold if match.threshold is not None else threshold
     ranked = []
     for c in match.candidates:
         p = float(proba[col[c.identity]]) if c.identity in col else 0.0
@@ -119,14 +121,14 @@ def rerank_match(match: Match, proba: np.ndarray, classes: Sequence[str], *, thr
         ranked.append(RankedCandidate(c.identity, c.similarity, p, combined_score(c.similarity, p) if eligible else None))
     if match.identity is None:
         # Open set: the classifier never overrules "unknown"; its probabilities are shown only.
-        return RerankedMatch(None, match.similarity, ranked, reranked_by=by, matcher_identity=None)
+        return RerankedMatch(None, match.similarity, ranked, match.threshold, reranked_by=by, matcher_identity=None)
     eligible = sorted((c for c in ranked if c.score is not None), key=lambda c: (-c.score, -c.similarity))
     rest = [c for c in ranked if c.score is None]
     if eligible[0].identity != match.identity and eligible[0].probability < confidence:
         kept = [c for c in eligible if c.identity == match.identity]
         eligible = kept + [c for c in eligible if c.identity != match.identity]
     best = eligible[0]
-    return RerankedMatch(best.identity, best.similarity, eligible + rest, reranked_by=by,
+    return RerankedMatch(best.identity, best.similarity, eligible + rest, match.threshold, reranked_by=by,
                          matcher_identity=match.identity)
 
 
@@ -193,7 +195,7 @@ class Reranker:
         if not face_matches:
             return []
         self.check()  # the gallery may have changed since this reranker was made
-        thr = DEFAULT_THRESHOLD if threshold is None else threshold
+        thr = self.gallery.default_threshold() if threshold is None else threshold
         proba = self.classifier.predict_proba(self._inputs(face_matches, image))
         return [FaceMatch(fm.face, rerank_match(fm.match, p, self.classifier.classes_, threshold=thr, by=self.kind))
                 for fm, p in zip(face_matches, proba)]

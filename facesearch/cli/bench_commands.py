@@ -89,11 +89,14 @@ def bench_lfw(lfw, pairs, limit, align, subtract_mean, min_confidence, min_face_
               help="Similarity for the 'at the threshold' figures (default: the product's default).")
 @click.option("--align", type=click.Choice(["box", "5point"]), default="box", show_default=True)
 @click.option("--min-confidence", type=float, default=0.8, show_default=True, help="MTCNN confidence floor.")
+@click.option("--flip", is_flag=True, help="Embed each face and its mirror image, averaged (test-time augmentation).")
+@click.option("--normalised", is_flag=True,
+              help="Also score with each score normalisation (gallery as cohort: centring, t-norm, as-norm).")
 @click.option("--no-cache", is_flag=True, help="Recompute every embedding.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Write det.png and identify.json here.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def bench_identify(lfw, dataset, gallery_dir, probes_dir, unknown, gallery_per_id, max_people, threshold, align,
-                   min_confidence, no_cache, out, as_json):
+                   min_confidence, flip, normalised, no_cache, out, as_json):
     """Open-set 1:N identification: rank-1/5, DIR at FPIR 1% and 10%, DET curve, per matcher."""
     from facesearch.bench import identify as identify_bench
     from facesearch.bench.lfw import default_lfw
@@ -101,8 +104,31 @@ def bench_identify(lfw, dataset, gallery_dir, probes_dir, unknown, gallery_per_i
     data = identify_bench.run(lfw=lfw or default_lfw(), dataset=dataset, gallery_dir=gallery_dir,
                               probes_dir=probes_dir, unknown=unknown, gallery_per_id=gallery_per_id,
                               max_people=max_people, threshold=threshold, align=align, min_confidence=min_confidence,
-                              use_cache=not no_cache, out=out, progress=quiet_progress(False))
+                              flip=flip, normalised=normalised, use_cache=not no_cache, out=out,
+                              progress=quiet_progress(False))
     render.emit(data, as_json, render.identify_text)
+
+
+@bench.command(name="calibration")
+@click.option("--lfw", "lfw", type=click.Path(exists=True), default=None, help=LFW_HELP)
+@click.option("--sizes", default="100,500,1680", show_default=True,
+              help="Enrolled LFW identities, comma-separated (sizes under 1,680 are drawn at random --draws times).")
+@click.option("--fpir", "fpirs", default="0.01", show_default=True, help="Target FPIRs, comma-separated.")
+@click.option("--draws", type=click.IntRange(1), default=5, show_default=True, help="Random galleries per size.")
+@click.option("--distractors", type=click.IntRange(0), default=0, show_default=True,
+              help="Also all 1,680 people plus this many synthetic distractor identities (LFW's photo counts).")
+@click.option("--distractor-faces", type=click.IntRange(1), default=None,
+              help="Faces per synthetic identity [default: drawn from LFW's photo counts, 5.3 on average].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def bench_calibration(lfw, sizes, fpirs, draws, distractors, distractor_faces, seed, as_json):
+    """Realised FPIR of the calibrated threshold against its target, on LFW's never-enrolled people."""
+    from facesearch.bench import calibration_check
+
+    data = calibration_check.run(_default_lfw(lfw), sizes=_comma_list("--sizes", sizes, int),
+                                 fpirs=_comma_list("--fpir", fpirs, float), draws=draws, distractors=distractors,
+                                 distractor_faces=distractor_faces, seed=seed, progress=quiet_progress(False))
+    render.emit(data, as_json, render.calibration_bench_text)
 
 
 @bench.command(name="speed")

@@ -1,4 +1,4 @@
-"""Commands on the gallery: enroll, query, verify, list, remove, rename, reindex, and which models run.
+"""Commands on the gallery: enroll, query, verify, list, info, calibrate, remove, rename, reindex, and which models run.
 
 Library modules are imported inside each command, not at the top: ``facesearch --help`` and
 commands that need no model must not pay for numpy, FAISS and TensorFlow. With ``--server URL``,
@@ -43,7 +43,8 @@ def enroll(ctx, paths, name, min_face_size, as_json, quiet):
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1), help="Candidates per face.")
 @click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1), help="Neighbours that vote (knn).")
 @click.option("--threshold", type=float, default=None,
-              help="Cosine similarity under which a face is unknown (default: the measured one, see README).")
+              help="Cosine similarity under which a face is unknown (default: the gallery's calibrated one, "
+                   "see `facesearch calibrate`).")
 @click.option("--annotate", "annotate_out", type=click.Path(), default=None,
               help="Write each photo with boxes and names: a file for one photo, else a folder.")
 @click.option("--rerank", type=click.Choice(["mlp", "inception", "ensemble"]), default=None,
@@ -91,11 +92,46 @@ def verify(ctx, first, second, threshold, as_json):
 
 
 @main.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON (the identities only; `info --json` has the rest).")
 @click.pass_context
 def list_(ctx, as_json):
-    """List enrolled identities with their face and photo counts."""
-    render.emit(open_gallery(ctx, remote=True).identities(), as_json, render.identities_text)
+    """List enrolled identities with their face and photo counts, and the threshold in use."""
+    gallery = open_gallery(ctx, remote=True)
+    rows = gallery.identities()
+    render.emit(rows, as_json, render.identities_text)
+    if not as_json and rows:
+        for line in render.threshold_text(gallery.info()):
+            click.echo(line)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def info(ctx, as_json):
+    """What the gallery holds, and the threshold queries use (calibrated or not)."""
+    render.emit(open_gallery(ctx).info(), as_json, render.info_text)
+
+
+@main.command()
+@click.option("--fpir", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Target false-positive identification rate: the fraction of strangers named as someone "
+                   "[default: the gallery's current target, else 0.01].")
+@click.option("--strangers", multiple=True, type=click.Path(exists=True),
+              help="Photos, or folders of photos, of people known NOT to be enrolled: sharpens the estimate "
+                   "(each photo's largest face). Repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def calibrate(ctx, fpir, strangers, as_json, quiet):
+    """Choose the threshold that names FPIR of strangers in this gallery, and store it.
+
+    Queries and `live` use it unless --threshold is given. Writes keep it up to date as the
+    gallery grows or shrinks (by 20% or more); run this again after adding strangers' photos.
+    """
+    gallery = open_gallery(ctx)
+    with progress_bar("strangers", quiet) as (on_total, update):
+        cal = gallery.calibrate(fpir, list(strangers) or None, progress=update, on_total=on_total)
+    render.emit(cal.as_dict(), as_json, render.calibration_text)
 
 
 @main.command()

@@ -74,6 +74,40 @@ def identities_text(rows: list[dict]) -> Iterable[str]:
         yield f"{r['name']:<{width}}  {r['faces']:>5}  {r['images']:>6}"
 
 
+def calibration_text(c: dict) -> Iterable[str]:
+    """One calibration (:meth:`facesearch.search.calibration.Calibration.as_dict`)."""
+    how = {"gallery": f"estimated from {c['samples']} enrolled faces against the other identities",
+           "strangers": f"estimated from {c['strangers']} stranger photo(s)",
+           "gallery+strangers": f"estimated from {c['samples']} enrolled faces and stranger photos "
+                                f"({c['strangers']} strangers)",
+           "gallery-maxima": f"the best scores of {c['samples']} enrolled faces against the other identities",
+           "lfw": "from strangers' scores measured on LFW"}.get(c["method"], c["method"])
+    yield (f"Threshold {c['threshold']:.3f}: names about {100 * c['fpir']:g}% of strangers among "
+           f"{c['identities']} enrolled identit{_plural(c['identities'], 'y', 'ies')} ({how}).")
+    if c.get("note"):
+        yield f"  {c['note']}"
+
+
+def threshold_text(d: dict) -> Iterable[str]:
+    """The threshold line of ``list`` and ``info``, from :meth:`Gallery.info`'s dict."""
+    c = d["calibration"]
+    if c is None:
+        yield f"threshold {d['threshold']:.3f} (fixed default; run `facesearch calibrate` to fit it to this gallery)"
+        return
+    yield (f"threshold {c['threshold']:.3f}, calibrated for FPIR {100 * c['fpir']:g}% at {c['identities']} "
+           f"identit{_plural(c['identities'], 'y', 'ies')} ({c['method']})")
+    if c.get("note"):
+        yield f"  {c['note']}"
+
+
+def info_text(d: dict) -> Iterable[str]:
+    yield f"gallery     {d['home']}"
+    yield f"model       {d['model']}"
+    yield f"identities  {d['identities']}"
+    yield f"faces       {d['faces']}"
+    yield from threshold_text(d)
+
+
 def removed_text(d: dict) -> Iterable[str]:
     yield f"Removed {d['removed']} ({d['faces']} face(s))."
 
@@ -166,11 +200,12 @@ def identify_text(d: dict) -> Iterable[str]:
     yield (f"Open-set identification: {d['identities']} enrolled identities ({d['gallery_photos']} photos, "
            f"{d['gallery_no_face']} without a face), {d['known_probes']} known probes, "
            f"{d['unknown_probes']} unknown probes")
-    yield (f"{'matcher':<10} {'rank-1':>6} {'rank-5':>6} {'DIR@FPIR1%':>10} {'DIR@FPIR10%':>11}   "
+    width = max([10] + [len(m["matcher"]) for m in d["matchers"]])
+    yield (f"{'matcher':<{width}} {'rank-1':>6} {'rank-5':>6} {'DIR@FPIR1%':>10} {'DIR@FPIR10%':>11}   "
            f"at threshold {d['threshold']:.2f}: {'known ok':>8} {'unknown rejected':>16}")
     for m in d["matchers"]:
         f1, f10, at = m["dir_at_fpir"]["0.01"], m["dir_at_fpir"]["0.1"], m["at_threshold"]
-        yield (f"{m['matcher']:<10} {_pct(m['rank1']):>6} {_pct(m['rank5']):>6} {_pct(f1['dir']):>10} "
+        yield (f"{m['matcher']:<{width}} {_pct(m['rank1']):>6} {_pct(m['rank5']):>6} {_pct(f1['dir']):>10} "
                f"{_pct(f10['dir']):>11}   {'':>22}{_pct(at['known_accuracy']):>8} "
                f"{_pct(at['unknown_rejection']):>16}")
     yield "  (percentages; DIR at FPIR uses the threshold that lets that fraction of unknown probes through)"
@@ -179,6 +214,18 @@ def identify_text(d: dict) -> Iterable[str]:
            f"not counted as rejected)")
     if d.get("det_png"):
         yield f"  DET curve: {d['det_png']}"
+
+
+def calibration_bench_text(d: dict) -> Iterable[str]:
+    yield (f"Calibrated threshold on LFW: realised FPIR on {d['unknown_probes']} never-enrolled people "
+           f"(mean and range over {d['draws']} random galleries under 1,680)")
+    yield (f"{'target':>6} {'score':>8} {'identities':>10} {'+synthetic':>10} {'method':>8} {'threshold':>9} "
+           f"{'realised FPIR':>13} {'x target':>8} {'range':>15} {'DIR':>6}")
+    for r in d["rows"]:
+        yield (f"{100 * r['fpir']:>5g}% {r['score']:>8} {r['identities']:>10} {r['distractor_identities']:>10} "
+               f"{r['method']:>8} "
+               f"{r['threshold_mean']:>9.3f} {_pct(r['realised_fpir_mean'], 12)}% {r['ratio_mean']:>8.2f} "
+               f"{_pct(r['realised_fpir_min'], 6)}-{_pct(r['realised_fpir_max'], 5)}% {_pct(r['dir_mean'], 6)}")
 
 
 def speed_text(d: dict) -> Iterable[str]:

@@ -19,7 +19,7 @@ from facesearch.cli.root import main, open_gallery
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per event on stdout.")
 @click.option("--matcher", type=click.Choice(["knn", "centroid"]), default="knn", show_default=True)
 @click.option("--threshold", type=float, default=None,
-              help="Cosine similarity under which a face is unknown (default: the measured one).")
+              help="Cosine similarity under which a face is unknown (default: the gallery's calibrated one).")
 @click.option("--every", type=click.IntRange(1), default=10, show_default=True,
               help="Re-embed a steady track every N analysed frames.")
 @click.option("--analyse-every", type=click.IntRange(1), default=1, show_default=True,

@@ -40,6 +40,9 @@ from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, has
 from facesearch.search.faiss_index import GalleryIndex, kind_for
 from facesearch.search.answers import DEFAULT_THRESHOLD, Match
 from facesearch.search.verification import Verification, verify_faces
+from facesearch.search.calibration import (DEFAULT_FPIR, MAX_PROBES, MAX_REFERENCE, MIN_EXCEEDANCES, Calibration,
+                                           calibrate, cohort_at, probe_moments)
+from facesearch.search.normalisation import CENTRE_WEIGHT, COHORT_K
 from facesearch.gallery.store import FaceRecord, NewFace, Store
 from facesearch.gallery import api_keys, interchange
 from facesearch.gallery.lock import LOCK_FILE, WriterLock
@@ -56,6 +59,9 @@ CHECKPOINT_CHANGES = 5_000
 UPLOADS_DIR = "uploads"
 #: Fitted matchers (one per matcher, threshold, top_k, k) a gallery keeps.
 MATCHERS_KEPT = 16
+#: The score whose threshold is calibrated: the best cosine similarity to an enrolled face, centred
+#: on the face's cohort (facesearch.search.normalisation; docs/benchmarks.md, "Normalised scores").
+CALIBRATED_SCORE = "centred"
 
 
 @dataclass
@@ -247,6 +253,7 @@ class Gallery:
         with self._exclusive():
             yield
             self._save_index_if_due(final=True)
+            self._recalibrate_if_due()
 
     def _index_for_writing(self) -> GalleryIndex:
         # Called under the writer lock, so the files on disk cannot change meanwhile; if another
@@ -323,7 +330,9 @@ class Gallery:
         return verify_faces(faces_a, faces_b, images=names, threshold=threshold)  # type: ignore[arg-type]
 
     def matcher(self, name: str = "knn", *, threshold: float | None = None, top_k: int = 5, k: int = 5):
-        """A fitted matcher (``"knn"`` or ``"centroid"``) over this gallery's indexes.
+        """A fitted matcher (``"knn"`` or ``"centroid"``) over this gallery's indexes; ``threshold``
+        defaults to :meth:`default_threshold`, and applies to centred scores in a calibrated
+        gallery (:meth:`centre_weight`).
 
         The matcher searches the index this gallery keeps up to date in place: from several
         threads, search through :meth:`match_faces`, which keeps searches and updates apart.
@@ -333,18 +342,19 @@ class Gallery:
 
         if name not in ("knn", "centroid"):
             return make_matcher(name)  # raises the clear "unknown matcher" error
-        thr = DEFAULT_THRESHOLD if threshold is None else threshold
-        key = (name, thr, top_k, k)
         with self._guard:
             index = self._load_index()  # may replace the index, and with it forget the matchers
+            thr = self.default_threshold() if threshold is None else threshold
+            centre = self.centre_weight()
+            key = (name, thr, top_k, k, centre)
             if key in self._matchers:
                 self._matchers.move_to_end(key)
                 return self._matchers[key]
             if name == "knn":
-                built = make_matcher("knn", k=k, threshold=thr, top_k=top_k).from_index(
+                built = make_matcher("knn", k=k, threshold=thr, top_k=top_k, centre=centre).from_index(
                     index.faces, self.store.face_names, self.names)
             else:
-                built = make_matcher("centroid", threshold=thr, top_k=top_k).from_index(
+                built = make_matcher("centroid", threshold=thr, top_k=top_k, centre=centre).from_index(
                     index.identities, self.store.identity_names_of, self.names)
             self._matchers[key] = built
             while len(self._matchers) > MATCHERS_KEPT:
@@ -379,6 +389,151 @@ class Gallery:
         name = None if isinstance(photo, np.ndarray) else os.fspath(photo)
         image = load_image(photo)
         return QueryResult(name, self.identify(image, matcher=matcher, threshold=threshold, top_k=top_k, k=k))
+
+    def info(self) -> dict:
+        """What the gallery holds and how it decides: ``{"home", "model", "identities", "faces",
+        "generation", "threshold", "calibration"}`` (``calibration`` is ``None`` if never calibrated)."""
+        cal = self.calibration()
+        return {"home": str(self.home), "model": self.model_id, "identities": self.store.count_identities(),
+                "faces": self.store.count_faces(), "generation": self.store.generation(),
+                "threshold": round(self.default_threshold(), 4), "calibration": None if cal is None else cal.as_dict()}
+
+    # -- calibration ------------------------------------------------------------------------
+
+    def calibration(self) -> Calibration | None:
+        """The threshold calibrated to this gallery (:mod:`facesearch.search.calibration`), or
+        ``None`` for a gallery never calibrated (nothing enrolled yet, or made by an older version
+        and not written since)."""
+        stored = self.store.calibration(CALIBRATED_SCORE)
+        return None if stored is None else Calibration(**stored, score=CALIBRATED_SCORE)
+
+    def centre_weight(self) -> float:
+        """The weight of cohort centring in this gallery's scores: :data:`CENTRE_WEIGHT` once it is
+        calibrated (every write calibrates), 0 (plain cosines) for a gallery never calibrated."""
+        return CENTRE_WEIGHT if self.calibration() is not None else 0.0
+
+    def default_threshold(self) -> float:
+        """The similarity at which queries name a face unless told otherwise: the calibrated
+        threshold, else :data:`~facesearch.search.answers.DEFAULT_THRESHOLD`."""
+        cal = self.calibration()
+        return DEFAULT_THRESHOLD if cal is None else cal.threshold
+
+    def calibrate(self, fpir: float | None = None, strangers: Sequence[str | os.PathLike] | None = None, *,
+                  progress: Callable[[int], None] | None = None,
+                  on_total: Callable[[int], None] | None = None) -> Calibration:
+        """Choose and store the threshold that names a fraction ``fpir`` of strangers (default:
+        the stored target, else :data:`~facesearch.search.calibration.DEFAULT_FPIR`) in this gallery.
+
+        Strangers' best similarities are estimated from the gallery itself (each sampled face
+        against the other identities) and, with ``strangers`` (photos or folders of people known
+        not to be enrolled; each photo's largest face), from them too; a gallery too small to
+        estimate from gets numbers measured on LFW (the result's ``method`` and ``note`` say so).
+
+        Raises:
+            GalleryError: the gallery is empty.
+            ValueError: ``fpir`` outside (0, 1).
+        """
+        if not self.store.has_faces():
+            raise GalleryError(f"{self.home}: the gallery is empty; enroll people first")
+        faces = self._stranger_faces(strangers, progress=progress, on_total=on_total) if strangers else None
+        with self._lock.held():
+            stored = self.calibration()
+            target = fpir if fpir is not None else (stored.fpir if stored is not None else DEFAULT_FPIR)
+            cal = self._compute_calibration(target, faces)
+            self._store_calibration(cal)
+        return cal
+
+    def _stranger_faces(self, paths: Sequence[str | os.PathLike], *, progress=None, on_total=None) -> np.ndarray:
+        """The largest face of every photo under ``paths``: float32 (S, dim)."""
+        photos: list[Path] = []
+        for raw in paths:
+            path = Path(raw)
+            if not path.exists():
+                raise GalleryError(f"{raw}: no such file or folder")
+            photos += iter_image_files(path) if path.is_dir() else [path]
+        if on_total:
+            on_total(len(photos))
+        cache = FaceCache.for_settings(self.analysis.settings, self._cache_root) if self._cache_root else None
+        todo = []
+        for path in photos:
+            sha = hash_photo(path)
+            if isinstance(sha, PhotoError):
+                log.warning("%s: %s; skipped", path, sha.reason)
+            else:
+                todo.append((path, sha))
+        out = []
+        for photo in analyse_photos(todo, self.analysis, cache):
+            if progress:
+                progress(1)
+            if isinstance(photo, PhotoError) or not photo.faces:
+                continue
+            out.append(max(photo.faces, key=lambda f: f.area).embedding)
+        return np.stack(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
+
+    def _reference(self) -> tuple[np.ndarray, np.ndarray]:
+        """The identities probes are scored against: all, or a random :data:`MAX_REFERENCE` of them."""
+        return self.store.sample_identity_faces(MAX_REFERENCE)
+
+    def _other_identities_best(self, vectors: np.ndarray, owners: np.ndarray) -> np.ndarray:
+        """Each enrolled face's centred best score (:data:`CENTRE_WEIGHT`) against the *other*
+        identities of the whole gallery, by the faces index: float64 (S,), ``-inf`` for none."""
+        index = self._load_index().faces
+        k = min(max(64, 4 * (COHORT_K + 1)), max(len(index), 1))
+        sims, ids = index.search(np.atleast_2d(vectors).astype(np.float32), k)
+        who = self.store.face_identity_ids(np.unique(ids[ids >= 0]))
+        out = np.full(len(vectors), -np.inf)
+        for row, (srow, irow) in enumerate(zip(sims, ids)):
+            best: dict[int, float] = {}
+            for s, i in zip(srow, irow):  # descending: an identity's first face is its best
+                other = who.get(int(i)) if i >= 0 else None
+                if other is not None and other != owners[row]:
+                    best.setdefault(other, float(s))
+            scores = list(best.values())
+            if scores:
+                cohort = scores[1:COHORT_K + 1]
+                out[row] = scores[0] - (CENTRE_WEIGHT * float(np.mean(cohort)) if cohort else 0.0)
+        return out
+
+    def _compute_calibration(self, fpir: float, strangers: np.ndarray | None = None) -> Calibration:
+        ref_owners, ref_vectors = self._reference()
+        owners, vectors = self.store.sample_faces(MAX_PROBES)
+        identities, referenced = self.store.count_identities(), len(np.unique(ref_owners))
+        g_mu, g_sd, g_cohort = probe_moments(vectors, owners, ref_vectors, ref_owners)
+        # A stranger's cohort is drawn from all N identities; these were drawn from fewer.
+        g_cohort = cohort_at(g_cohort, g_sd, referenced - 1, identities)
+        s_mu = s_sd = s_cohort = None
+        if strangers is not None and len(strangers):
+            s_mu, s_sd, s_cohort = probe_moments(strangers, None, ref_vectors, ref_owners)
+            s_cohort = cohort_at(s_cohort, s_sd, referenced, identities)
+        # The gallery's own best non-mated scores decide directly once they are enough (large galleries).
+        maxima = self._other_identities_best(vectors, owners) if len(vectors) * fpir >= MIN_EXCEEDANCES else None
+        return calibrate(g_mu, g_sd, identities=identities, fpir=fpir, centre=CENTRE_WEIGHT, gallery_cohort=g_cohort,
+                         stranger_mu=s_mu, stranger_sigma=s_sd, stranger_cohort=s_cohort, gallery_maxima=maxima,
+                         generation=self.store.generation())
+
+    def _store_calibration(self, cal: Calibration) -> None:
+        self.store.set_calibration(CALIBRATED_SCORE, {
+            "threshold": float(cal.threshold), "fpir": float(cal.fpir), "identities": int(cal.identities),
+            "method": cal.method, "samples": int(cal.samples), "strangers": int(cal.strangers),
+            "generation": int(cal.generation), "note": cal.note[:512]})
+        self._matchers.clear()
+
+    def _recalibrate_if_due(self) -> None:
+        # Under the writer lock, after a write: a gallery is calibrated once it holds faces, and
+        # again when its number of identities has moved enough to move the threshold. Strangers
+        # given to `calibrate` are not kept (they are other people's faces), so a recalibration
+        # rests on the gallery alone.
+        if self.store.read_only or not self.store.has_faces():
+            return
+        stored = self.calibration()
+        identities = self.store.count_identities()
+        if stored is not None and not stored.due(identities):
+            return
+        cal = self._compute_calibration(stored.fpir if stored is not None else DEFAULT_FPIR)
+        if stored is not None:
+            log.info("%s: %d identities now (calibrated for %d): threshold %.3f -> %.3f", self.home, identities,
+                     stored.identities, stored.threshold, cal.threshold)
+        self._store_calibration(cal)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -498,9 +653,10 @@ class Gallery:
         return removed
 
     def _erase_removed(self) -> None:
-        """After a removal: index files rewritten without the removed vectors, and the database's
-        write-ahead log emptied of them."""
+        """After a removal: index files rewritten without the removed vectors, the threshold
+        recalibrated if the gallery shrank enough, and the database's write-ahead log emptied."""
         self._index_for_writing().save(self.index_dir)
+        self._recalibrate_if_due()
         if not self.store.checkpoint():
             log.warning("%s: another process is reading the gallery, so the database's write-ahead log "
                         "keeps the removed faces until the next removal", self.home)

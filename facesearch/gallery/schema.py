@@ -1,5 +1,6 @@
 """The gallery's tables (SQLAlchemy ORM): identities, source photos, faces with their embeddings,
-one row of gallery state (embedding model, change counter), and the server's API keys.
+one row of gallery state (embedding model, change counter), the calibrated threshold and the
+server's API keys.
 
 Changing a table here needs a new Alembic revision in ``migrations/versions/`` (see
 :mod:`facesearch.gallery.revisions`), so that galleries made by earlier releases are upgraded.
@@ -13,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 #: The Alembic revision these tables are (the newest script in ``migrations/versions/``; a test
 #: keeps the two equal). Opening a gallery at this revision needs no Alembic at all.
-REVISION = "0003"
+REVISION = "0004"
 
 #: Written into ``gallery_state.schema_version`` by 0.1.0, which had no migrations. The schema's
 #: revision is now Alembic's (:mod:`facesearch.gallery.revisions`); the column keeps this value so
@@ -116,3 +117,21 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(128))  # hex scrypt digest of the secret
     created_at: Mapped[dt.datetime] = mapped_column(default=_now)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class CalibrationRow(Base):
+    """The threshold calibrated to this gallery for one kind of score (see
+    :mod:`facesearch.search.calibration`): the target FPIR, the number of identities it was
+    computed for and how it was estimated."""
+
+    __tablename__ = "calibrations"
+    score: Mapped[str] = mapped_column(String(32), primary_key=True)
+    threshold: Mapped[float] = mapped_column(Float)
+    fpir: Mapped[float] = mapped_column(Float)
+    identities: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(32))
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    strangers: Mapped[int] = mapped_column(Integer, default=0)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str] = mapped_column(String(512), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)

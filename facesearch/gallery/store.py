@@ -21,8 +21,8 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from facesearch.errors import GalleryError, NotFoundError, one_line
-from facesearch.gallery.schema import (REVISION, SCHEMA_VERSION, ApiKey, FaceRow, GalleryState, Identity, RemovedFace, RemovedIdentity,
-                                       SourceImage)
+from facesearch.gallery.schema import (REVISION, SCHEMA_VERSION, ApiKey, CalibrationRow, FaceRow, GalleryState, Identity,
+                                       RemovedFace, RemovedIdentity, SourceImage)
 from facesearch.permissions import create_private_file, tighten
 from facesearch.search.faiss_index import IndexChanges, group_sums, normalise
 
@@ -485,6 +485,76 @@ class Store:
                 rows = s.execute(select(FaceRow.id, FaceRow.embedding).where(FaceRow.id.in_(part))).all()
             out.append(self._unpack(rows, "<f4")[1])
         return np.concatenate(out) if out else np.zeros((0, self.embedding_dim), np.float32)
+
+    def count_identities(self) -> int:
+        """How many identities hold at least one face."""
+        with self.session() as s:
+            return int(s.scalar(select(func.count(Identity.id)).where(Identity.face_count > 0)))
+
+    def sample_faces(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` stored faces chosen at random (all when fewer): ``(identity ids int64 (n,),
+        vectors float32 (n, D))``, by face id."""
+        with self.session() as s:
+            ids = np.asarray(s.scalars(select(FaceRow.id)).all(), np.int64)
+        chosen = np.sort(np.random.default_rng(seed).choice(ids, size=min(n, len(ids)), replace=False))
+        owners, vectors = [], []
+        for start in range(0, len(chosen), 10_000):
+            part = chosen[start:start + 10_000].tolist()
+            with self.session() as s:
+                rows = s.execute(select(FaceRow.id, FaceRow.identity_id, FaceRow.embedding)
+                                 .where(FaceRow.id.in_(part)).order_by(FaceRow.id)).all()
+            owners.append(np.fromiter((r[1] for r in rows), np.int64, count=len(rows)))
+            vectors.append(self._unpack([(r[0], r[2]) for r in rows], "<f4")[1])
+        if not vectors:
+            return np.zeros(0, np.int64), np.zeros((0, self.embedding_dim), np.float32)
+        return np.concatenate(owners), np.concatenate(vectors)
+
+    def sample_identity_faces(self, n: int, seed: int = 0, max_faces: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+        """Every face of ``n`` identities chosen at random (all when fewer), at most ``max_faces``
+        in all: ``(identity ids int64 (m,), vectors float32 (m, D))``."""
+        with self.session() as s:
+            idents = np.asarray(s.scalars(select(Identity.id).where(Identity.face_count > 0)).all(), np.int64)
+        chosen = np.sort(np.random.default_rng(seed).choice(idents, size=min(n, len(idents)), replace=False))
+        owners, vectors, total = [], [], 0
+        for start in range(0, len(chosen), 1_000):
+            with self.session() as s:
+                rows = s.execute(select(FaceRow.id, FaceRow.identity_id, FaceRow.embedding)
+                                 .where(FaceRow.identity_id.in_(chosen[start:start + 1_000].tolist()))
+                                 .order_by(FaceRow.id).limit(max_faces - total)).all()
+            owners.append(np.fromiter((r[1] for r in rows), np.int64, count=len(rows)))
+            vectors.append(self._unpack([(r[0], r[2]) for r in rows], "<f4")[1])
+            total += len(rows)
+            if total >= max_faces:
+                break
+        if not vectors:
+            return np.zeros(0, np.int64), np.zeros((0, self.embedding_dim), np.float32)
+        return np.concatenate(owners), np.concatenate(vectors)
+
+    def face_identity_ids(self, face_ids: Sequence[int]) -> dict[int, int]:
+        """Identity id of each of ``face_ids`` that still exists."""
+        ids = sorted({int(i) for i in face_ids if i >= 0})
+        out: dict[int, int] = {}
+        for start in range(0, len(ids), 10_000):
+            with self.session() as s:
+                out.update((int(f), int(o)) for f, o in s.execute(
+                    select(FaceRow.id, FaceRow.identity_id).where(FaceRow.id.in_(ids[start:start + 10_000]))))
+        return out
+
+    def calibration(self, score: str) -> dict | None:
+        """The stored calibration of ``score`` as a dict of :class:`CalibrationRow`'s columns, or ``None``."""
+        with self.session() as s:
+            row = s.get(CalibrationRow, score)
+            if row is None:
+                return None
+            return {c: getattr(row, c) for c in ("threshold", "fpir", "identities", "method", "samples",
+                                                 "strangers", "generation", "note")}
+
+    def set_calibration(self, score: str, values: dict) -> None:
+        """Store (or replace) the calibration of ``score``: ``values`` holds :class:`CalibrationRow`'s
+        columns. Not a change of faces or identities: the generation is not bumped."""
+        with self.session() as s:
+            s.execute(delete(CalibrationRow).where(CalibrationRow.score == score))
+            s.add(CalibrationRow(score=score, **values))
 
     # -- writes -----------------------------------------------------------------------------
 

@@ -29,13 +29,20 @@ class Match:
         identity: best identity, or ``None`` when its similarity is under the threshold.
         similarity: cosine similarity of the best candidate (even when unknown).
         candidates: best first, at most ``top_k``.
+        threshold: the similarity this face needed to be named, when it is the face's own
+            (centred scores, :mod:`facesearch.search.normalisation`); ``None`` when it is the
+            matcher's one threshold.
     """
 
     identity: str | None
     similarity: float
     candidates: list[Candidate] = field(default_factory=list)
+    threshold: float | None = None
 
     def as_dict(self) -> dict:
-        return {"identity": self.identity, "similarity": round(float(self.similarity), 4),
-                "candidates": [{"identity": c.identity, "similarity": round(float(c.similarity), 4)}
-                               for c in self.candidates]}
+        out = {"identity": self.identity, "similarity": round(float(self.similarity), 4),
+               "candidates": [{"identity": c.identity, "similarity": round(float(c.similarity), 4)}
+                              for c in self.candidates]}
+        if self.threshold is not None:
+            out["threshold"] = round(float(self.threshold), 4)
+        return out

@@ -11,6 +11,11 @@ candidates.
 * :class:`CentroidMatcher`: the identity whose average embedding is most similar.
 
 Similarities are cosines of L2-normalised FaceNet embeddings, in ``[-1, 1]``.
+
+With ``centre`` > 0 the threshold applies to the *centred* score of
+:func:`facesearch.search.normalisation.centre`: a face is named when its best similarity reaches
+``threshold + centre * (mean similarity of its next cohort identities)``, the cosine each
+:class:`Match` reports as its ``threshold``. Ranking is unchanged.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from sklearn.base import BaseEstimator
 
 from facesearch.search.answers import DEFAULT_THRESHOLD, Candidate, Match
 from facesearch.search.faiss_index import VectorIndex, centroids
+from facesearch.search.normalisation import COHORT_K
 
 __all__ = ["DEFAULT_THRESHOLD", "Candidate", "Match", "KNNMatcher", "CentroidMatcher", "MATCHERS", "make_matcher"]
 
@@ -43,6 +49,8 @@ class _NearestMatcher(BaseEstimator):
 
     threshold: float
     top_k: int
+    centre: float
+    cohort: int
 
     def _set_reference(self, index: Searchable, names: Mapping[int, str] | NameLookup,
                        all_names: Callable[[], Sequence[str]] | None = None) -> None:
@@ -68,20 +76,33 @@ class _NearestMatcher(BaseEstimator):
         sims, ids = self.index_.search(X, min(n, max(len(self.index_), 1)))
         return sims, ids, self._lookup(np.unique(ids[ids >= 0]))
 
-    def _scores(self, X: np.ndarray) -> list[list[tuple[str, float, float]]]:
-        """Per face: ``(identity, vote, best similarity)`` for each identity seen, best first."""
+    def _scores(self, X: np.ndarray) -> list[tuple[list[tuple[str, float, float]], float]]:
+        """Per face: ``(identity, vote, best similarity)`` for each identity seen, best first, and
+        the similarity this face needs to be named."""
         raise NotImplementedError
+
+    def _searched(self, n: int) -> int:
+        """Neighbours to look at: ``n``, or enough for the cohort when scores are centred."""
+        return max(n, 2 * (self.cohort + 1)) if self.centre else n
+
+    def _needed(self, best: Sequence[float]) -> float:
+        """The threshold of a face whose identities' best similarities are ``best`` (descending)."""
+        cohort = list(best[1:self.cohort + 1])
+        if not self.centre or not cohort:
+            return self.threshold
+        return self.threshold + self.centre * float(np.mean(cohort))
 
     def identify(self, X: np.ndarray) -> list[Match]:
         """Best identity (or unknown), similarity and candidates for each row of ``X`` (N, D)."""
         out = []
-        for ranked in self._scores(X):
+        for ranked, needed in self._scores(X):
             if not ranked:
                 out.append(Match(None, float("nan"), []))
                 continue
             name, vote, sim = ranked[0]
             cands = [Candidate(n, s) for n, _, s in ranked[: self.top_k]]
-            out.append(Match(name if vote > 0 and sim >= self.threshold else None, sim, cands))
+            out.append(Match(name if vote > 0 and sim >= needed else None, sim, cands,
+                             threshold=needed if self.centre else None))
         return out
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -92,7 +113,7 @@ class _NearestMatcher(BaseEstimator):
         """Vote shares over :attr:`classes_`, float (N, C). A row of zeros means unknown."""
         col = {c: i for i, c in enumerate(self.classes_)}
         proba = np.zeros((len(np.atleast_2d(X)), len(self.classes_)))
-        for row, ranked in enumerate(self._scores(X)):
+        for row, (ranked, _) in enumerate(self._scores(X)):
             votes = {n: v for n, v, _ in ranked if v > 0}
             total = sum(votes.values())
             for n, v in votes.items():
@@ -110,14 +131,18 @@ class KNNMatcher(_NearestMatcher):
 
     Args:
         k: neighbours that vote.
-        threshold: cosine similarity under which a face is unknown.
+        threshold: cosine similarity (centred with ``centre`` > 0) under which a face is unknown.
         top_k: candidates reported per face.
+        centre, cohort: weight and size of the cohort centring (see the module's notes); 0: none.
     """
 
-    def __init__(self, k: int = 5, threshold: float = DEFAULT_THRESHOLD, top_k: int = 5) -> None:
+    def __init__(self, k: int = 5, threshold: float = DEFAULT_THRESHOLD, top_k: int = 5, centre: float = 0.0,
+                 cohort: int = COHORT_K) -> None:
         self.k = k
         self.threshold = threshold
         self.top_k = top_k
+        self.centre = centre
+        self.cohort = cohort
 
     def fit(self, X: np.ndarray, y: Sequence[str]) -> "KNNMatcher":
         """Enroll faces ``X`` (N, D) float32 L2-normalised with names ``y`` (N,)."""
@@ -136,21 +161,20 @@ class KNNMatcher(_NearestMatcher):
 
     def _scores(self, X):
         # Look past k so the candidate list can hold top_k distinct identities.
-        sims, ids, names = self._neighbours(X, max(self.k, 4 * self.top_k))
+        sims, ids, names = self._neighbours(X, self._searched(max(self.k, 4 * self.top_k)))
         out = []
         for srow, irow in zip(sims, ids):
-            best: dict[str, list[float]] = {}
-            rank = -1
-            for s, i in zip(srow, irow):
-                name = names.get(int(i)) if i >= 0 else None
-                if name is None:  # no neighbour, or a face removed since the index was read
-                    continue
-                rank += 1
-                vote, top = best.get(name, (0.0, -np.inf))
-                if rank < self.k and s >= self.threshold:
-                    vote += float(s)
-                best[name] = [vote, max(top, float(s))]
-            out.append(sorted(((n, v, s) for n, (v, s) in best.items()), key=lambda t: (-t[1], -t[2])))
+            seen = [(names.get(int(i)) if i >= 0 else None, float(s)) for s, i in zip(srow, irow)]
+            seen = [(n, s) for n, s in seen if n is not None]  # no neighbour, or a face removed since
+            top: dict[str, float] = {}
+            for name, s in seen:  # descending: the first time a name is seen is its best face
+                top.setdefault(name, s)
+            needed = self._needed(list(top.values()))
+            votes: dict[str, float] = dict.fromkeys(top, 0.0)
+            for name, s in seen[: self.k]:
+                if s >= needed:
+                    votes[name] += s
+            out.append((sorted(((n, votes[n], top[n]) for n in top), key=lambda t: (-t[1], -t[2])), needed))
         return out
 
 
@@ -158,13 +182,17 @@ class CentroidMatcher(_NearestMatcher):
     """Nearest identity average (centroid) embedding.
 
     Args:
-        threshold: cosine similarity under which a face is unknown.
+        threshold: cosine similarity (centred with ``centre`` > 0) under which a face is unknown.
         top_k: candidates reported per face.
+        centre, cohort: weight and size of the cohort centring (see the module's notes); 0: none.
     """
 
-    def __init__(self, threshold: float = DEFAULT_THRESHOLD, top_k: int = 5) -> None:
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD, top_k: int = 5, centre: float = 0.0,
+                 cohort: int = COHORT_K) -> None:
         self.threshold = threshold
         self.top_k = top_k
+        self.centre = centre
+        self.cohort = cohort
 
     def fit(self, X: np.ndarray, y: Sequence[str]) -> "CentroidMatcher":
         """Average the faces ``X`` (N, D) of each name in ``y`` into one centroid per name."""
@@ -184,9 +212,13 @@ class CentroidMatcher(_NearestMatcher):
         return self
 
     def _scores(self, X):
-        sims, ids, names = self._neighbours(X, self.top_k)
-        return [[(names[int(i)], max(float(s), 0.0) if s >= self.threshold else 0.0, float(s))
-                 for s, i in zip(srow, irow) if i >= 0 and int(i) in names] for srow, irow in zip(sims, ids)]
+        sims, ids, names = self._neighbours(X, self._searched(self.top_k))
+        out = []
+        for srow, irow in zip(sims, ids):
+            seen = [(names[int(i)], float(s)) for s, i in zip(srow, irow) if i >= 0 and int(i) in names]
+            needed = self._needed([s for _, s in seen])
+            out.append(([(n, max(s, 0.0) if s >= needed else 0.0, s) for n, s in seen], needed))
+        return out
 
 
 MATCHERS = {"knn": KNNMatcher, "centroid": CentroidMatcher}

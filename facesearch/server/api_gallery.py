@@ -24,9 +24,9 @@ async def info(state: ServerState = Depends(server_state)) -> dict:
     gallery = state.gallery
 
     def read() -> dict:
-        rows = gallery.identities()
-        return {"identities": len(rows), "faces": sum(r["faces"] for r in rows), "generation": gallery.generation(),
-                "keys_required": state.keys.keys_required()}
+        held = gallery.info()
+        return {key: held[key] for key in ("identities", "faces", "generation", "threshold", "calibration")} | \
+            {"keys_required": state.keys.keys_required()}
 
     return {"version": __version__, "model": gallery.model_id, "ready": state.ready, **(await state.read(read)),
             "limits": state.limits.as_dict(), "batching": state.batcher.stats()}

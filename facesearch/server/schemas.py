@@ -126,6 +126,8 @@ class Info(BaseModel):
     identities: int
     faces: int
     generation: int
+    threshold: float = Field(description="The similarity at which faces are named unless a request says otherwise.")
+    calibration: dict | None = Field(description="How the threshold was calibrated (None: the fixed default).")
     ready: bool
     keys_required: bool
     limits: Limits

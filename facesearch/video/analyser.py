@@ -15,7 +15,6 @@ import numpy as np
 from facesearch.errors import GalleryError
 from facesearch.models.analysis import FaceAnalysis
 from facesearch.models.detect import Detector
-from facesearch.search.answers import DEFAULT_THRESHOLD
 from facesearch.video.events import EventSink, track_event
 from facesearch.video.overlay import TrackView
 from facesearch.video.tracker import Track, Tracker, drop_nested
@@ -34,7 +33,7 @@ class Analyser:
     Args:
         gallery: a :class:`~facesearch.gallery.Gallery` with at least one enrolled face.
         matcher: ``"knn"`` or ``"centroid"``.
-        threshold: cosine similarity under which a face is unknown (default: the matcher's).
+        threshold: cosine similarity under which a face is unknown (default: the gallery's calibrated one).
         every: re-embed a steady track every this many analysed frames.
         detect_side: detection runs on a copy of the frame with this longest side (pixels).
         tracking: ``False`` embeds every face on every analysed frame and shows each frame's
@@ -58,7 +57,7 @@ class Analyser:
         self.detector = Detector(min_face_size=base.detector.min_face_size,
                                  min_confidence=base.detector.min_confidence, max_side=detect_side)
         self.analysis = FaceAnalysis(detector=self.detector, embedder=base.embedder, align=base.align)
-        self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        self.threshold = gallery.default_threshold() if threshold is None else float(threshold)
         # Fitted once: the gallery is read at the start, not on every frame.
         self.matcher = gallery.matcher(matcher, threshold=self.threshold)
         self.tracker = Tracker(self.threshold, every=every, max_missed=max_missed, smoothing=tracking)
