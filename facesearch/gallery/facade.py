@@ -34,7 +34,7 @@ from facesearch.errors import GalleryError, ImageError, OptionsError
 from facesearch.paths import default_home, faces_cache_dir
 from facesearch.permissions import PRIVATE_DIR, make_dirs, tighten
 from facesearch.imaging.decode import FORMAT_EXTENSIONS, MAX_PIXELS, load_image, sniff_format
-from facesearch.imaging.photo_files import collect_photos
+from facesearch.imaging.photo_files import collect_photos, iter_image_files
 from facesearch.imaging.thumbnails import encode_jpeg, face_thumbnail
 from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, hash_photo
 from facesearch.search.faiss_index import GalleryIndex, kind_for
