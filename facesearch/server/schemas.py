@@ -23,6 +23,8 @@ class FaceResult(BaseModel):
     identity: Optional[str] = Field(description="null for an unknown face")
     similarity: float = Field(description="cosine similarity of the best candidate")
     candidates: list[Candidate]
+    threshold: Optional[float] = Field(default=None, description="the similarity this face needed to be named "
+                                       "(the gallery's threshold, raised by centring in a calibrated gallery)")
 
 
 class QueryResult(BaseModel):
