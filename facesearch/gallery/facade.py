@@ -214,6 +214,8 @@ class Gallery:
 
     def _set_index(self, index: GalleryIndex) -> None:
         index.database = self.store.identity
+        # An approximate index re-ranks its candidates with the vectors the database holds.
+        index.use_exact(self.store.face_vectors_of, self.store.identity_averages_of)
         self._index = index
         self._matchers.clear()
 
@@ -225,8 +227,10 @@ class Gallery:
         index = GalleryIndex.build(self.store.iter_face_vectors(), self.store.iter_identity_averages(),
                                    faces=faces, generation=generation, model_id=self.model_id, dim=self.dim,
                                    kind=kind_for(faces), train_sample=self.store.sample_face_vectors,
-                                   progress=progress)
+                                   progress=progress, identities=self.store.count_identities(),
+                                   identity_sample=self.store.sample_identity_averages)
         index.database = self.store.identity
+        index.use_exact(self.store.face_vectors_of, self.store.identity_averages_of)
         index.apply(self.store.changes_since(generation))
         return index
 

@@ -66,10 +66,18 @@ def _writable(database: str) -> bool:
     return os.access(database, os.W_OK) and os.access(os.path.dirname(database) or ".", os.W_OK)
 
 
+#: Page size of a new SQLite gallery database, bytes.
+PAGE_SIZE = 16384
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets a second process read while one enrolls, and a killed writer leaves the last
     # committed state intact; foreign keys make deletes cascade.
     cursor = dbapi_connection.cursor()
+    # A new database gets 16 KB pages (an existing one keeps its own): a face row (its 2 KB
+    # embedding and the rest) leaves half of a 4 KB page empty, seven of them fill 16 KB
+    # (docs/benchmarks.md, "Gallery scale"). Set before WAL, which fixes the page size.
+    cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -341,6 +349,40 @@ class Store:
             return {}
         with self.session() as s:
             return {int(i): n for i, n in s.execute(select(Identity.id, Identity.name).where(Identity.id.in_(ids)))}
+
+    def face_vectors_of(self, face_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The stored vectors of those of ``face_ids`` that still exist: ``(face ids int64 (n,),
+        vectors float32 (n, D))``, ids ascending (what an approximate search re-ranks with)."""
+        return self._vectors_of(FaceRow.id, FaceRow.embedding, face_ids, "<f4")
+
+    def identity_averages_of(self, identity_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The current average embedding (re-normalised) of those of ``identity_ids`` that have
+        faces: ``(identity ids int64 (n,), averages float32 (n, D))``, ids ascending."""
+        ids, sums = self._vectors_of(Identity.id, Identity.vector_sum, identity_ids, "<f8")
+        return ids, normalise(sums)
+
+    def _vectors_of(self, id_column, blob_column, wanted: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+        wanted = np.unique(np.asarray(wanted, np.int64))
+        wanted = wanted[wanted >= 0].tolist()
+        rows = []
+        with self.session() as s:
+            for start in range(0, len(wanted), 10_000):
+                rows += s.execute(select(id_column, blob_column).where(id_column.in_(wanted[start:start + 10_000]),
+                                                                       blob_column.is_not(None))).all()
+        rows.sort(key=lambda r: r[0])
+        return self._unpack(rows, dtype)
+
+    def count_identities(self) -> int:
+        """How many identities have faces (a full count: for rebuilds, not for every query)."""
+        with self.session() as s:
+            return int(s.scalar(select(func.count(Identity.id)).where(Identity.face_count > 0)))
+
+    def sample_identity_averages(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` identity averages chosen at random (float32 (n, D)), e.g. to train an index."""
+        with self.session() as s:
+            ids = np.asarray(s.scalars(select(Identity.id).where(Identity.face_count > 0)).all(), np.int64)
+        chosen = np.random.default_rng(seed).choice(ids, size=min(n, len(ids)), replace=False)
+        return self.identity_averages_of(chosen)[1]
 
     def changes_since(self, generation: int) -> IndexChanges:
         """What an index at ``generation`` lacks: faces stored and removed, identity averages
