@@ -65,6 +65,8 @@ IVF_TRAIN_ITERATIONS = 10
 RERANK = 200
 #: Fewer queries than this at once are searched on one thread.
 _PARALLEL_QUERIES = 16
+#: FAISS fast-scan implementation used for them (10: one query at a time, heap of candidates).
+_FEW_QUERIES_FAST_SCAN = 10
 
 Chunks = Iterable[tuple[np.ndarray, np.ndarray]]
 
@@ -247,10 +249,17 @@ class VectorIndex:
             # waiting for the second thread costs more than the search itself (docs/benchmarks.md).
             previous = faiss.omp_get_max_threads()
             faiss.omp_set_num_threads(1)
+            fast_scan = isinstance(self._index, faiss.IndexIVFFastScan)
+            if fast_scan:
+                # FAISS's query-by-query fast scan: half the time of its default for a few queries,
+                # slower for a batch (docs/benchmarks.md).
+                self._index.implem = _FEW_QUERIES_FAST_SCAN
             try:
                 sims, ids = self._index.search(queries, k, params=params)
             finally:
                 faiss.omp_set_num_threads(previous)
+                if fast_scan:
+                    self._index.implem = 0
         else:
             sims, ids = self._index.search(queries, k, params=params)
         sims[ids < 0] = -np.inf
