@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 from filelock import FileLock, Timeout
 
 from facesearch.errors import GalleryError
+from facesearch.permissions import PRIVATE_DIR, make_dirs
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class WriterLock:
         """Hold the lock for the duration of the block."""
         try:
             if self._lock is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                make_dirs(self.path.parent, PRIVATE_DIR)  # index/ holds biometric data: 0700
                 self._lock = FileLock(self.path, mode=0o600)
             self._lock.acquire(timeout=0)
         except Timeout:
