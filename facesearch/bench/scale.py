@@ -140,7 +140,7 @@ def build(home: Path, size: int, kind: str, names: list[str], enrolled: np.ndarr
         with progress(f"storing {size - len(names)} {kind} distractors") as (on_total, update):
             on_total(size - len(names))
             for labels, vectors in stream_distractors(kind, size - len(names), seed):
-                g.add_embeddings([f"distractor{kind[0]}{int(i)}" for i in labels], vectors)
+                g.add_embeddings([f"distractor{kind[0]}{int(i)}" for i in labels], vectors, update_index=False)
                 update(len(labels))
         row["store_s"] = round(time.perf_counter() - started, 2)
         started = time.perf_counter()

@@ -484,9 +484,19 @@ class Gallery:
         index: ``(similarities float32 (Q, k), face ids int64 (Q, k))``."""
         return self._load_index().faces.search(np.atleast_2d(queries), k)
 
-    def add_embeddings(self, names: Sequence[str], vectors: np.ndarray, *, source: str = "synthetic") -> int:
+    def add_embeddings(self, names: Sequence[str], vectors: np.ndarray, *, source: str = "synthetic",
+                       update_index: bool = True) -> int:
         """Store faces that have no photo (synthetic or imported vectors): ``vectors`` float32
-        (N, dim), L2-normalised, one per entry of ``names``. Returns how many were stored."""
+        (N, dim), L2-normalised, one per entry of ``names``. Returns how many were stored.
+
+        ``update_index=False`` leaves the index files as they are, for a bulk load in many
+        calls followed by :meth:`reindex`: folding each call's faces into a large exact index
+        would rewrite its files every time. Until then readers apply the stored faces from the
+        database on top of the old files (correct, but slower to open the more there are).
+        """
+        if not update_index:
+            with self._lock.held():
+                return self.store.add_vectors(names, vectors, source=source)
         with self._writing():
             return self.store.add_vectors(names, vectors, source=source)
 
