@@ -467,6 +467,17 @@ class Gallery:
 
     # -- for classifiers and other tools ----------------------------------------------------
 
+    def face_count(self) -> int:
+        """How many faces are stored (a full count: for reports, not for every query)."""
+        return self.store.count_faces()
+
+    def index_info(self) -> dict:
+        """What the index this gallery searches is: ``{"faces", "identities", "generation", "kind",
+        "identities_kind", "cells", "nprobe", "pending"}`` (``cells``/``nprobe`` None unless an inverted file)."""
+        index = self._load_index()
+        return {**index.summary(), "identities_kind": index.identities.base.kind, "cells": index.faces.base.cells,
+                "nprobe": index.faces.base.nprobe, "pending": index.pending}
+
     def generation(self) -> int:
         """The change counter: it grows with every committed enrollment, removal or rename."""
         return self.store.generation()

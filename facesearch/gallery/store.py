@@ -406,11 +406,12 @@ class Store:
         changed and identities removed since. Reads only the changed rows."""
         with self.session() as s:
             now = int(s.scalar(select(GalleryState.generation).where(GalleryState.id == 1)))
-            faces = s.execute(select(FaceRow.id, FaceRow.embedding).where(FaceRow.added_gen > generation)
-                              .order_by(FaceRow.id)).all()
+            # No ORDER BY: SQLite would rather walk the whole table in id order than sort the few
+            # rows its generation index finds (seconds at a million faces); sorted below.
+            faces = sorted(s.execute(select(FaceRow.id, FaceRow.embedding).where(FaceRow.added_gen > generation)).all())
             removed = s.scalars(select(RemovedFace.face_id).where(RemovedFace.generation > generation)).all()
-            idents = s.execute(select(Identity.id, Identity.vector_sum).where(Identity.updated_gen > generation)
-                               .order_by(Identity.id)).all()
+            idents = sorted(s.execute(select(Identity.id, Identity.vector_sum)
+                                      .where(Identity.updated_gen > generation)).all())
             gone = s.scalars(select(RemovedIdentity.identity_id)
                              .where(RemovedIdentity.generation > generation)).all()
         face_ids, face_vectors = self._unpack(faces, "<f4")
