@@ -512,12 +512,32 @@ class Store:
         (a million synthetic faces for benchmarks). Returns how many."""
         vectors = np.asarray(vectors, dtype="<f4").reshape(len(names), self.embedding_dim)
         wanted = sorted(set(names))
+        position = {n: k for k, n in enumerate(wanted)}
+        # Each name's sum and count first, so a new identity is inserted whole: inserting it
+        # without its 4 KB sum and adding that after would grow every row in place and split
+        # the table's pages, leaving them half empty (docs/benchmarks.md, "Gallery scale").
+        _, sums, counts = group_sums(np.array([position[n] for n in names], np.int64), vectors)
         with self.session() as s:
             generation = self._bump(s)
             known = dict(s.execute(select(Identity.name, Identity.id).where(Identity.name.in_(wanted))).all())
+            old = {i: (blob, c) for i, blob, c in s.execute(
+                select(Identity.id, Identity.vector_sum, Identity.face_count)
+                .where(Identity.id.in_(list(known.values()))))} if known else {}
+            updates = []
+            for name, identity_id in known.items():
+                blob, count = old[identity_id]
+                k = position[name]
+                total = sums[k] + (np.frombuffer(blob, dtype="<f8") if blob is not None else 0.0)
+                updates.append({"i": identity_id, "s": total.astype("<f8").tobytes(),
+                                "c": (count or 0) + int(counts[k]), "g": generation})
+            if updates:
+                s.execute(text("UPDATE identities SET vector_sum = :s, face_count = :c, updated_gen = :g "
+                               "WHERE id = :i"), updates)
             new = [n for n in wanted if n not in known]
             if new:
-                s.execute(insert(Identity), [{"name": n, "face_count": 0, "updated_gen": generation} for n in new])
+                s.execute(insert(Identity), [
+                    {"name": n, "vector_sum": sums[position[n]].astype("<f8").tobytes(),
+                     "face_count": int(counts[position[n]]), "updated_gen": generation} for n in new])
                 known.update(s.execute(select(Identity.name, Identity.id).where(Identity.name.in_(new))).all())
             first = int(s.scalar(select(func.coalesce(func.max(SourceImage.id), 0)))) + 1
             for start in range(0, len(names), chunk):
@@ -530,17 +550,6 @@ class Store:
                     {"image_id": first + i, "identity_id": known[names[i]], "x": 0.0, "y": 0.0, "w": 0.0, "h": 0.0,
                      "landmarks": "[]", "score": 1.0, "quality": 0.0, "embedding": vectors[i].tobytes(),
                      "added_gen": generation} for i in part])
-            ids, sums, counts = group_sums(np.array([known[n] for n in names], np.int64), vectors)
-            old = {i: (blob, c) for i, blob, c in s.execute(
-                select(Identity.id, Identity.vector_sum, Identity.face_count).where(Identity.id.in_(ids.tolist())))}
-            updates = []
-            for row, identity_id in enumerate(ids.tolist()):
-                blob, count = old[identity_id]
-                total = sums[row] + (np.frombuffer(blob, dtype="<f8") if blob is not None else 0.0)
-                updates.append({"i": identity_id, "s": total.astype("<f8").tobytes(),
-                                "c": (count or 0) + int(counts[row]), "g": generation})
-            s.execute(text("UPDATE identities SET vector_sum = :s, face_count = :c, updated_gen = :g WHERE id = :i"),
-                      updates)
         return len(names)
 
     def remove_identity(self, name: str) -> int:
