@@ -441,8 +441,9 @@ class Gallery:
         Every copy of the person's face data that facesearch keeps goes: the database rows
         (overwritten with zeros, not just unlinked, and the write-ahead log emptied), the
         index files (rewritten without them at once, although other writes leave their changes
-        in the database until a checkpoint is due: this is what a removal costs at a million
-        faces, docs/benchmarks.md), and the face cache entries of their photos under every
+        in the database until a checkpoint is due; past 50,000 faces the files hold 40-byte
+        codes, not vectors, so this costs little even at a million faces, docs/benchmarks.md),
+        and the face cache entries of their photos under every
         analysis setting in this gallery's cache folder (the default one when the gallery runs
         without a cache). Not covered: the photos themselves (they are the user's), exports and
         trained classifiers written earlier, other galleries holding the same photos, a cache
