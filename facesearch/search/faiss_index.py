@@ -54,14 +54,16 @@ EXACT_LIMIT = 50_000
 #: HNSW candidate list per search (recall@1 0.995 at 300k random distractors, 0.859 at 1M).
 HNSW_EF_SEARCH = 256
 #: Cells scanned per query by an inverted-file index, as a fraction of its cells (at least
-#: IVF_MIN_NPROBE): chosen by ``scripts/ivf_sweep.py`` and ``facesearch bench scale`` for
-#: recall@1 >= 0.99 against exact search (docs/benchmarks.md).
+#: IVF_MIN_NPROBE), read when an index is made or loaded: chosen by ``scripts/ivf_sweep.py``
+#: and ``scripts/scale_tune.py`` at 1M faces: recall@1 0.992 against exact search among
+#: faces-like distractors (0.978 among random vectors, which need 1/2; docs/benchmarks.md).
 IVF_NPROBE_FRACTION = 1 / 4
 IVF_MIN_NPROBE = 16
 #: Training vectors per inverted-file cell (FAISS warns under 39), and k-means iterations.
 IVF_TRAIN_PER_CELL = 40
 IVF_TRAIN_ITERATIONS = 10
-#: Candidates of an approximate search re-ranked with the stored vectors.
+#: Candidates of an approximate search re-ranked with the stored vectors (100 lose 1-2 points
+#: of recall@1 at 1M faces; each costs a database row read).
 RERANK = 200
 #: Fewer queries than this at once are searched on one thread.
 _PARALLEL_QUERIES = 16
