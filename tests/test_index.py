@@ -46,3 +46,32 @@ def test_exact_search_is_exact_and_hnsw_recall_is_measured_against_it():
     _, approx = VectorIndex.build(ids, stored, kind="hnsw").search(queries, 1)
     recall = float(np.mean(approx[:, 0] == truth))
     assert recall >= 0.95, f"HNSW recall@1 {recall:.3f} against exact search"
+
+
+def test_inverted_file_reranked_with_stored_vectors_gives_exact_similarities(tmp_path):
+    """The inverted file holds 4-bit codes, not vectors: its own similarities are approximate;
+    re-ranked with the stored vectors they are exact, and vectors gone from the store drop out."""
+    from facesearch.search.faiss_index import LayeredIndex
+
+    stored = _unit(20_000, seed=3)
+    ids = np.arange(20_000, dtype=np.int64) * 3 + 1
+    index = VectorIndex.build(ids, stored, kind="ivf")
+    index.save(tmp_path / "ivf.faiss")
+    loaded = VectorIndex.load(tmp_path / "ivf.faiss", mmap=True)
+    assert loaded.kind == "ivf" and loaded.approximate and len(loaded) == 20_000
+    np.testing.assert_array_equal(np.sort(loaded.ids()), ids)
+    gone = {int(ids[0])}
+
+    def lookup(wanted):
+        keep = np.array([w for w in wanted if int(w) not in gone], np.int64)
+        return keep, stored[(keep - 1) // 3]
+
+    layered = LayeredIndex(loaded, int(ids.max()), exact=lookup)
+    sims, found = layered.search(stored[:50], 5)
+    np.testing.assert_array_equal(found[1:, 0], ids[1:50])  # each stored vector finds itself
+    np.testing.assert_allclose(sims[1:, 0], 1.0, atol=1e-5)
+    assert found[0, 0] != ids[0] and ids[0] not in found  # the one the store lost is not answered
+    # Every similarity returned is the exact inner product with the stored vector.
+    ok = found >= 0
+    exact = np.einsum("qd,qkd->qk", stored[:50], stored[(np.where(ok, found, 1) - 1) // 3])
+    np.testing.assert_allclose(sims[ok], exact[ok], atol=1e-5)

@@ -199,3 +199,14 @@ def test_uploads_are_private_and_removal_deletes_every_copy(enrolled, analysis, 
         for path in (db, Path(f"{db}-wal"), *index_files):
             assert not any(_holds(path, v) for v in vectors), path
         assert g.names() == ["biden"]
+
+
+def test_the_first_write_makes_a_private_index_folder(tmp_path, umask_022, analysis):
+    """The writer lock, the first thing a write takes, creates index/: 0700 from the start,
+    not only once the gallery is opened again."""
+    from facesearch.gallery import Gallery
+
+    vectors = np.random.default_rng(0).standard_normal((3, 512)).astype(np.float32)
+    with Gallery(tmp_path / "g", analysis=analysis) as g:
+        g.add_embeddings(["a", "b", "c"], vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+        assert _loose(tmp_path / "g") == {}

@@ -5,12 +5,17 @@ or more photos; their second photos are the probes) among synthetic distractors
 (:mod:`facesearch.bench.distractors`: identities with real FaceNet statistics, or random unit
 vectors). Measured per size and kind:
 
-- building it (storing the vectors, then ``reindex``);
+- building it (storing the vectors, then ``reindex``), unless ``reuse`` finds it built;
 - opening it (a new process: open the gallery and map its index);
 - query latency p50/p95 of one face and of a batch, through the gallery's kNN matcher;
 - recall@1 and recall@10 of the gallery's index against exact search over every stored vector;
 - enrolling one photo (a command, and through the API), removing one person;
 - peak memory (RSS) of the command-line enrollment and of a query process, size on disk.
+
+The machine may be shared: each row records the float32 matmul ceiling measured just before its
+queries and the load average, and states each latency also as the work the ceiling does in
+that time (``*_ceiling_gflop``: milliseconds x GFLOP/s / 1000, so a latency measured on a busy
+machine compares with one measured on an idle one).
 
 Nothing here prints; the CLI renders the rows.
 """
@@ -34,6 +39,7 @@ from facesearch.bench.embeddings import embed_photos, make_analysis
 from facesearch.bench.speed import matmul_ceiling
 from facesearch.gallery import Gallery
 from facesearch.models.face_cache import FaceCache
+from facesearch.models.photo_faces import analyse_photos, hash_photo
 from facesearch.progress import ProgressFactory, no_progress
 
 #: Distractor kinds measured by default: identities with real statistics, and random vectors.
@@ -69,9 +75,25 @@ def real_faces(source: str | os.PathLike, people: int, progress: ProgressFactory
             [pair[0] for _, pair in keep])
 
 
-def _percentiles(seconds: Sequence[float]) -> dict:
+def _percentiles(seconds: Sequence[float], gflops: float, cpu_seconds: Sequence[float] = ()) -> dict:
+    """p50 and p95 in ms, and each as GFLOP of matmul work at the ceiling ``gflops``; with
+    ``cpu_seconds``, also the p50/p95 of the CPU time this process spent (on a machine whose
+    cores other jobs share, wall time includes waiting for a core; CPU time does not)."""
     ms = np.asarray(seconds) * 1000
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3)}
+    p50, p95 = float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
+    out = {"p50_ms": round(p50, 3), "p95_ms": round(p95, 3),
+           "p50_ceiling_gflop": round(p50 * gflops / 1000, 4), "p95_ceiling_gflop": round(p95 * gflops / 1000, 4)}
+    if len(cpu_seconds):
+        cpu = np.asarray(cpu_seconds) * 1000
+        out.update(cpu_p50_ms=round(float(np.percentile(cpu, 50)), 3), cpu_p95_ms=round(float(np.percentile(cpu, 95)), 3))
+    return out
+
+
+def _timed(fn, *args) -> tuple[float, float]:
+    """Wall and CPU seconds of ``fn(*args)``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def _exact_top(gallery: Gallery, queries: np.ndarray, k: int) -> np.ndarray:
@@ -111,26 +133,57 @@ def _du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def measure(home: Path, size: int, kind: str, names: list[str], enrolled: np.ndarray, probes: np.ndarray,
-            photos: Sequence[Path], *, seed: int = 0, progress: ProgressFactory = no_progress) -> dict:
-    """Build one gallery of ``size`` faces (the real ones plus ``kind`` distractors) in ``home``
-    and measure it (see the module's docstring)."""
-    row: dict = {"size": size, "kind": kind, "real_faces": len(names)}
+#: Each run removes one distractor identity stored in the index files (a few faces): a gallery
+#: that many runs have left this far under its size is still reused.
+REUSE_SLACK = 500
+
+
+def _built(home: Path, size: int) -> bool:
+    """Whether ``home`` holds a gallery of about ``size`` faces with saved index files (a reusable build)."""
+    if not (home / "index" / "manifest.json").exists():
+        return False
+    with Gallery(home) as g:
+        return size - REUSE_SLACK <= g.face_count() <= size
+
+
+def build(home: Path, size: int, kind: str, names: list[str], enrolled: np.ndarray, *, seed: int = 0,
+          progress: ProgressFactory = no_progress) -> dict:
+    """Store the real faces and ``size - len(names)`` distractors of ``kind`` in a new gallery at
+    ``home``, then ``reindex`` it: ``{"store_s", "reindex_s"}``."""
+    shutil.rmtree(home, ignore_errors=True)
+    row = {}
     started = time.perf_counter()
     with Gallery(home) as g:
         g.add_embeddings(names, enrolled, source="real")
         with progress(f"storing {size - len(names)} {kind} distractors") as (on_total, update):
             on_total(size - len(names))
             for labels, vectors in stream_distractors(kind, size - len(names), seed):
-                g.add_embeddings([f"distractor{kind[0]}{int(i)}" for i in labels], vectors)
+                g.add_embeddings([f"distractor{kind[0]}{int(i)}" for i in labels], vectors, update_index=False)
                 update(len(labels))
         row["store_s"] = round(time.perf_counter() - started, 2)
         started = time.perf_counter()
         with progress("indexing") as (on_total, update):
-            index = g.reindex(progress=update, on_total=on_total)
+            g.reindex(progress=update, on_total=on_total)
         row["reindex_s"] = round(time.perf_counter() - started, 2)
-        row["index_kind"] = index.faces.base.kind
-        row["nprobe"] = index.faces.base.nprobe
+    return row
+
+
+def measure(home: Path, size: int, kind: str, names: list[str], enrolled: np.ndarray, probes: np.ndarray,
+            photos: Sequence[Path], *, seed: int = 0, reuse: bool = False,
+            progress: ProgressFactory = no_progress) -> dict:
+    """Build one gallery of ``size`` faces (the real ones plus ``kind`` distractors) in ``home``
+    (or, with ``reuse``, use the one built there before) and measure it (see the module's docstring)."""
+    row: dict = {"size": size, "kind": kind, "real_faces": len(names)}
+    if reuse and _built(home, size):
+        row["reused"] = True
+    else:
+        row.update(build(home, size, kind, names, enrolled, seed=seed, progress=progress))
+    with Gallery(home) as g:
+        info = g.index_info()
+        row["index_kind"] = info["kind"]
+        row["identities_index_kind"] = info["identities_kind"]
+        row["cells"] = info["cells"]
+        row["nprobe"] = info["nprobe"]
     env = {**os.environ}
     py = sys.executable
     open_code = ("import time, sys; t = time.perf_counter(); import numpy as np; "
@@ -140,32 +193,36 @@ def measure(home: Path, size: int, kind: str, names: list[str], enrolled: np.nda
     opens = [float(subprocess.run([py, "-c", open_code, str(home)], env=env, capture_output=True, text=True,
                                   check=True).stdout) for _ in range(3)]
     row["open_s"] = round(float(np.median(opens)), 3)
+    row["load_average"] = [round(v, 2) for v in os.getloadavg()]
+    gflops = matmul_ceiling(1024, 3)["gflops"]
+    row["matmul_gflops"] = gflops
     with Gallery(home) as g:
         matcher = g.matcher("knn")
         queries = probes[:QUERIES]
         matcher.identify(queries[:1])
-        one = []
-        for q in queries:
-            t = time.perf_counter()
-            matcher.identify(q[None])
-            one.append(time.perf_counter() - t)
-        row["query_one"] = _percentiles(one)
-        batches = []
-        for start in range(0, max(len(queries) - BATCH + 1, 1), BATCH):
-            t = time.perf_counter()
-            matcher.identify(queries[start:start + BATCH])
-            batches.append(time.perf_counter() - t)
-        row["query_batch"] = {"batch": BATCH, **_percentiles(batches)}
+        one = [_timed(matcher.identify, q[None]) for q in queries]
+        row["query_one"] = _percentiles([w for w, _ in one], gflops, [c for _, c in one])
+        batches = [_timed(matcher.identify, queries[start:start + BATCH])
+                   for start in range(0, max(len(queries) - BATCH + 1, 1), BATCH)]
+        row["query_batch"] = {"batch": BATCH, **_percentiles([w for w, _ in batches], gflops, [c for _, c in batches])}
         row.update(_recall(g, probes))
         answers = matcher.predict(probes)
         row["rank1_real"] = round(float(np.mean([a == n for a, n in zip(answers, names)])), 4)
-        # One photo enrolled through the API: its detection is cached, so this is the write's own cost.
+        # One photo enrolled through the API: its detection is cached, so this is the write's own
+        # cost (removing a person forgets their photos' cache entries: cache them again first).
+        _cache_faces(g, photos[:2])
         t = time.perf_counter()
         g.enroll([photos[0]], name="new person")
         row["enroll_api_s"] = round(time.perf_counter() - t, 3)
         t = time.perf_counter()
         g.remove("new person")
         row["remove_s"] = round(time.perf_counter() - t, 3)
+        # A person whose faces are in the index files: their removal rewrites them.
+        stored = f"distractor{kind[0]}{g.generation() % 997}"
+        if stored in set(g.names()):
+            t = time.perf_counter()
+            row["remove_stored_faces"] = g.remove(stored)
+            row["remove_stored_s"] = round(time.perf_counter() - t, 3)
     seconds, peak = _child_peak_kib([py, "-m", "facesearch", "--home", str(home), "enroll", "-q", "--name",
                                      "another person", str(photos[1])], env)
     row["enroll_command_s"] = round(seconds, 3)
@@ -177,14 +234,32 @@ def measure(home: Path, size: int, kind: str, names: list[str], enrolled: np.nda
         seconds, peak = _child_peak_kib([py, "-c", query_code, str(home), f.name], env)
     row["query_process_s"] = round(seconds, 3)
     row["query_process_peak_rss_mb"] = peak // 1024
+    seconds, _ = _child_peak_kib([py, "-m", "facesearch", "--home", str(home), "remove", "another person"], env)
+    row["remove_command_s"] = round(seconds, 3)
     row["disk_mb"] = round(_du(home) / 2**20, 1)
+    row["disk"] = _disk_parts(home)
+    row["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     return row
 
 
+def _cache_faces(gallery: Gallery, photos: Sequence[Path]) -> None:
+    """Put the faces of ``photos`` into the face cache the gallery's enrollments read."""
+    cache = FaceCache.for_settings(gallery.analysis.settings)
+    for _ in analyse_photos([(p, hash_photo(p)) for p in photos], gallery.analysis, cache):
+        pass
+
+
+def _disk_parts(home: Path) -> dict:
+    """Bytes of each file of the gallery, by name relative to ``home``."""
+    return {str(p.relative_to(home)): p.stat().st_size for p in sorted(home.rglob("*")) if p.is_file()}
+
+
 def run(source: str | os.PathLike, sizes: Sequence[int], *, kinds: Sequence[str] = KINDS, people: int = 500,
-        work: str | os.PathLike | None = None, keep: bool = False, progress: ProgressFactory = no_progress) -> dict:
+        work: str | os.PathLike | None = None, keep: bool = False, reuse: bool = False,
+        progress: ProgressFactory = no_progress) -> dict:
     """Every size x kind row of ``facesearch bench scale``; galleries are built under ``work``
-    (a temporary folder by default) and removed unless ``keep``."""
+    (a temporary folder by default) and removed unless ``keep``; with ``reuse`` (and ``keep``),
+    a gallery of the right size left in ``work`` by an earlier run is measured again as it is."""
     names, enrolled, probes, photos = real_faces(source, people, progress)
     if not names:
         raise ValueError(f"{source}: no person with two photos whose faces were found")
@@ -194,9 +269,8 @@ def run(source: str | os.PathLike, sizes: Sequence[int], *, kinds: Sequence[str]
         for size in sizes:
             for kind in kinds:
                 home = work_dir / f"{kind}-{size}"
-                shutil.rmtree(home, ignore_errors=True)
                 rows.append(measure(home, max(size, len(names)), kind, names, enrolled, probes, photos,
-                                    progress=progress))
+                                    reuse=reuse and keep, progress=progress))
                 if not keep:
                     shutil.rmtree(home, ignore_errors=True)
     finally:

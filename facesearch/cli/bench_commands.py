@@ -203,8 +203,10 @@ def bench_live(ctx, video, photo, frames, as_json):
 @click.option("--work", type=click.Path(file_okay=False), default=None,
               help="Build the galleries here (default: a temporary folder).")
 @click.option("--keep", is_flag=True, help="Keep the galleries.")
+@click.option("--reuse", is_flag=True, help="With --work and --keep: measure a gallery of the right size left there "
+                                          "by an earlier run instead of building it again.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-def bench_scale(lfw, sizes, kinds, people, work, keep, as_json):
+def bench_scale(lfw, sizes, kinds, people, work, keep, reuse, as_json):
     """Query latency, recall, write costs, memory and disk of galleries up to a million faces."""
     from facesearch.bench import scale
 
@@ -213,7 +215,7 @@ def bench_scale(lfw, sizes, kinds, people, work, keep, as_json):
     if unknown:
         raise click.UsageError(f"--kinds: unknown kind(s) {', '.join(unknown)}; choose from {', '.join(scale.KINDS)}")
     data = scale.run(_default_lfw(lfw), _comma_list("--sizes", sizes, int), kinds=kind_list, people=people,
-                     work=work, keep=keep, progress=quiet_progress(False))
+                     work=work, keep=keep, reuse=reuse, progress=quiet_progress(False))
     render.emit(data, as_json, render.scale_text)
 
 

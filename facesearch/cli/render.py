@@ -385,3 +385,6 @@ def scale_text(d: dict) -> Iterable[str]:
                f"{r['query_batch']['p50_ms']:>12.1f} {r['recall_at_1']:>8.3f} {r['recall_at_10']:>6.3f} "
                f"{r['open_s']:>6.2f} {r['enroll_api_s']:>8.2f}/{r['enroll_command_s']:<9.2f} {r['remove_s']:>8.2f} "
                f"{max(r['enroll_command_peak_rss_mb'], r['query_process_peak_rss_mb']):>6} {r['disk_mb']:>8.0f}")
+        yield (f"{'':>9} ceiling {r['matmul_gflops']:.0f} GFLOP/s, load {r['load_average'][0]:.1f}: one query p50 = "
+               f"{r['query_one']['p50_ceiling_gflop']:.3f} GFLOP of matmul work; index {r['index_kind']}"
+               + (f", {r['cells']} cells, nprobe {r['nprobe']}" if r.get('cells') else ""))

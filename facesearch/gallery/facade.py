@@ -207,6 +207,8 @@ class Gallery:
 
     def _set_index(self, index: GalleryIndex) -> None:
         index.database = self.store.identity
+        # An approximate index re-ranks its candidates with the vectors the database holds.
+        index.use_exact(self.store.face_vectors_of, self.store.identity_averages_of)
         self._index = index
         self._matchers.clear()
 
@@ -218,8 +220,10 @@ class Gallery:
         index = GalleryIndex.build(self.store.iter_face_vectors(), self.store.iter_identity_averages(),
                                    faces=faces, generation=generation, model_id=self.model_id, dim=self.dim,
                                    kind=kind_for(faces), train_sample=self.store.sample_face_vectors,
-                                   progress=progress)
+                                   progress=progress, identities=self.store.count_identities(),
+                                   identity_sample=self.store.sample_identity_averages)
         index.database = self.store.identity
+        index.use_exact(self.store.face_vectors_of, self.store.identity_averages_of)
         index.apply(self.store.changes_since(generation))
         return index
 
@@ -635,8 +639,9 @@ class Gallery:
         Every copy of the person's face data that facesearch keeps goes: the database rows
         (overwritten with zeros, not just unlinked, and the write-ahead log emptied), the
         index files (rewritten without them at once, although other writes leave their changes
-        in the database until a checkpoint is due: this is what a removal costs at a million
-        faces, docs/benchmarks.md), and the face cache entries of their photos under every
+        in the database until a checkpoint is due; past 50,000 faces the files hold 40-byte
+        codes, not vectors, so this costs little even at a million faces, docs/benchmarks.md),
+        and the face cache entries of their photos under every
         analysis setting in this gallery's cache folder (the default one when the gallery runs
         without a cache). Not covered: the photos themselves (they are the user's), exports and
         trained classifiers written earlier, other galleries holding the same photos, a cache
@@ -780,6 +785,17 @@ class Gallery:
 
     # -- for classifiers and other tools ----------------------------------------------------
 
+    def face_count(self) -> int:
+        """How many faces are stored (a full count: for reports, not for every query)."""
+        return self.store.count_faces()
+
+    def index_info(self) -> dict:
+        """What the index this gallery searches is: ``{"faces", "identities", "generation", "kind",
+        "identities_kind", "cells", "nprobe", "pending"}`` (``cells``/``nprobe`` None unless an inverted file)."""
+        index = self._load_index()
+        return {**index.summary(), "identities_kind": index.identities.base.kind, "cells": index.faces.base.cells,
+                "nprobe": index.faces.base.nprobe, "pending": index.pending}
+
     def generation(self) -> int:
         """The change counter: it grows with every committed enrollment, removal or rename."""
         return self.store.generation()
@@ -798,9 +814,19 @@ class Gallery:
         with self._guard:
             return self._load_index().faces.search(np.atleast_2d(queries), k)
 
-    def add_embeddings(self, names: Sequence[str], vectors: np.ndarray, *, source: str = "synthetic") -> int:
+    def add_embeddings(self, names: Sequence[str], vectors: np.ndarray, *, source: str = "synthetic",
+                       update_index: bool = True) -> int:
         """Store faces that have no photo (synthetic or imported vectors): ``vectors`` float32
-        (N, dim), L2-normalised, one per entry of ``names``. Returns how many were stored."""
+        (N, dim), L2-normalised, one per entry of ``names``. Returns how many were stored.
+
+        ``update_index=False`` leaves the index files as they are, for a bulk load in many
+        calls followed by :meth:`reindex`: folding each call's faces into a large exact index
+        would rewrite its files every time. Until then readers apply the stored faces from the
+        database on top of the old files (correct, but slower to open the more there are).
+        """
+        if not update_index:
+            with self._lock.held():
+                return self.store.add_vectors(names, vectors, source=source)
         with self._writing():
             return self.store.add_vectors(names, vectors, source=source)
 

@@ -45,7 +45,7 @@ class WriterLock:
         """Hold the lock for the duration of the block."""
         try:
             if self._lock is None:
-                make_dirs(self.path.parent, PRIVATE_DIR)  # the index folder: biometric data
+                make_dirs(self.path.parent, PRIVATE_DIR)  # index/ holds biometric data: 0700
                 self._lock = FileLock(self.path, mode=0o600)
             self._lock.acquire(timeout=0)
         except Timeout:

@@ -92,10 +92,18 @@ def _writable(database: str) -> bool:
     return os.access(database, os.W_OK) and os.access(os.path.dirname(database) or ".", os.W_OK)
 
 
+#: Page size of a new SQLite gallery database, bytes.
+PAGE_SIZE = 16384
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets a second process read while one enrolls, and a killed writer leaves the last
     # committed state intact; foreign keys make deletes cascade.
     cursor = dbapi_connection.cursor()
+    # A new database gets 16 KB pages (an existing one keeps its own): a face row (its 2 KB
+    # embedding and the rest) leaves half of a 4 KB page empty, seven of them fill 16 KB
+    # (docs/benchmarks.md, "Gallery scale"). Set before WAL, which fixes the page size.
+    cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -421,16 +429,68 @@ class Store:
         with self.session() as s:
             return {int(i): n for i, n in s.execute(select(Identity.id, Identity.name).where(Identity.id.in_(ids)))}
 
+    def face_vectors_of(self, face_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The stored vectors of those of ``face_ids`` that still exist: ``(face ids int64 (n,),
+        vectors float32 (n, D))``, ids ascending (what an approximate search re-ranks with)."""
+        return self._vectors_of(FaceRow.id, FaceRow.embedding, face_ids, "<f4")
+
+    def identity_averages_of(self, identity_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The current average embedding (re-normalised) of those of ``identity_ids`` that have
+        faces: ``(identity ids int64 (n,), averages float32 (n, D))``, ids ascending."""
+        ids, sums = self._vectors_of(Identity.id, Identity.vector_sum, identity_ids, "<f8")
+        return ids, normalise(sums)
+
+    def _vectors_of(self, id_column, blob_column, wanted: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+        # Every query of an approximate index comes here with a few hundred ids: one plain SQL
+        # statement on a pooled connection costs a fifth of the ORM's (the ids are integers
+        # from numpy, written into the statement).
+        wanted = np.unique(np.asarray(wanted, np.int64))
+        wanted = wanted[wanted >= 0]
+        table = id_column.class_.__table__.name
+        rows = []
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            for start in range(0, len(wanted), 10_000):
+                listed = ",".join(map(str, wanted[start:start + 10_000].tolist()))
+                cursor.execute(f"SELECT {id_column.key}, {blob_column.key} FROM {table} "
+                               f"WHERE {id_column.key} IN ({listed}) AND {blob_column.key} IS NOT NULL")
+                rows += cursor.fetchall()
+            cursor.close()
+        except Exception as exc:  # the driver's own errors: one line naming the database
+            raise GalleryError(f"{self.where}: database error: {one_line(exc)}") from None
+        finally:
+            connection.close()  # back to the pool
+        rows.sort(key=lambda r: r[0])
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, self.embedding_dim), np.float32)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=dtype).reshape(len(rows), self.embedding_dim)
+        return ids, vectors.astype(np.float32)
+
+    def count_identities(self) -> int:
+        """How many identities have faces (a full count: for rebuilds, not for every query)."""
+        with self.session() as s:
+            return int(s.scalar(select(func.count(Identity.id)).where(Identity.face_count > 0)))
+
+    def sample_identity_averages(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` identity averages chosen at random (float32 (n, D)), e.g. to train an index."""
+        with self.session() as s:
+            ids = np.asarray(s.scalars(select(Identity.id).where(Identity.face_count > 0)).all(), np.int64)
+        chosen = np.random.default_rng(seed).choice(ids, size=min(n, len(ids)), replace=False)
+        return self.identity_averages_of(chosen)[1]
+
     def changes_since(self, generation: int) -> IndexChanges:
         """What an index at ``generation`` lacks: faces stored and removed, identity averages
         changed and identities removed since. Reads only the changed rows."""
         with self.session() as s:
             now = int(s.scalar(select(GalleryState.generation).where(GalleryState.id == 1)))
-            faces = s.execute(select(FaceRow.id, FaceRow.embedding).where(FaceRow.added_gen > generation)
-                              .order_by(FaceRow.id)).all()
+            # No ORDER BY: SQLite would rather walk the whole table in id order than sort the few
+            # rows its generation index finds (seconds at a million faces); sorted below.
+            faces = sorted(s.execute(select(FaceRow.id, FaceRow.embedding).where(FaceRow.added_gen > generation)).all())
             removed = s.scalars(select(RemovedFace.face_id).where(RemovedFace.generation > generation)).all()
-            idents = s.execute(select(Identity.id, Identity.vector_sum).where(Identity.updated_gen > generation)
-                               .order_by(Identity.id)).all()
+            idents = sorted(s.execute(select(Identity.id, Identity.vector_sum)
+                                      .where(Identity.updated_gen > generation)).all())
             gone = s.scalars(select(RemovedIdentity.identity_id)
                              .where(RemovedIdentity.generation > generation)).all()
         face_ids, face_vectors = self._unpack(faces, "<f4")
@@ -485,11 +545,6 @@ class Store:
                 rows = s.execute(select(FaceRow.id, FaceRow.embedding).where(FaceRow.id.in_(part))).all()
             out.append(self._unpack(rows, "<f4")[1])
         return np.concatenate(out) if out else np.zeros((0, self.embedding_dim), np.float32)
-
-    def count_identities(self) -> int:
-        """How many identities hold at least one face."""
-        with self.session() as s:
-            return int(s.scalar(select(func.count(Identity.id)).where(Identity.face_count > 0)))
 
     def sample_faces(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """``n`` stored faces chosen at random (all when fewer): ``(identity ids int64 (n,),
@@ -601,12 +656,32 @@ class Store:
         (a million synthetic faces for benchmarks). Returns how many."""
         vectors = np.asarray(vectors, dtype="<f4").reshape(len(names), self.embedding_dim)
         wanted = sorted(set(names))
+        position = {n: k for k, n in enumerate(wanted)}
+        # Each name's sum and count first, so a new identity is inserted whole: inserting it
+        # without its 4 KB sum and adding that after would grow every row in place and split
+        # the table's pages, leaving them half empty (docs/benchmarks.md, "Gallery scale").
+        _, sums, counts = group_sums(np.array([position[n] for n in names], np.int64), vectors)
         with self.session() as s:
             generation = self._bump(s)
             known = dict(s.execute(select(Identity.name, Identity.id).where(Identity.name.in_(wanted))).all())
+            old = {i: (blob, c) for i, blob, c in s.execute(
+                select(Identity.id, Identity.vector_sum, Identity.face_count)
+                .where(Identity.id.in_(list(known.values()))))} if known else {}
+            updates = []
+            for name, identity_id in known.items():
+                blob, count = old[identity_id]
+                k = position[name]
+                total = sums[k] + (np.frombuffer(blob, dtype="<f8") if blob is not None else 0.0)
+                updates.append({"i": identity_id, "s": total.astype("<f8").tobytes(),
+                                "c": (count or 0) + int(counts[k]), "g": generation})
+            if updates:
+                s.execute(text("UPDATE identities SET vector_sum = :s, face_count = :c, updated_gen = :g "
+                               "WHERE id = :i"), updates)
             new = [n for n in wanted if n not in known]
             if new:
-                s.execute(insert(Identity), [{"name": n, "face_count": 0, "updated_gen": generation} for n in new])
+                s.execute(insert(Identity), [
+                    {"name": n, "vector_sum": sums[position[n]].astype("<f8").tobytes(),
+                     "face_count": int(counts[position[n]]), "updated_gen": generation} for n in new])
                 known.update(s.execute(select(Identity.name, Identity.id).where(Identity.name.in_(new))).all())
             first = int(s.scalar(select(func.coalesce(func.max(SourceImage.id), 0)))) + 1
             for start in range(0, len(names), chunk):
@@ -619,17 +694,6 @@ class Store:
                     {"image_id": first + i, "identity_id": known[names[i]], "x": 0.0, "y": 0.0, "w": 0.0, "h": 0.0,
                      "landmarks": "[]", "score": 1.0, "quality": 0.0, "embedding": vectors[i].tobytes(),
                      "added_gen": generation} for i in part])
-            ids, sums, counts = group_sums(np.array([known[n] for n in names], np.int64), vectors)
-            old = {i: (blob, c) for i, blob, c in s.execute(
-                select(Identity.id, Identity.vector_sum, Identity.face_count).where(Identity.id.in_(ids.tolist())))}
-            updates = []
-            for row, identity_id in enumerate(ids.tolist()):
-                blob, count = old[identity_id]
-                total = sums[row] + (np.frombuffer(blob, dtype="<f8") if blob is not None else 0.0)
-                updates.append({"i": identity_id, "s": total.astype("<f8").tobytes(),
-                                "c": (count or 0) + int(counts[row]), "g": generation})
-            s.execute(text("UPDATE identities SET vector_sum = :s, face_count = :c, updated_gen = :g WHERE id = :i"),
-                      updates)
         return len(names)
 
     def remove_identity(self, name: str) -> int:

@@ -18,10 +18,15 @@ renamed into place, so readers never see half a file and a reader that mapped th
 keeps it until it reopens.
 
 Index kinds, chosen by size (:func:`kind_for`): exact search (``flat``) while one query stays
-fast, then an inverted file (``ivf``: k-means cells, the ``nprobe`` nearest cells scanned
-exactly), which supports removing and adding vectors and is memory-mapped from its file. HNSW
-(``hnsw``) stays available for comparison; it cannot remove vectors and linked real faces
-poorly among a million random ones (docs/benchmarks.md).
+fast, then an inverted file (``ivf``: k-means cells; the ``nprobe`` nearest cells are scanned
+with 4-bit product-quantised codes, 32 bytes a 512-d vector, FAISS's "fast scan"), which
+supports removing and adding vectors. Its similarities are approximate: a
+:class:`LayeredIndex` given the stored vectors (``exact``, the database) re-ranks the best
+:data:`RERANK` candidates exactly, so the similarities it returns are exact ones and only
+which faces become candidates is approximate. Its files hold no full vectors (about 40 bytes
+a face), so rewriting them after a removal costs little. HNSW (``hnsw``) stays available for
+comparison; it cannot remove vectors and linked real faces poorly among a million random
+ones (docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -45,17 +50,25 @@ IDENTITIES_FILE = "identities.faiss"
 MANIFEST_FILE = "manifest.json"
 
 #: Galleries up to this many faces use exact search; above it, an inverted file (docs/benchmarks.md).
-EXACT_LIMIT = 200_000
+EXACT_LIMIT = 50_000
 #: HNSW candidate list per search (recall@1 0.995 at 300k random distractors, 0.859 at 1M).
 HNSW_EF_SEARCH = 256
 #: Cells scanned per query by an inverted-file index, as a fraction of its cells (at least
-#: IVF_MIN_NPROBE): chosen by ``facesearch bench scale`` for recall@1 >= 0.99 (docs/benchmarks.md).
-IVF_NPROBE_FRACTION = 1 / 16
+#: IVF_MIN_NPROBE), read when an index is made or loaded: chosen by ``scripts/ivf_sweep.py``
+#: and ``scripts/scale_tune.py`` at 1M faces: recall@1 0.992 against exact search among
+#: faces-like distractors (0.978 among random vectors, which need 1/2; docs/benchmarks.md).
+IVF_NPROBE_FRACTION = 1 / 4
 IVF_MIN_NPROBE = 16
-#: Training vectors per inverted-file cell (FAISS warns under 39).
-IVF_TRAIN_PER_CELL = 64
+#: Training vectors per inverted-file cell (FAISS warns under 39), and k-means iterations.
+IVF_TRAIN_PER_CELL = 40
+IVF_TRAIN_ITERATIONS = 10
+#: Candidates of an approximate search re-ranked with the stored vectors (100 lose 1-2 points
+#: of recall@1 at 1M faces; each costs a database row read).
+RERANK = 200
 #: Fewer queries than this at once are searched on one thread.
 _PARALLEL_QUERIES = 16
+#: FAISS fast-scan implementation used for them (10: one query at a time, heap of candidates).
+_FEW_QUERIES_FAST_SCAN = 10
 
 Chunks = Iterable[tuple[np.ndarray, np.ndarray]]
 
@@ -66,8 +79,14 @@ def kind_for(n: int) -> str:
 
 
 def ivf_cells(n: int) -> int:
-    """Inverted-file cells for ``n`` vectors: about 4 sqrt(n), a power of two, 256 to 16384."""
-    return int(min(16384, max(256, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))))
+    """Inverted-file cells for ``n`` vectors: about 4 sqrt(n), a power of two, 256 to 4096
+    (more cells would cost more to train than they save per query, docs/benchmarks.md)."""
+    return int(min(4096, max(256, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))))
+
+
+def _pq_subquantizers(dim: int) -> int:
+    # 8 dimensions per 4-bit code: 32 bytes a 512-d FaceNet vector, 16 a 128-d dlib one.
+    return max(1, dim // 8) if dim % 8 == 0 else dim
 
 
 def _as_ids(ids) -> np.ndarray:
@@ -106,8 +125,10 @@ class VectorIndex:
             self._index = faiss.IndexIDMap2(inner)
         elif kind == "ivf":
             nlist = cells or ivf_cells(expected)
-            self._index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            self._index.nprobe = max(IVF_MIN_NPROBE, int(nlist * IVF_NPROBE_FRACTION))
+            self._index = faiss.index_factory(dim, f"IVF{nlist},PQ{_pq_subquantizers(dim)}x4fs",
+                                              faiss.METRIC_INNER_PRODUCT)
+            self._index.cp.niter = IVF_TRAIN_ITERATIONS
+            self._index.nprobe = min(nlist, max(IVF_MIN_NPROBE, int(nlist * IVF_NPROBE_FRACTION)))
         else:
             raise ValueError(f"unknown index kind {kind!r}; choose flat, ivf, hnsw or auto")
 
@@ -159,11 +180,21 @@ class VectorIndex:
         return index, max_id
 
     @property
+    def approximate(self) -> bool:
+        """Whether the similarities it returns are approximations (to be re-ranked exactly)."""
+        return self.kind == "ivf"
+
+    @property
     def needs_training(self) -> bool:
         return not self._index.is_trained
 
+    @property
+    def cells(self) -> int | None:
+        """An inverted file's cells (``None`` for other kinds)."""
+        return int(self._index.nlist) if self.kind == "ivf" else None
+
     def train(self, sample: np.ndarray) -> None:
-        """Fit an inverted file's cells on ``sample`` (float32 (M, dim), M >= the number of cells)."""
+        """Fit an inverted file's cells and codes on ``sample`` (float32 (M, dim), M >= the cells)."""
         self._index.train(_as_vectors(sample, self.dim))
 
     def __len__(self) -> int:
@@ -220,10 +251,17 @@ class VectorIndex:
             # waiting for the second thread costs more than the search itself (docs/benchmarks.md).
             previous = faiss.omp_get_max_threads()
             faiss.omp_set_num_threads(1)
+            fast_scan = isinstance(self._index, faiss.IndexIVFFastScan)
+            if fast_scan:
+                # FAISS's query-by-query fast scan: half the time of its default for a few queries,
+                # slower for a batch (docs/benchmarks.md).
+                self._index.implem = _FEW_QUERIES_FAST_SCAN
             try:
                 sims, ids = self._index.search(queries, k, params=params)
             finally:
                 faiss.omp_set_num_threads(previous)
+                if fast_scan:
+                    self._index.implem = 0
         else:
             sims, ids = self._index.search(queries, k, params=params)
         sims[ids < 0] = -np.inf
@@ -272,6 +310,8 @@ class VectorIndex:
         index._index = raw
         if isinstance(raw, faiss.IndexIVF):
             index.kind = "ivf"
+            index._index.nprobe = min(index._index.nlist,
+                                      max(IVF_MIN_NPROBE, int(index._index.nlist * IVF_NPROBE_FRACTION)))
         else:
             inner = faiss.downcast_index(raw.index)
             index.kind = "hnsw" if isinstance(inner, faiss.IndexHNSW) else "flat"
@@ -336,18 +376,50 @@ class IndexChanges:
         return len(self.face_ids) + len(self.removed_faces) + len(self.identity_ids) + len(self.removed_identities)
 
 
+#: ``ids int64 (n,) -> (ids found int64 (m,) ascending, vectors float32 (m, D))``: the stored
+#: vectors of those ids that still exist (the database's), for exact re-ranking.
+VectorLookup = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def rerank(queries: np.ndarray, candidates: np.ndarray, lookup: VectorLookup, k: int
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` of each query's ``candidates`` (int64 (Q, R), -1 for none) by exact inner
+    product with their stored vectors; candidates ``lookup`` no longer finds are dropped.
+
+    Returns ``(similarities float32 (Q, k), ids int64 (Q, k))``, -inf / -1 where fewer remain.
+    """
+    found, vectors = lookup(np.unique(candidates[candidates >= 0]))
+    q = len(queries)
+    if not len(found):
+        return np.full((q, k), -np.inf, np.float32), np.full((q, k), -1, np.int64)
+    at = np.clip(np.searchsorted(found, candidates), 0, len(found) - 1)
+    known = (candidates >= 0) & (found[at] == candidates)
+    sims = np.where(known, (queries @ vectors.T)[np.arange(q)[:, None], at], -np.inf).astype(np.float32)
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    sims = np.take_along_axis(sims, order, 1)
+    ids = np.where(np.isfinite(sims), np.take_along_axis(candidates, order, 1), -1)
+    if sims.shape[1] < k:
+        pad = k - sims.shape[1]
+        sims = np.pad(sims, ((0, 0), (0, pad)), constant_values=-np.inf)
+        ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+    return sims, ids
+
+
 class LayeredIndex:
     """A base index with some of its ids hidden, and an exact delta index of newer vectors.
 
     Searching asks the base (skipping the hidden ids) and the delta and keeps the best ``k``.
+    An approximate base is asked for :data:`RERANK` candidates, re-ranked with ``exact`` (the
+    stored vectors) when it is set.
     """
 
-    def __init__(self, base: VectorIndex, max_id: int = -1) -> None:
+    def __init__(self, base: VectorIndex, max_id: int = -1, exact: VectorLookup | None = None) -> None:
         self.base = base
         #: The largest id the base may hold: ids above it are new, so only the delta has them.
         self.max_id = int(max_id)
         self.delta = VectorIndex(base.dim, "flat")
         self.hidden = np.zeros(0, np.int64)  # base ids superseded by a removal or a newer vector
+        self.exact = exact
 
     def replace(self, remove_ids: np.ndarray, add_ids: np.ndarray, add_vectors: np.ndarray) -> None:
         """Forget ``remove_ids`` and ``add_ids``, then store ``add_vectors`` under ``add_ids``."""
@@ -374,7 +446,13 @@ class LayeredIndex:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`VectorIndex.search`, over the base minus the hidden ids plus the delta."""
-        sims, ids = self.base.search(queries, k, exclude=self.hidden if len(self.hidden) else None)
+        hidden = self.hidden if len(self.hidden) else None
+        if self.base.approximate and self.exact is not None and len(self.base) and k > 0:
+            queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+            _, candidates = self.base.search(queries, max(k, RERANK), exclude=hidden)
+            sims, ids = rerank(queries, candidates, self.exact, k)
+        else:
+            sims, ids = self.base.search(queries, k, exclude=hidden)
         if not len(self.delta):
             return sims, ids
         d_sims, d_ids = self.delta.search(queries, k)
@@ -414,37 +492,46 @@ class GalleryIndex:
     @classmethod
     def build(cls, face_chunks: Chunks, identity_chunks: Chunks, *, faces: int, generation: int, model_id: str,
               dim: int, kind: str = "auto", train_sample: Callable[[int], np.ndarray] | None = None,
-              progress: Callable[[int], None] | None = None) -> "GalleryIndex":
+              progress: Callable[[int], None] | None = None, identities: int = 0,
+              identity_sample: Callable[[int], np.ndarray] | None = None) -> "GalleryIndex":
         """Both indexes from chunks of ``(ids int64 (n,), vectors float32 (n, D))``, one chunk in
         memory at a time besides the index itself (what ``facesearch reindex`` does).
 
-        ``faces`` is how many face vectors the chunks hold (it sizes the index); an inverted
-        file is trained on ``train_sample(m)``, ``m`` random stored vectors. ``progress`` gets
-        the number of faces added after each chunk.
+        ``faces`` and ``identities`` are how many vectors the chunks hold (they choose and size
+        each index); an inverted file is trained on ``train_sample(m)`` (or
+        ``identity_sample(m)``), ``m`` random stored vectors. ``progress`` gets the number of
+        faces added after each chunk.
         """
         kind = kind_for(faces) if kind == "auto" else kind
-        if kind == "flat":
-            face_index, max_face = VectorIndex.filled_flat(dim, face_chunks, faces, progress)
-        else:
-            face_index = VectorIndex(dim, kind, expected=faces)
-            if face_index.needs_training:
-                cells = face_index._index.nlist
-                if train_sample is None:
-                    raise ValueError("an inverted-file index needs a training sample")
-                face_index.train(train_sample(min(faces, cells * IVF_TRAIN_PER_CELL)))
-            max_face = -1
-            for ids, vectors in face_chunks:
-                face_index.add(ids, vectors)
-                max_face = max(max_face, int(np.max(ids, initial=-1)))
-                if progress:
-                    progress(len(ids))
-        max_identity = -1
-        ident_index = VectorIndex(dim, "flat")
-        for ids, vectors in identity_chunks:
-            ident_index.add(ids, vectors)
-            max_identity = max(max_identity, int(np.max(ids, initial=-1)))
+        face_index, max_face = cls._filled(dim, kind, face_chunks, faces, train_sample, progress)
+        ident_kind = "ivf" if kind_for(identities) == "ivf" and identity_sample is not None else "flat"
+        ident_index, max_identity = cls._filled(dim, ident_kind, identity_chunks, identities, identity_sample)
         return cls(LayeredIndex(face_index, max_face), LayeredIndex(ident_index, max_identity), generation,
                    generation, model_id)
+
+    @staticmethod
+    def _filled(dim: int, kind: str, chunks: Chunks, expected: int,
+                sample: Callable[[int], np.ndarray] | None = None,
+                progress: Callable[[int], None] | None = None) -> tuple[VectorIndex, int]:
+        """One index of ``kind`` holding every chunk, and the largest id stored."""
+        if kind == "flat":
+            return VectorIndex.filled_flat(dim, chunks, expected, progress)
+        index = VectorIndex(dim, kind, expected=expected)
+        if index.needs_training:
+            if sample is None:
+                raise ValueError("an inverted-file index needs a training sample")
+            index.train(sample(min(expected, index.cells * IVF_TRAIN_PER_CELL)))
+        max_id = -1
+        for ids, vectors in chunks:
+            index.add(ids, vectors)
+            max_id = max(max_id, int(np.max(ids, initial=-1)))
+            if progress:
+                progress(len(ids))
+        return index, max_id
+
+    def use_exact(self, faces: VectorLookup, identities: VectorLookup) -> None:
+        """Re-rank approximate searches with the stored face vectors and identity averages."""
+        self.faces.exact, self.identities.exact = faces, identities
 
     def apply(self, changes: IndexChanges) -> None:
         """Bring the index to ``changes.generation`` (idempotent: applying a change twice is harmless)."""
@@ -483,6 +570,7 @@ class GalleryIndex:
                     "max_face_id": self.faces.max_id, "max_identity_id": self.identities.max_id,
                     "faces": len(self.faces),
                     "identities": len(self.identities), "faces_kind": self.faces.base.kind,
+                    "identities_kind": self.identities.base.kind,
                     "nprobe": self.faces.base.nprobe}
         replace_atomically(folder / MANIFEST_FILE, lambda tmp: tmp.write_text(json.dumps(manifest, indent=2)))
         self.base_generation = self.generation
@@ -518,8 +606,6 @@ class GalleryIndex:
         if len(faces) != manifest.get("faces") or len(identities) != manifest.get("identities"):
             log.warning("index in %s disagrees with its manifest; rebuilding", folder)
             return None
-        if manifest.get("nprobe"):
-            faces.nprobe = int(manifest["nprobe"])
         # Files without the largest ids (none are written so any more) are read as "any id may be there".
         huge = np.iinfo(np.int64).max
         return cls(LayeredIndex(faces, manifest.get("max_face_id", huge)),
