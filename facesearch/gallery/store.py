@@ -12,7 +12,7 @@ import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from sqlalchemy import create_engine, delete, event, exists, func, insert, select, text, update
@@ -176,6 +176,9 @@ class Store:
             if database:
                 _make_private(database)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: Called inside each transaction that changed the gallery, before it commits, with the
+        #: session and the new generation: stores kept in the same database (pgvector) update there.
+        self._change_hooks: list[Callable[[Session, int], None]] = []
         try:
             if self._recorded_revision() != REVISION:
                 # Alembic costs half a second to import: only a gallery to create or upgrade needs it.
@@ -231,6 +234,16 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    @property
+    def dialect(self) -> str:
+        """The database's SQLAlchemy dialect name: ``"sqlite"``, ``"postgresql"``, ..."""
+        return self.engine.dialect.name
+
+    def on_change(self, hook: Callable[[Session, int], None]) -> None:
+        """Run ``hook(session, generation)`` inside every transaction that changes the gallery, just
+        before it commits (what it writes commits or rolls back with the change)."""
+        self._change_hooks.append(hook)
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A transaction: committed on success, rolled back on any exception.
@@ -241,6 +254,10 @@ class Store:
         try:
             with self._sessions.begin() as s:
                 yield s
+                generation = s.info.get("generation")
+                if generation is not None:
+                    for hook in self._change_hooks:
+                        hook(s, generation)
         except SQLAlchemyError as exc:
             raise GalleryError(f"{self.where}: database error: {_reason(exc)}") from None
 
@@ -248,7 +265,8 @@ class Store:
     def _bump(s: Session) -> int:
         """Start a change: the generation it will be known by (committed with it)."""
         s.execute(text("UPDATE gallery_state SET generation = generation + 1 WHERE id = 1"))
-        return int(s.scalar(select(GalleryState.generation).where(GalleryState.id == 1)))
+        s.info["generation"] = int(s.scalar(select(GalleryState.generation).where(GalleryState.id == 1)))
+        return s.info["generation"]
 
     def _add_to_sums(self, s: Session, identity: Identity, vectors: np.ndarray, generation: int) -> None:
         # Each identity keeps the float64 sum of its faces, so its average is known without
