@@ -42,7 +42,8 @@ from facesearch.search.answers import DEFAULT_THRESHOLD, Match
 from facesearch.search.verification import Verification, verify_faces
 from facesearch.gallery.store import FaceRecord, NewFace, Store
 from facesearch.gallery import api_keys, interchange
-from facesearch.gallery.lock import LOCK_FILE, WriterLock
+from facesearch.gallery.lock import LOCK_FILE
+from facesearch.gallery.backends import open_vectors, writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +124,15 @@ class Gallery:
         wait: when another process is writing this gallery, wait for it (default) or fail at
             once with :class:`GalleryError`.
         on_wait: called once with a one-line message when a write has to wait.
+        vectors: where the vectors live when not in the gallery's own FAISS files (a database in
+            PostgreSQL keeps them in pgvector columns without this): ``milvus://HOST:PORT`` or a
+            Milvus Lite file ``PATH.db`` (see :mod:`facesearch.gallery.backends`).
     """
 
     def __init__(self, home: str | os.PathLike | None = None, *, db_url: str | None = None,
                  analysis: FaceAnalysis | None = None, cache: str | os.PathLike | bool | None = None,
-                 wait: bool = True, on_wait: Callable[[str], None] | None = None) -> None:
+                 wait: bool = True, on_wait: Callable[[str], None] | None = None,
+                 vectors: str | os.PathLike | None = None) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
         self.index_dir = self.home / "index"
         self._make_private(db_url is None)
@@ -142,7 +147,14 @@ class Gallery:
             self._cache_root = None
         else:
             self._cache_root = Path(cache) if cache not in (None, True) else faces_cache_dir()
-        self._lock = WriterLock(self.index_dir / LOCK_FILE, wait=wait, on_wait=on_wait)
+        self._lock = writer_lock(self.store, self.index_dir / LOCK_FILE, wait=wait, on_wait=on_wait)
+        try:
+            #: The vector store outside the gallery's files (pgvector, Milvus), ``None`` for the FAISS files.
+            self.vectors = open_vectors(self.store, vectors, model_id=self.model_id, dim=self.dim,
+                                        lock_file=self.index_dir / LOCK_FILE, wait=wait, on_wait=on_wait)
+        except BaseException:
+            self.store.close()
+            raise
         self._index: GalleryIndex | None = None
         # Fitted matchers by their parameters, for the current index object (which is brought
         # up to date in place, so they stay valid until it is replaced). The most recently used
@@ -170,6 +182,8 @@ class Gallery:
         tighten(self.index_dir)
 
     def close(self) -> None:
+        if self.vectors is not None:
+            self.vectors.close()
         self.store.close()
 
     def __enter__(self) -> "Gallery":
@@ -183,7 +197,10 @@ class Gallery:
     def _load_index(self) -> GalleryIndex:
         """The index as of the database's current generation, for reading: the saved files
         (memory-mapped) plus the changes recorded since they were written, applied in memory.
-        Never writes; without usable files it is built in memory from the database."""
+        Never writes; without usable files it is built in memory from the database.
+        A gallery whose vectors live in a vector store searches that store instead."""
+        if self.vectors is not None:
+            return self.vectors.current()
         with self._guard:
             generation = self.store.generation()
             index = self._index
@@ -225,7 +242,11 @@ class Gallery:
         The build streams the stored faces in chunks (memory: the index plus one chunk) and
         holds no lock, so queries and writes go on meanwhile; only the swap (catching up with
         what changed during the build, then replacing the files atomically) takes the writer lock.
+        A vector store outside the files (pgvector, Milvus) is rebuilt under the writer lock.
         """
+        if self.vectors is not None:
+            with self._exclusive():
+                return self.vectors.rebuild(progress, on_total)
         if on_total:
             on_total(self.store.count_faces())
         index = self._build_index(progress)
@@ -258,6 +279,9 @@ class Gallery:
         return self._load_index()
 
     def _save_index_if_due(self, *, final: bool) -> None:
+        if self.vectors is not None:
+            self.vectors.sync()
+            return
         index = self._index_for_writing()
         base = len(index.faces.base)
         if index.folder != self.index_dir:
