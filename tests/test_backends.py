@@ -216,7 +216,7 @@ def test_a_second_postgres_writer_waits_and_says_so_once(pg_url, tmp_path, analy
 
     backend = Backend("postgres", tmp_path / "home", db_url=pg_url)
     with backend.open(analysis) as g:
-        g.enroll([KNOWN / "obama"])
+        g.enroll([KNOWN / "obama"], "obama")
         lock = AdvisoryLock(g.store.engine, g.store.where)
         with lock.held():
             proc = subprocess.Popen([sys.executable, "-m", "facesearch", *backend.args(), "rename", "obama", "barack"],

@@ -45,6 +45,20 @@ _MODEL, _DIM, _DATABASE, _GENERATION = ("facesearch.model", "facesearch.dim", "f
                                         "facesearch.generation")
 
 
+def _dropping(name: str) -> Callable[[logging.LogRecord], bool]:
+    """A log filter that drops the records whose exception's class is called ``name``."""
+    def keep(record: logging.LogRecord) -> bool:
+        return not (record.exc_info and type(record.exc_info[1]).__name__ == name)
+    return keep
+
+
+# Milvus Lite serves gRPC in this process and lacks a call (AllocTimestamp) that pymilvus tries
+# first and then does without; grpc logs each try as an error with a traceback. And it logs a
+# traceback each time a file another process holds is tried; this module says so once instead.
+logging.getLogger("grpc._server").addFilter(_dropping("NotImplementedError"))
+logging.getLogger("milvus_lite.server_manager").addFilter(_dropping("DataDirLockedError"))
+
+
 def masked(url: str) -> str:
     """A Milvus URL without its password."""
     parts = urlsplit(url)
@@ -131,6 +145,8 @@ class MilvusStore(VectorStore):
                     if not self._exists():
                         self._create_and_fill()
             self._check()
+            for collection in (self.faces, self.identities):
+                self.client.load_collection(collection.name)  # a reopened collection starts released
             self.current()
         except MilvusException as exc:
             self.close()
