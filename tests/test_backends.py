@@ -322,3 +322,52 @@ def test_unusable_vectors_option(cli, tmp_path):
     _one_line_error(res, names=str(tmp_path / "missing" / "v.db"), reason="folder does not exist")
     res = cli("--home", tmp_path, "--vectors", "faiss://nowhere", "list")
     assert res.exit_code == 2 and "not a Milvus URL" in res.output
+
+
+# -- moving a gallery between backends ------------------------------------------------------------
+
+def test_migrate_to_postgres_to_milvus_and_back_keeps_everything(cli, known_gallery, pg_url, tmp_path, analysis,
+                                                                 probe_faces):
+    from facesearch.gallery import Gallery
+
+    key = known_gallery.create_key("read", "phone")["key"]
+    known_gallery.revoke_key(known_gallery.create_key("write", "old")["id"])
+    expected = _answers(known_gallery, probe_faces)
+    hops = [
+        (["--home", known_gallery.home], ["--to", pg_url], Backend("postgres", known_gallery.home, db_url=pg_url)),
+        (["--home", known_gallery.home, "--db-url", pg_url],
+         ["--to", tmp_path / "milvus-home", "--to-vectors", tmp_path / "v.db"],
+         Backend("milvus", tmp_path / "milvus-home", vectors=str(tmp_path / "v.db"))),
+        (["--home", tmp_path / "milvus-home", "--vectors", tmp_path / "v.db"], ["--to", tmp_path / "back"],
+         Backend("embedded", tmp_path / "back")),
+    ]
+    for source_args, to_args, dest in hops:
+        res = cli(*source_args, "migrate", "--json", *to_args)
+        assert res.exit_code == 0, res.output
+        report = json.loads(res.stdout)
+        assert (report["identities"], report["photos"], report["faces"], report["api_keys"]) == (5, 9, 9, 2)
+        assert report["same_answers"] and report["checked_faces"] == 9
+        with dest.open(analysis) as g:
+            assert g.identities() == known_gallery.identities()
+            _consistent(g)
+            _same(_answers(g, probe_faces), expected)
+            assert g.check_key(key) == "read"
+            assert [(k["name"], k["revoked_at"] is not None) for k in g.api_keys()] == [("phone", False), ("old", True)]
+            assert [f["photo"] for f in g.faces()] == [f["photo"] for f in known_gallery.faces()]
+
+
+def test_migrate_into_a_gallery_that_is_not_empty_writes_nothing(cli, known_gallery, pg_url, tmp_path):
+    res = cli("--home", known_gallery.home, "migrate", "--to", pg_url)
+    assert res.exit_code == 0, res.output
+    from facesearch.gallery import Gallery
+
+    with Gallery(tmp_path, db_url=pg_url) as g:
+        generation = g.generation()
+    res = cli("--home", known_gallery.home, "migrate", "--to", pg_url)
+    from facesearch.gallery.store import masked_url
+
+    _one_line_error(res, names=masked_url(pg_url), reason="already holds a gallery")
+    with Gallery(tmp_path, db_url=pg_url) as g:
+        assert g.generation() == generation and len(g.faces()) == 9
+    res = cli("--home", known_gallery.home, "migrate", "--to", "postgresql+psycopg://me:pw@127.0.0.1:9/x")
+    _one_line_error(res, names="postgresql+psycopg://me:***@127.0.0.1:9/x", reason="connect", secret=":pw@")

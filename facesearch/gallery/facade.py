@@ -41,7 +41,7 @@ from facesearch.search.faiss_index import GalleryIndex, kind_for
 from facesearch.search.answers import DEFAULT_THRESHOLD, Match
 from facesearch.search.verification import Verification, verify_faces
 from facesearch.gallery.store import FaceRecord, NewFace, Store
-from facesearch.gallery import api_keys, interchange
+from facesearch.gallery import api_keys, interchange, transfer
 from facesearch.gallery.lock import LOCK_FILE
 from facesearch.gallery.backends import open_vectors, writer_lock
 
@@ -685,6 +685,26 @@ class Gallery:
         """Write the faces as NumPy arrays and ``average_embeddings.json`` into ``out`` (see
         :func:`.interchange.export_gallery`); returns the summary, also written as ``export.json``."""
         return interchange.export_gallery(self, out, size=size)
+
+    def copy_to(self, dest: "Gallery", *, sample: int = transfer.SAMPLE, progress: Callable[[int], None] | None = None,
+                on_total: Callable[[int], None] | None = None) -> transfer.CopyReport:
+        """Copy this gallery into the empty gallery ``dest`` (another backend, see
+        :mod:`.transfer`), then check that both hold the same people and answer alike on
+        ``sample`` stored faces. ``progress`` gets the faces copied after each chunk.
+
+        Raises:
+            GalleryError: ``dest`` is not empty, or the copy answers differently (it is kept, for a look).
+        """
+        report = transfer.CopyReport(transfer.where(self), transfer.where(dest))
+        if on_total:
+            on_total(self.store.count_faces())
+        with dest._writing():
+            transfer.copy_photos(self, dest, report, progress)
+        transfer.check_copy(self, dest, report, sample)
+        if report.differences:
+            raise GalleryError(f"{report.destination}: the copy differs from {report.source}: "
+                               f"{'; '.join(report.differences[:3])}")
+        return report
 
     def import_averages(self, path: str | os.PathLike) -> dict:
         """Enroll every identity of an ``average_embeddings.json`` as one synthetic face (see
