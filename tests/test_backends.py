@@ -396,3 +396,24 @@ def test_milvus_collections_behind_their_database_are_caught_up(tmp_path, analys
             a = [(m.identity, [c.identity for c in m.candidates]) for m in g.matcher(matcher).identify(vectors)]
             b = [(m.identity, [c.identity for c in m.candidates]) for m in e.matcher(matcher).identify(vectors)]
             assert a == b
+
+
+def test_a_postgres_gallery_from_before_pgvector_is_upgraded_and_answers_the_same(pg_url, tmp_path, analysis,
+                                                                                  known_gallery, probe_faces):
+    """Revision 0005 on a PostgreSQL gallery that already holds faces: its vectors are copied in."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from facesearch.gallery import revisions
+
+    backend = Backend("postgres", tmp_path / "home", db_url=pg_url)
+    with backend.open(analysis) as g:
+        g.enroll([KNOWN])
+    engine = create_engine(pg_url)
+    with engine.begin() as connection:
+        command.downgrade(revisions._config(connection), "0003")
+        assert not connection.dialect.has_table(connection, "face_vectors")
+    engine.dispose()
+    with backend.open(analysis) as g:
+        _consistent(g)
+        _same(_answers(g, probe_faces), _answers(known_gallery, probe_faces))
