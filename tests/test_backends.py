@@ -417,3 +417,36 @@ def test_a_postgres_gallery_from_before_pgvector_is_upgraded_and_answers_the_sam
     with backend.open(analysis) as g:
         _consistent(g)
         _same(_answers(g, probe_faces), _answers(known_gallery, probe_faces))
+
+
+@pytest.mark.parametrize("backend", ["postgres", "milvus"], indirect=True)
+def test_the_server_on_every_backend_answers_like_embedded_under_concurrent_requests_and_a_writer(
+        backend, analysis, cli, known_gallery):
+    """The HTTP server's threads share one gallery: identify answers like the embedded gallery while
+    four clients query and one enrolls and removes."""
+    import urllib.request
+
+    from facesearch.bench.http_load import load
+    from facesearch.server.app import create_app
+    from facesearch.server.serving import BackgroundServer
+
+    from conftest import wait_ready
+
+    photo = QUERIES / "obama_and_biden.jpg"
+    expected = json.loads(cli("--home", known_gallery.home, "query", "--json", photo).stdout)["results"][0]["faces"]
+    with backend.open(analysis) as g:
+        g.enroll([KNOWN])
+        with BackgroundServer(create_app(g)) as url:
+            wait_ready(url)
+            row = load(url, QUERIES / "obama1.jpg", clients=4, requests=2, enroll_photo=QUERIES / "alex_lacamoire1.jpg",
+                       name="test")
+            assert (row["ok"], row["errors"], row["write_errors"]) == (8, 0, 0), row["error_messages"]
+            boundary = "facesearch-test"
+            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"{photo.name}\"\r\n"
+                    f"Content-Type: image/jpeg\r\n\r\n").encode() + photo.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+            request = urllib.request.Request(url + "/api/v1/identify", data=body, method="POST",
+                                             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+            with urllib.request.urlopen(request, timeout=300) as response:
+                answer = json.loads(response.read())
+        assert answer["results"][0]["faces"] == expected
+        _consistent(g)
