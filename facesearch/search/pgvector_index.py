@@ -141,10 +141,15 @@ class PgvectorStore(VectorStore):
 
     def _record(self, s: Session, generation: int) -> None:
         """Write what the transaction at ``generation`` changed into the vector tables."""
-        rows = s.execute(select(FaceRow.id, FaceRow.embedding).where(FaceRow.added_gen == generation)
-                         .order_by(FaceRow.id)).all()
-        for start in range(0, len(rows), COPY_CHUNK):
-            self._put_faces(s, rows[start:start + COPY_CHUNK])
+        last = -1
+        while True:  # in chunks: a bulk import may add a million faces in one transaction
+            rows = s.execute(select(FaceRow.id, FaceRow.embedding)
+                             .where(FaceRow.added_gen == generation, FaceRow.id > last)
+                             .order_by(FaceRow.id).limit(COPY_CHUNK)).all()
+            if not rows:
+                break
+            self._put_faces(s, rows)
+            last = rows[-1][0]
         changed = s.execute(select(Identity.id, Identity.vector_sum, Identity.face_count)
                             .where(Identity.updated_gen == generation)).all()
         self._put_identities(s, changed)
