@@ -320,6 +320,8 @@ def test_milvus_collection_of_another_dimension(cli, tmp_path):
 def test_unusable_vectors_option(cli, tmp_path):
     res = cli("--home", tmp_path, "--vectors", tmp_path / "missing" / "v.db", "list")
     _one_line_error(res, names=str(tmp_path / "missing" / "v.db"), reason="folder does not exist")
+    res = cli("--home", tmp_path, "--vectors", "milvus://someone:s3cret@127.0.0.1:9", "list")
+    _one_line_error(res, names="milvus://someone:***@127.0.0.1:9", reason="cannot reach Milvus", secret="s3cret")
     res = cli("--home", tmp_path, "--vectors", "faiss://nowhere", "list")
     assert res.exit_code == 2 and "not a Milvus URL" in res.output
 
