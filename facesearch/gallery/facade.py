@@ -11,6 +11,10 @@ their embeddings: the source of truth) and ``index/`` (FAISS files derived from 
 biometric data, so they are private to their owner: folders 0700 and files 0600 whatever the
 umask (``home`` too when facesearch creates it), and an older, looser gallery is tightened
 when it is opened (see :mod:`facesearch.permissions`).
+
+Other backends, chosen by URL (:mod:`facesearch.gallery.backends`): a PostgreSQL ``db_url`` keeps
+the vectors in the same database (pgvector), and ``vectors`` puts them in Milvus; the gallery
+then searches and maintains that store instead of the FAISS files (``self.vectors``).
 """
 from __future__ import annotations
 
