@@ -700,9 +700,10 @@ class Gallery:
             GalleryError: ``dest`` is not empty, or the copy answers differently (it is kept, for a look).
         """
         report = transfer.CopyReport(transfer.where(self), transfer.where(dest))
+        transfer.ensure_empty(dest)
         if on_total:
             on_total(self.store.count_faces())
-        with dest._writing():
+        with dest._writing(), (dest.vectors.bulk_load() if dest.vectors is not None else contextlib.nullcontext()):
             transfer.copy_photos(self, dest, report, progress)
         transfer.check_copy(self, dest, report, sample)
         if report.differences:

@@ -65,12 +65,17 @@ def destination_settings(to: str, *, source_home: Path, home: str | os.PathLike 
     return {"home": Path(home), "db_url": to}
 
 
+def ensure_empty(dest: "Gallery") -> None:
+    """Raise :class:`GalleryError` unless ``dest`` holds no face, identity or API key."""
+    if not dest.is_empty() or dest.names() or dest.api_keys():
+        raise GalleryError(f"{where(dest)}: the destination already holds a gallery; migrate copies into an "
+                           "empty one")
+
+
 def copy_photos(source: "Gallery", dest: "Gallery", report: CopyReport,
                 progress: Callable[[int], None] | None = None) -> None:
     """Copy every photo with its faces and identity, then the API keys, into the empty ``dest``."""
-    if not dest.is_empty() or dest.names():
-        raise GalleryError(f"{where(dest)}: the destination already holds a gallery; migrate copies into an "
-                           "empty one")
+    ensure_empty(dest)
     for chunk in source.store.iter_photos():
         dest.store.add_images(chunk)
         faces = sum(len(item[6]) for item in chunk)

@@ -13,8 +13,9 @@ LIMIT k`` through SQLAlchemy, with ``hnsw.ef_search`` set for the transaction.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
@@ -189,6 +190,18 @@ class PgvectorStore(VectorStore):
 
     def sync(self) -> None:
         pass  # every write already changed the vectors in its own transaction
+
+    @contextlib.contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Without the HNSW indexes while a copy fills the tables, then built once: growing the
+        graph row by row costs several times more than building it (docs/benchmarks.md)."""
+        with self.store.session() as s:
+            s.execute(text("DROP INDEX IF EXISTS face_vectors_hnsw, identity_vectors_hnsw"))
+        try:
+            yield
+        finally:
+            with self.store.session() as s:
+                self._create_indexes(s)
 
     def rebuild(self, progress: Callable[[int], None] | None = None,
                 on_total: Callable[[int], None] | None = None) -> "PgvectorStore":

@@ -10,7 +10,8 @@ of the gallery's database, the source of truth.
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol
+import contextlib
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -71,6 +72,12 @@ class VectorStore:
                 on_total: Callable[[int], None] | None = None) -> "VectorStore":
         """Everything again from the database (``reindex``); returns the store."""
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Around a large copy into an empty gallery: a store whose index is cheaper to build once
+        than to grow one vector at a time builds it at the end."""
+        yield
 
     def summary(self) -> dict:
         """``{"faces", "identities", "generation", "kind"}``, as the FAISS index reports them."""
