@@ -257,6 +257,24 @@ def test_unreachable_postgres_server(cli, tmp_path):
                     secret="s3cret")
 
 
+def _until_passwords_are_checked(url: str, timeout: float = 60) -> None:
+    """The server reloads pg_hba.conf on its own time after pg_reload_conf(): until then it trusts anyone."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parts = make_url(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            psycopg.connect(dbname="postgres", user=parts.username, password=parts.password,
+                            host=parts.query["host"]).close()
+        except psycopg.OperationalError as exc:
+            if "password authentication failed" in str(exc):
+                return
+        time.sleep(0.2)
+    raise TimeoutError("the server did not start checking passwords")
+
+
 def test_wrong_postgres_password(cli, pg_server, pg_url, tmp_path):
     engine = pg_admin(pg_server)
     with engine.connect() as connection:
@@ -267,6 +285,7 @@ def test_wrong_postgres_password(cli, pg_server, pg_url, tmp_path):
     with pg_admin(pg_server).connect() as connection:
         connection.exec_driver_sql("SELECT pg_reload_conf()")
     url = pg_url.replace("postgres@", "guarded:wrong-one@")
+    _until_passwords_are_checked(url)
     res = cli("--home", tmp_path, "--db-url", url, "enroll", "--name", "obama", KNOWN / "obama")
     from facesearch.gallery.store import masked_url
 

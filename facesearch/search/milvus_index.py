@@ -195,7 +195,7 @@ class MilvusStore(VectorStore):
     def _create(self) -> None:
         for collection in (self.faces, self.identities):
             if self.client.has_collection(collection.name):
-                self.client.drop_collection(collection.name)
+                self._drop(collection.name)
             schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
             schema.add_field("id", DataType.INT64, is_primary=True)
             schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
@@ -203,6 +203,16 @@ class MilvusStore(VectorStore):
             index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="IP")
             self.client.create_collection(collection.name, schema=schema, index_params=index,
                                           consistency_level="Strong")
+
+    def _drop(self, name: str) -> None:
+        # Released first: Milvus Lite 3.2 has failed to drop a loaded 100k-vector collection
+        # whose index it was still writing (a missing index file); once more after a pause.
+        self.client.release_collection(name)
+        try:
+            self.client.drop_collection(name)
+        except MilvusException:
+            time.sleep(LITE_RETRY_S)
+            self.client.drop_collection(name)
 
     def _properties(self) -> dict:
         return self.client.describe_collection(self.faces.name).get("properties") or {}
