@@ -101,3 +101,76 @@ def server(known_gallery):
     with BackgroundServer(create_app(known_gallery)) as url:
         wait_ready(url)
         yield url, known_gallery
+
+
+# -- storage backends: real engines started by the tests ------------------------------------------
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A real PostgreSQL 16 + pgvector server (the pgserver wheel) in a temporary folder, listening on
+    a Unix socket there; stopped at the end of the session."""
+    import pgserver
+
+    folder = tmp_path_factory.mktemp("pg")
+    server = pgserver.get_server(folder, cleanup_mode="stop")  # stopped when this process exits
+    yield folder
+    del server
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+def pg_admin(socket_dir: Path):
+    """An AUTOCOMMIT SQLAlchemy engine on the server's ``postgres`` database, as its superuser."""
+    from sqlalchemy import create_engine
+
+    return create_engine(f"postgresql+psycopg://postgres@/postgres?host={socket_dir}", isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """The URL of a new, empty database on the test server (one per test)."""
+    name = f"gallery_{next(_databases)}"
+    engine = pg_admin(pg_server)
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine.dispose()
+    return f"postgresql+psycopg://postgres@/{name}?host={pg_server}"
+
+
+BACKENDS = ["embedded", "postgres", "milvus"]
+
+
+class Backend:
+    """Where a test gallery keeps its data: ``embedded`` (SQLite + FAISS files), ``postgres``
+    (PostgreSQL + pgvector) or ``milvus`` (SQLite metadata, vectors in a Milvus Lite file)."""
+
+    def __init__(self, name: str, home: Path, db_url: str | None = None, vectors: str | None = None) -> None:
+        self.name, self.home, self.db_url, self.vectors = name, home, db_url, vectors
+
+    def args(self) -> list[str]:
+        """The CLI's global options naming this gallery."""
+        out = ["--home", str(self.home)]
+        if self.db_url:
+            out += ["--db-url", self.db_url]
+        if self.vectors:
+            out += ["--vectors", self.vectors]
+        return out
+
+    def open(self, analysis=None, **kwargs):
+        from facesearch.gallery import Gallery
+
+        return Gallery(self.home, db_url=self.db_url, vectors=self.vectors, analysis=analysis, **kwargs)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, tmp_path):
+    """An empty gallery on each backend in turn."""
+    if request.param == "postgres":
+        return Backend("postgres", tmp_path / "home", db_url=request.getfixturevalue("pg_url"))
+    if request.param == "milvus":
+        return Backend("milvus", tmp_path / "home", vectors=str(tmp_path / "vectors.db"))
+    return Backend("embedded", tmp_path / "home")

@@ -1,4 +1,5 @@
-"""Commands on the gallery: enroll, query, verify, list, info, calibrate, remove, rename, reindex, and which models run.
+"""Commands on the gallery: enroll, query, verify, list, info, calibrate, remove, rename, reindex, migrate, and which
+models run.
 
 Library modules are imported inside each command, not at the top: ``facesearch --help`` and
 commands that need no model must not pay for numpy, FAISS and TensorFlow. With ``--server URL``,
@@ -10,7 +11,7 @@ from __future__ import annotations
 import click
 
 from facesearch.cli import render
-from facesearch.cli.root import exit_on_errors, main, open_gallery, progress_bar
+from facesearch.cli.root import exit_on_errors, main, open_gallery, open_local_gallery, progress_bar
 
 
 @main.command()
@@ -167,6 +168,40 @@ def reindex(ctx, as_json, quiet):
     with progress_bar("indexing", quiet) as (on_total, update):
         index = open_gallery(ctx).reindex(progress=update, on_total=on_total)
     render.emit(index.summary(), as_json, render.reindex_text)
+
+
+@main.command()
+@click.option("--to", "to", required=True, metavar="URL|FOLDER",
+              help="The destination: a database URL (postgresql+psycopg://USER:PASSWORD@HOST/DB keeps the vectors "
+                   "there too, with pgvector) or a folder for an embedded gallery. It must be empty.")
+@click.option("--to-vectors", metavar="URL", default=None,
+              help="Keep the destination's vectors in Milvus: milvus://HOST:PORT or a Milvus Lite file PATH.db.")
+@click.option("--to-home", type=click.Path(file_okay=False), default=None,
+              help="The destination's folder when --to is a database URL (default: the SQLite file's folder, "
+                   "or this gallery's folder).")
+@click.option("--sample", type=click.IntRange(0), default=200, show_default=True,
+              help="Stored faces whose answers are compared between the two galleries afterwards.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def migrate(ctx, to, to_vectors, to_home, sample, as_json, quiet):
+    """Copy this gallery to another backend (and back): identities, photos, faces, vectors and API keys.
+
+    Then checks that both hold the same people and give the same answers on a sample of stored faces;
+    exits 1 if they do not. Example: facesearch --home ~/celebs migrate --to postgresql+psycopg://me@db/celebs
+    """
+    from facesearch.gallery import Gallery
+    from facesearch.gallery.transfer import destination_settings
+
+    source = open_local_gallery(ctx)
+    opts = ctx.find_root().params
+    settings = destination_settings(to, source_home=source.home, home=to_home)
+    dest = Gallery(**settings, vectors=to_vectors, analysis=source.analysis, wait=not opts["no_wait"],
+                   on_wait=lambda message: click.echo(message, err=True))
+    ctx.call_on_close(dest.close)
+    with progress_bar("copying", quiet) as (on_total, update):
+        report = source.copy_to(dest, sample=sample, progress=update, on_total=on_total)
+    render.emit(report.as_dict(), as_json, render.migrate_text)
 
 
 @main.command()

@@ -121,6 +121,12 @@ def reindex_text(d: dict) -> Iterable[str]:
            f"identit{_plural(d['identities'], 'y', 'ies')} ({d['kind']} search).")
 
 
+def migrate_text(d: dict) -> Iterable[str]:
+    yield (f"Copied {d['identities']} identit{_plural(d['identities'], 'y', 'ies')}, {d['photos']} photo(s), "
+           f"{d['faces']} face(s) and {d['api_keys']} API key(s) to {d['destination']}.")
+    yield f"Checked: same people and counts, same answers on {d['checked_faces']} sampled face(s)."
+
+
 def models_text(d: dict) -> Iterable[str]:
     e = d["embedder"]
     yield f"embedder  {e['model']}\n  path    {e['path']}\n  sha256  {e['sha256']}\n  source  {e['source']}"

@@ -50,7 +50,11 @@ class FaceSearchGroup(click.Group):
 @click.option("--home", type=click.Path(file_okay=False), envvar="FACESEARCH_HOME", default=None,
               help="Gallery folder holding index/ and db/ (default: $FACESEARCH_HOME or the current directory).")
 @click.option("--db-url", default=None, metavar="URL",
-              help="SQLAlchemy URL of the gallery database (default: sqlite under HOME/db/).")
+              help="SQLAlchemy URL of the gallery database (default: sqlite under HOME/db/). A PostgreSQL "
+                   "database (postgresql+psycopg://USER:PASSWORD@HOST/DB) keeps the vectors too, with pgvector.")
+@click.option("--vectors", default=None, metavar="URL", envvar="FACESEARCH_VECTORS",
+              help="Keep the vectors in Milvus instead: milvus://HOST:PORT, or a Milvus Lite file PATH.db "
+                   "(default: $FACESEARCH_VECTORS, else FAISS files under HOME/index/, or pgvector).")
 @click.option("--no-wait", is_flag=True,
               help="Fail at once, instead of waiting, when another process is writing the gallery.")
 @click.option("--server", metavar="URL", envvar="FACESEARCH_SERVER", default=None,
@@ -59,7 +63,7 @@ class FaceSearchGroup(click.Group):
 @click.option("--api-key", metavar="KEY", envvar="FACESEARCH_API_KEY", default=None,
               help="API key for --server (default: $FACESEARCH_API_KEY).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def main(home, db_url, no_wait, server, api_key, verbose):
+def main(home, db_url, vectors, no_wait, server, api_key, verbose):
     """Identify enrolled people in photos and video from their faces."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -96,7 +100,7 @@ def open_local_gallery(ctx: click.Context, *, min_face_size: int | None = None):
 
         kwargs["analysis"] = FaceAnalysis(Detector(min_face_size=min_face_size))
     opts = ctx.find_root().params
-    gallery = Gallery(opts["home"], db_url=opts["db_url"], wait=not opts["no_wait"],
+    gallery = Gallery(opts["home"], db_url=opts["db_url"], vectors=opts.get("vectors"), wait=not opts["no_wait"],
                       on_wait=lambda message: click.echo(message, err=True), **kwargs)
     ctx.call_on_close(gallery.close)
     return gallery

@@ -11,6 +11,10 @@ their embeddings: the source of truth) and ``index/`` (FAISS files derived from 
 biometric data, so they are private to their owner: folders 0700 and files 0600 whatever the
 umask (``home`` too when facesearch creates it), and an older, looser gallery is tightened
 when it is opened (see :mod:`facesearch.permissions`).
+
+Other backends, chosen by URL (:mod:`facesearch.gallery.backends`): a PostgreSQL ``db_url`` keeps
+the vectors in the same database (pgvector), and ``vectors`` puts them in Milvus; the gallery
+then searches and maintains that store instead of the FAISS files (``self.vectors``).
 """
 from __future__ import annotations
 
@@ -44,8 +48,9 @@ from facesearch.search.calibration import (DEFAULT_FPIR, MAX_PROBES, MAX_REFEREN
                                            calibrate, cohort_at, probe_moments)
 from facesearch.search.normalisation import CENTRE_WEIGHT, COHORT_K
 from facesearch.gallery.store import FaceRecord, NewFace, Store
-from facesearch.gallery import api_keys, interchange
-from facesearch.gallery.lock import LOCK_FILE, WriterLock
+from facesearch.gallery import api_keys, interchange, transfer
+from facesearch.gallery.lock import LOCK_FILE
+from facesearch.gallery.backends import open_vectors, writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +134,15 @@ class Gallery:
         wait: when another process is writing this gallery, wait for it (default) or fail at
             once with :class:`GalleryError`.
         on_wait: called once with a one-line message when a write has to wait.
+        vectors: where the vectors live when not in the gallery's own FAISS files (a database in
+            PostgreSQL keeps them in pgvector columns without this): ``milvus://HOST:PORT`` or a
+            Milvus Lite file ``PATH.db`` (see :mod:`facesearch.gallery.backends`).
     """
 
     def __init__(self, home: str | os.PathLike | None = None, *, db_url: str | None = None,
                  analysis: FaceAnalysis | None = None, cache: str | os.PathLike | bool | None = None,
-                 wait: bool = True, on_wait: Callable[[str], None] | None = None) -> None:
+                 wait: bool = True, on_wait: Callable[[str], None] | None = None,
+                 vectors: str | os.PathLike | None = None) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
         self.index_dir = self.home / "index"
         self._make_private(db_url is None)
@@ -148,7 +157,14 @@ class Gallery:
             self._cache_root = None
         else:
             self._cache_root = Path(cache) if cache not in (None, True) else faces_cache_dir()
-        self._lock = WriterLock(self.index_dir / LOCK_FILE, wait=wait, on_wait=on_wait)
+        self._lock = writer_lock(self.store, self.index_dir / LOCK_FILE, wait=wait, on_wait=on_wait)
+        try:
+            #: The vector store outside the gallery's files (pgvector, Milvus), ``None`` for the FAISS files.
+            self.vectors = open_vectors(self.store, vectors, model_id=self.model_id, dim=self.dim,
+                                        lock_file=self.index_dir / LOCK_FILE, wait=wait, on_wait=on_wait)
+        except BaseException:
+            self.store.close()
+            raise
         self._index: GalleryIndex | None = None
         # Fitted matchers by their parameters, for the current index object (which is brought
         # up to date in place, so they stay valid until it is replaced). The most recently used
@@ -176,6 +192,8 @@ class Gallery:
         tighten(self.index_dir)
 
     def close(self) -> None:
+        if self.vectors is not None:
+            self.vectors.close()
         self.store.close()
 
     def __enter__(self) -> "Gallery":
@@ -189,7 +207,10 @@ class Gallery:
     def _load_index(self) -> GalleryIndex:
         """The index as of the database's current generation, for reading: the saved files
         (memory-mapped) plus the changes recorded since they were written, applied in memory.
-        Never writes; without usable files it is built in memory from the database."""
+        Never writes; without usable files it is built in memory from the database.
+        A gallery whose vectors live in a vector store searches that store instead."""
+        if self.vectors is not None:
+            return self.vectors.current()
         with self._guard:
             generation = self.store.generation()
             index = self._index
@@ -235,7 +256,11 @@ class Gallery:
         The build streams the stored faces in chunks (memory: the index plus one chunk) and
         holds no lock, so queries and writes go on meanwhile; only the swap (catching up with
         what changed during the build, then replacing the files atomically) takes the writer lock.
+        A vector store outside the files (pgvector, Milvus) is rebuilt under the writer lock.
         """
+        if self.vectors is not None:
+            with self._exclusive():
+                return self.vectors.rebuild(progress, on_total)
         if on_total:
             on_total(self.store.count_faces())
         index = self._build_index(progress)
@@ -269,6 +294,9 @@ class Gallery:
         return self._load_index()
 
     def _save_index_if_due(self, *, final: bool) -> None:
+        if self.vectors is not None:
+            self.vectors.sync()
+            return
         index = self._index_for_writing()
         base = len(index.faces.base)
         if index.folder != self.index_dir:
@@ -843,6 +871,27 @@ class Gallery:
         """Write the faces as NumPy arrays and ``average_embeddings.json`` into ``out`` (see
         :func:`.interchange.export_gallery`); returns the summary, also written as ``export.json``."""
         return interchange.export_gallery(self, out, size=size)
+
+    def copy_to(self, dest: "Gallery", *, sample: int = transfer.SAMPLE, progress: Callable[[int], None] | None = None,
+                on_total: Callable[[int], None] | None = None) -> transfer.CopyReport:
+        """Copy this gallery into the empty gallery ``dest`` (another backend, see
+        :mod:`.transfer`), then check that both hold the same people and answer alike on
+        ``sample`` stored faces. ``progress`` gets the faces copied after each chunk.
+
+        Raises:
+            GalleryError: ``dest`` is not empty, or the copy answers differently (it is kept, for a look).
+        """
+        report = transfer.CopyReport(transfer.where(self), transfer.where(dest))
+        transfer.ensure_empty(dest)
+        if on_total:
+            on_total(self.store.count_faces())
+        with dest._writing(), (dest.vectors.bulk_load() if dest.vectors is not None else contextlib.nullcontext()):
+            transfer.copy_photos(self, dest, report, progress)
+        transfer.check_copy(self, dest, report, sample)
+        if report.differences:
+            raise GalleryError(f"{report.destination}: the copy differs from {report.source}: "
+                               f"{'; '.join(report.differences[:3])}")
+        return report
 
     def import_averages(self, path: str | os.PathLike) -> dict:
         """Enroll every identity of an ``average_embeddings.json`` as one synthetic face (see

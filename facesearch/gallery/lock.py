@@ -1,4 +1,8 @@
-"""One writer at a time: a lock file that every process writing a gallery holds while it writes.
+"""One writer at a time: a lock that every process writing a gallery holds while it writes.
+
+An embedded gallery's lock is a file beside its index; a gallery in PostgreSQL uses the
+server's advisory lock instead (:class:`AdvisoryLock`), so writers on several machines exclude
+each other and a killed writer's lock goes with its connection.
 
 Readers never take it: the database's transactions and the index files' atomic replacement
 keep what they see whole. A second writer waits (saying so once) or, asked not to wait, fails
@@ -9,17 +13,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
 from filelock import FileLock, Timeout
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from facesearch.errors import GalleryError
+from facesearch.errors import GalleryError, one_line
 from facesearch.permissions import PRIVATE_DIR, make_dirs
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "writer.lock"
+#: The PostgreSQL advisory lock key of a gallery's writers (one gallery per database).
+WRITER_LOCK_KEY = 0x66616365_7302
 
 
 class WriterLock:
@@ -64,3 +73,72 @@ class WriterLock:
             yield
         finally:
             self._lock.release()
+
+
+class AdvisoryLock:
+    """The writer lock of a gallery kept in PostgreSQL: a session-level advisory lock, held on a
+    connection of its own for the duration of a write, reentrant within one thread (threads of
+    one process exclude each other, as the lock file's do).
+
+    Args:
+        engine: the gallery's database engine.
+        where: the database as messages name it (its URL without password).
+        wait, on_wait: as for :class:`WriterLock`.
+    """
+
+    def __init__(self, engine: Engine, where: str, *, wait: bool = True,
+                 on_wait: Callable[[str], None] | None = None) -> None:
+        self.engine = engine
+        self.where = where
+        self.wait = wait
+        self.on_wait = on_wait or log.warning
+        self._said = False
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the lock for the duration of the block."""
+        local = self._local
+        if getattr(local, "depth", 0):
+            local.depth += 1
+            try:
+                yield
+            finally:
+                local.depth -= 1
+            return
+        connection = self._acquire()
+        local.depth = 1
+        try:
+            yield
+        finally:
+            local.depth = 0
+            try:
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({WRITER_LOCK_KEY})")
+            except SQLAlchemyError:
+                connection.invalidate()  # a closed session holds no lock
+            finally:
+                connection.close()
+
+    def _acquire(self):
+        try:
+            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except SQLAlchemyError as exc:
+            raise GalleryError(f"{self.where}: cannot lock the gallery for writing: "
+                               f"{one_line(getattr(exc, 'orig', None) or exc)}") from None
+        try:
+            if connection.exec_driver_sql(f"SELECT pg_try_advisory_lock({WRITER_LOCK_KEY})").scalar():
+                return connection
+            if not self.wait:
+                raise GalleryError(f"{self.where}: another process is writing this gallery (and --no-wait was given)")
+            if not self._said:
+                self._said = True
+                self.on_wait(f"{self.where}: waiting for another process writing this gallery")
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({WRITER_LOCK_KEY})")
+            return connection
+        except SQLAlchemyError as exc:
+            connection.close()
+            raise GalleryError(f"{self.where}: cannot lock the gallery for writing: "
+                               f"{one_line(getattr(exc, 'orig', None) or exc)}") from None
+        except BaseException:
+            connection.close()
+            raise

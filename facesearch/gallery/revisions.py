@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The revision that describes facesearch 0.1.0's tables, which predate Alembic.
 BASELINE = "0001"
+#: PostgreSQL advisory lock key taken while a schema is created or upgraded (any constant that
+#: other applications sharing the database are unlikely to use).
+UPGRADE_LOCK_KEY = 0x66616365_7301
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -103,6 +106,9 @@ def upgrade(engine: Engine, where: str) -> str:
         raise GalleryError(f"{where}: this gallery was made by a newer facesearch (schema revision {before}; "
                            f"this release knows up to {target}); upgrade facesearch to open it")
     with _writer_lock(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # PostgreSQL's own lock, held until this transaction ends: no lock file for a server.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({UPGRADE_LOCK_KEY})")
         # Again, under the lock: another process may have upgraded it meanwhile.
         if recorded(connection) == target:
             return target

@@ -14,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 #: The Alembic revision these tables are (the newest script in ``migrations/versions/``; a test
 #: keeps the two equal). Opening a gallery at this revision needs no Alembic at all.
-REVISION = "0004"
+REVISION = "0005"
 
 #: Written into ``gallery_state.schema_version`` by 0.1.0, which had no migrations. The schema's
 #: revision is now Alembic's (:mod:`facesearch.gallery.revisions`); the column keeps this value so

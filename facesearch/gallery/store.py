@@ -12,7 +12,7 @@ import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from sqlalchemy import create_engine, delete, event, exists, func, insert, select, text, update
@@ -184,6 +184,9 @@ class Store:
             if database:
                 _make_private(database)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: Called inside each transaction that changed the gallery, before it commits, with the
+        #: session and the new generation: stores kept in the same database (pgvector) update there.
+        self._change_hooks: list[Callable[[Session, int], None]] = []
         try:
             if self._recorded_revision() != REVISION:
                 # Alembic costs half a second to import: only a gallery to create or upgrade needs it.
@@ -239,6 +242,16 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    @property
+    def dialect(self) -> str:
+        """The database's SQLAlchemy dialect name: ``"sqlite"``, ``"postgresql"``, ..."""
+        return self.engine.dialect.name
+
+    def on_change(self, hook: Callable[[Session, int], None]) -> None:
+        """Run ``hook(session, generation)`` inside every transaction that changes the gallery, just
+        before it commits (what it writes commits or rolls back with the change)."""
+        self._change_hooks.append(hook)
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A transaction: committed on success, rolled back on any exception.
@@ -249,6 +262,10 @@ class Store:
         try:
             with self._sessions.begin() as s:
                 yield s
+                generation = s.info.get("generation")
+                if generation is not None:
+                    for hook in self._change_hooks:
+                        hook(s, generation)
         except SQLAlchemyError as exc:
             raise GalleryError(f"{self.where}: database error: {_reason(exc)}") from None
 
@@ -256,7 +273,8 @@ class Store:
     def _bump(s: Session) -> int:
         """Start a change: the generation it will be known by (committed with it)."""
         s.execute(text("UPDATE gallery_state SET generation = generation + 1 WHERE id = 1"))
-        return int(s.scalar(select(GalleryState.generation).where(GalleryState.id == 1)))
+        s.info["generation"] = int(s.scalar(select(GalleryState.generation).where(GalleryState.id == 1)))
+        return s.info["generation"]
 
     def _add_to_sums(self, s: Session, identity: Identity, vectors: np.ndarray, generation: int) -> None:
         # Each identity keeps the float64 sum of its faces, so its average is known without
@@ -533,6 +551,32 @@ class Store:
             yield ids, normalise(sums)
             last = rows[-1][0]
 
+    def iter_photos(self, chunk: int = 2_000) -> Iterator[list[tuple[str, str, str, int, int, int, list[NewFace]]]]:
+        """Every stored photo with its faces, as :meth:`add_images` takes them: chunks of
+        ``(identity_name, path, sha256, size_bytes, width, height, faces)`` by photo id (a photo
+        whose faces belong to several identities comes once per identity)."""
+        last = -1
+        while True:
+            with self.session() as s:
+                images = s.execute(select(SourceImage.id, SourceImage.path, SourceImage.sha256, SourceImage.size_bytes,
+                                          SourceImage.width, SourceImage.height).where(SourceImage.id > last)
+                                   .order_by(SourceImage.id).limit(chunk)).all()
+                if not images:
+                    return
+                faces = s.execute(
+                    select(FaceRow.image_id, Identity.name, FaceRow.x, FaceRow.y, FaceRow.w, FaceRow.h,
+                           FaceRow.landmarks, FaceRow.score, FaceRow.quality, FaceRow.embedding)
+                    .join(Identity, Identity.id == FaceRow.identity_id)
+                    .where(FaceRow.image_id.in_([i[0] for i in images])).order_by(FaceRow.id)).all()
+            by_photo: dict[tuple[int, str], list[NewFace]] = {}
+            for image_id, name, x, y, w, h, landmarks, score, quality, blob in faces:
+                by_photo.setdefault((image_id, name), []).append(NewFace(
+                    (x, y, w, h), np.asarray(json.loads(landmarks), dtype=float), score, quality,
+                    np.frombuffer(blob, "<f4").astype(np.float32)))
+            info = {i[0]: i[1:] for i in images}
+            yield [(name, *info[image_id], found) for (image_id, name), found in by_photo.items()]
+            last = images[-1][0]
+
     def sample_face_vectors(self, n: int, seed: int = 0) -> np.ndarray:
         """``n`` stored face vectors chosen at random (float32 (n, D)), e.g. to train an index."""
         with self.session() as s:
@@ -793,9 +837,12 @@ class Store:
 
     # -- API keys (not gallery content: no generation bump) ------------------------------------
 
-    def add_api_key(self, key_id: str, name: str, role: str, salt: str, key_hash: str) -> ApiKeyRecord:
+    def add_api_key(self, key_id: str, name: str, role: str, salt: str, key_hash: str, *,
+                    created_at: dt.datetime | None = None, revoked_at: dt.datetime | None = None) -> ApiKeyRecord:
+        """Store a key (``created_at`` now unless given, as when a gallery is copied)."""
         with self.session() as s:
-            row = ApiKey(key_id=key_id, name=name, role=role, salt=salt, key_hash=key_hash)
+            row = ApiKey(key_id=key_id, name=name, role=role, salt=salt, key_hash=key_hash, revoked_at=revoked_at,
+                         **({"created_at": created_at} if created_at is not None else {}))
             s.add(row)
             s.flush()
             return _key_record(row)

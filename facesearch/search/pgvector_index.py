@@ -1,0 +1,231 @@
+"""Face vectors in PostgreSQL with pgvector, in the same database and transactions as the metadata.
+
+Two tables (created by the schema revision ``0005``): ``face_vectors`` (face id, embedding) and
+``identity_vectors`` (identity id, normalised average). Every change the gallery commits writes
+them inside its own transaction (:meth:`facesearch.gallery.store.Store.on_change`): the new
+faces of that generation are copied in, the changed identity averages replaced, and deleted
+faces and identities leave with their rows (foreign keys, ``ON DELETE CASCADE``). So there are
+no index files to keep in step and nothing to catch up after a crash: a transaction either
+committed both or neither.
+
+Both columns carry an HNSW index (inner product); a search is ``ORDER BY embedding <#> query
+LIMIT k`` through SQLAlchemy, with ``hnsw.ef_search`` set for the transaction.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import numpy as np
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import Column, Integer, MetaData, Table, delete, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from facesearch.errors import GalleryError
+from facesearch.gallery.schema import FaceRow, Identity
+from facesearch.search.faiss_index import normalise
+from facesearch.search.vector_store import VectorStore, padded
+
+if TYPE_CHECKING:
+    from facesearch.gallery.store import Store
+
+log = logging.getLogger(__name__)
+
+#: HNSW graph parameters: neighbours per node and build-time candidate list (pgvector's defaults).
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+#: Candidate list per search (at least the k asked for).
+HNSW_EF_SEARCH = 100
+#: Memory an index build may use (PostgreSQL's maintenance_work_mem, for that transaction only).
+BUILD_MEMORY = "1GB"
+#: Rows read and written at once when vectors are copied in bulk.
+COPY_CHUNK = 5_000
+#: Advisory lock key held while the vector columns are given their dimension and indexes.
+PREPARE_LOCK_KEY = 0x66616365_7303
+
+_META = MetaData()
+FACE_VECTORS = Table("face_vectors", _META, Column("face_id", Integer, primary_key=True),
+                     Column("embedding", Vector()))
+IDENTITY_VECTORS = Table("identity_vectors", _META, Column("identity_id", Integer, primary_key=True),
+                         Column("average", Vector()))
+
+
+class _Column:
+    """One table's vectors, searched by inner product."""
+
+    def __init__(self, owner: "PgvectorStore", table: Table, id_column: str, vector_column: str) -> None:
+        self.owner = owner
+        self.table = table
+        self.ids = table.c[id_column]
+        self.vectors = table.c[vector_column]
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.atleast_2d(np.asarray(queries, np.float32))
+        if k <= 0:
+            return padded([[] for _ in queries], 0)
+        found = []
+        with self.owner.store.session() as s:
+            s.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"),
+                      {"ef": str(max(HNSW_EF_SEARCH, k))})
+            for query in queries:
+                distance = self.vectors.max_inner_product(query)  # the negative inner product
+                rows = s.execute(select(self.ids, distance).order_by(distance).limit(k)).all()
+                found.append([(int(i), -float(d)) for i, d in rows])
+        return padded(found, k)
+
+    def counted(self, s: Session) -> None:
+        self.count = int(s.scalar(select(func.count()).select_from(self.table)))
+
+
+class PgvectorStore(VectorStore):
+    """The vectors of a gallery whose database is PostgreSQL.
+
+    Args:
+        store: the gallery's :class:`~facesearch.gallery.store.Store` (a PostgreSQL database at
+            schema revision 0005 or later).
+        dim: the embedding's length.
+    """
+
+    kind = "pgvector-hnsw"
+
+    def __init__(self, store: "Store", dim: int) -> None:
+        if store.dialect != "postgresql":
+            raise GalleryError(f"{store.where}: pgvector needs a PostgreSQL database, not {store.dialect}")
+        self.store = store
+        self.dim = dim
+        self.faces = _Column(self, FACE_VECTORS, "face_id", "embedding")
+        self.identities = _Column(self, IDENTITY_VECTORS, "identity_id", "average")
+        self._prepare()
+        store.on_change(self._record)
+
+    def _prepare(self) -> None:
+        """Give the vector columns the gallery's dimension and their HNSW indexes, once."""
+        with self.store.session() as s:
+            if self._dimension(s) == self.dim and self._indexed(s):
+                return
+            s.execute(text(f"SELECT pg_advisory_xact_lock({PREPARE_LOCK_KEY})"))
+            found = self._dimension(s)
+            if found not in (None, self.dim):
+                raise GalleryError(f"{self.store.where}: the face vectors are {found}-d, not {self.dim}-d")
+            if found is None:
+                for table, column in (("face_vectors", "embedding"), ("identity_vectors", "average")):
+                    s.execute(text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE vector({self.dim})"))
+            self._create_indexes(s)
+
+    @staticmethod
+    def _create_indexes(s: Session) -> None:
+        # An HNSW build is much faster when its graph fits in maintenance_work_mem (pgvector's advice).
+        s.execute(text("SELECT set_config('maintenance_work_mem', :m, true)"), {"m": BUILD_MEMORY})
+        for table, column in (("face_vectors", "embedding"), ("identity_vectors", "average")):
+            s.execute(text(f"CREATE INDEX IF NOT EXISTS {table}_hnsw ON {table} USING hnsw ({column} "
+                           f"vector_ip_ops) WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"))
+
+    @staticmethod
+    def _dimension(s: Session) -> int | None:
+        # A vector column's type modifier is its dimension; -1 when it has none yet.
+        typmod = s.scalar(text("SELECT atttypmod FROM pg_attribute WHERE attrelid = 'face_vectors'::regclass "
+                               "AND attname = 'embedding'"))
+        return None if typmod is None or typmod < 0 else int(typmod)
+
+    @staticmethod
+    def _indexed(s: Session) -> bool:
+        return s.scalar(text("SELECT count(*) FROM pg_indexes WHERE indexname IN "
+                             "('face_vectors_hnsw', 'identity_vectors_hnsw')")) == 2
+
+    # -- inside the gallery's transactions --------------------------------------------------
+
+    def _record(self, s: Session, generation: int) -> None:
+        """Write what the transaction at ``generation`` changed into the vector tables."""
+        last = -1
+        while True:  # in chunks: a bulk import may add a million faces in one transaction
+            rows = s.execute(select(FaceRow.id, FaceRow.embedding)
+                             .where(FaceRow.added_gen == generation, FaceRow.id > last)
+                             .order_by(FaceRow.id).limit(COPY_CHUNK)).all()
+            if not rows:
+                break
+            self._put_faces(s, rows)
+            last = rows[-1][0]
+        changed = s.execute(select(Identity.id, Identity.vector_sum, Identity.face_count)
+                            .where(Identity.updated_gen == generation)).all()
+        self._put_identities(s, changed)
+
+    @staticmethod
+    def _put_faces(s: Session, rows) -> None:
+        if not rows:
+            return
+        statement = insert(FACE_VECTORS)
+        s.execute(statement.on_conflict_do_update(index_elements=["face_id"],
+                                                  set_={"embedding": statement.excluded.embedding}),
+                  [{"face_id": int(i), "embedding": np.frombuffer(blob, "<f4")} for i, blob in rows])
+
+    def _put_identities(self, s: Session, rows) -> None:
+        live = [(int(i), blob) for i, blob, count in rows if count and blob is not None]
+        gone = [int(i) for i, blob, count in rows if not count or blob is None]
+        if gone:
+            s.execute(delete(IDENTITY_VECTORS).where(IDENTITY_VECTORS.c.identity_id.in_(gone)))
+        if live:
+            averages = normalise(np.stack([np.frombuffer(blob, "<f8") for _, blob in live]))
+            statement = insert(IDENTITY_VECTORS)
+            s.execute(statement.on_conflict_do_update(index_elements=["identity_id"],
+                                                      set_={"average": statement.excluded.average}),
+                      [{"identity_id": i, "average": v} for (i, _), v in zip(live, averages)])
+
+    # -- the gallery's calls ------------------------------------------------------------------
+
+    def current(self) -> "PgvectorStore":
+        # Always current (same transactions); only the counts the matchers read are refreshed.
+        with self.store.session() as s:
+            generation = int(s.scalar(text("SELECT generation FROM gallery_state WHERE id = 1")))
+            if generation != self.generation:
+                self.faces.counted(s)
+                self.identities.counted(s)
+                self.generation = generation
+        return self
+
+    def sync(self) -> None:
+        pass  # every write already changed the vectors in its own transaction
+
+    @contextlib.contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Without the HNSW indexes while a copy fills the tables, then built once: growing the
+        graph row by row costs several times more than building it (docs/benchmarks.md)."""
+        with self.store.session() as s:
+            s.execute(text("DROP INDEX IF EXISTS face_vectors_hnsw, identity_vectors_hnsw"))
+        try:
+            yield
+        finally:
+            with self.store.session() as s:
+                self._create_indexes(s)
+
+    def rebuild(self, progress: Callable[[int], None] | None = None,
+                on_total: Callable[[int], None] | None = None) -> "PgvectorStore":
+        """Copy every vector again from the faces and identities, and build both HNSW indexes
+        anew (after the copy: inserting into a built graph costs more), in one transaction;
+        queries wait for it (dropping the indexes locks the tables)."""
+        with self.store.session() as s:
+            total = int(s.scalar(select(func.count(FaceRow.id))))
+            if on_total:
+                on_total(total)
+            s.execute(text("DROP INDEX IF EXISTS face_vectors_hnsw, identity_vectors_hnsw"))
+            s.execute(delete(FACE_VECTORS))
+            s.execute(delete(IDENTITY_VECTORS))
+            last = -1
+            while True:
+                rows = s.execute(select(FaceRow.id, FaceRow.embedding).where(FaceRow.id > last)
+                                 .order_by(FaceRow.id).limit(COPY_CHUNK)).all()
+                if not rows:
+                    break
+                self._put_faces(s, rows)
+                last = rows[-1][0]
+                if progress:
+                    progress(len(rows))
+            self._put_identities(s, s.execute(select(Identity.id, Identity.vector_sum, Identity.face_count)).all())
+            self._create_indexes(s)
+        self.generation = -1
+        return self.current()
