@@ -27,6 +27,24 @@ os.environ.setdefault("FACESEARCH_DATA", str(DATA))
 def pytest_sessionstart(session):
     if not DATA.is_dir():
         raise pytest.UsageError(f"{DATA}: shared test data not found (expected ../shared/data beside the checkout)")
+    _prepare_models()
+
+
+def _prepare_models() -> None:
+    """Convert the weights (a cold cache) in a child process, as a user's first command would.
+
+    Converting imports TensorFlow, whose logging then holds on to the stderr pytest was capturing
+    at that moment; gRPC's (Milvus Lite's) later writes to it, after pytest closed it, kill the
+    run. Tests that need TensorFlow itself import it later, with the weights already converted.
+    """
+    import subprocess
+    import sys
+
+    code = ("from facesearch.imaging.decode import load_image; from facesearch.models.analysis import FaceAnalysis; "
+            f"FaceAnalysis().get(load_image({str(QUERIES / 'obama1.jpg')!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise pytest.UsageError(f"preparing the models failed: {done.stderr.strip().splitlines()[-1:]}")
 
 
 @pytest.fixture(scope="session")
