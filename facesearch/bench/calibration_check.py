@@ -15,20 +15,16 @@ that the never-enrolled people the check uses stay out of them.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from facesearch.bench.distractors import sample_identities, lfw_statistics
+from facesearch.bench.distractors import lfw_statistics, refit_command, sample_identities
 from facesearch.bench.embeddings import make_analysis
 from facesearch.bench.identify import embed_split, lfw_split
-from facesearch.bench.lfw import default_lfw
 from facesearch.models.face_cache import FaceCache
 from facesearch.progress import ProgressFactory, no_progress
 from facesearch.search.calibration import (DEFAULT_FPIR, LFW_PROBE_MOMENTS, MAX_PROBES, MAX_REFERENCE, calibrate,
@@ -199,23 +195,10 @@ def refit_lfw_moments(lfw: str | os.PathLike, out: str | os.PathLike = LFW_PROBE
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m facesearch.bench.calibration_check",
-                                     description="Refit the LFW numbers shipped for calibrating small galleries.")
-    parser.add_argument("--refit", action="store_true", help="embed LFW (cached), measure, write --out")
-    parser.add_argument("--lfw", type=Path, default=None, help="LFW folder or .tgz (default: from FACESEARCH_DATA)")
-    parser.add_argument("--out", type=Path, default=LFW_PROBE_MOMENTS, help="where to write the numbers")
-    args = parser.parse_args(argv)
-    if not args.refit:
-        parser.print_help()
-        return 2
-    lfw = args.lfw or default_lfw()
-    if lfw is None:
-        print("no LFW data: pass --lfw PATH or set FACESEARCH_DATA", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    print(json.dumps(refit_lfw_moments(lfw, args.out), indent=2))
-    return 0
-
+    return refit_command(argv, module="facesearch.bench.calibration_check",
+                         description="Refit the LFW numbers shipped for calibrating small galleries.",
+                         refit=refit_lfw_moments, out=LFW_PROBE_MOMENTS,
+                         refit_help="embed LFW (cached), measure, write --out", out_help="where to write the numbers")
 
 if __name__ == "__main__":
     sys.exit(_main())

@@ -34,7 +34,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -449,12 +449,15 @@ def refit_lfw_statistics(lfw: str | os.PathLike, out: str | os.PathLike = LFW_ST
             "check_plain_gaussian": similarity_check(plain, vectors, names, n_pairs=n_pairs, seed=seed)}
 
 
-def _main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m facesearch.bench.distractors",
-                                     description="Refit the face statistics shipped with facesearch.")
-    parser.add_argument("--refit", action="store_true", help="embed LFW, fit, write --out and print the check")
+def refit_command(argv: Sequence[str] | None, *, module: str, description: str, refit: Callable[[Path, Path], dict],
+                  out: Path, refit_help: str, out_help: str) -> int:
+    """``python -m MODULE --refit [--lfw PATH] [--out FILE]``: the entry point of each module that
+    refits numbers shipped with facesearch from LFW; prints ``refit(lfw, out)``'s dict as JSON.
+    Returns the exit status."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--refit", action="store_true", help=refit_help)
     parser.add_argument("--lfw", type=Path, default=None, help="LFW folder or .tgz (default: from FACESEARCH_DATA)")
-    parser.add_argument("--out", type=Path, default=LFW_STATISTICS, help="where to write the statistics")
+    parser.add_argument("--out", type=Path, default=out, help=out_help)
     args = parser.parse_args(argv)
     if not args.refit:
         parser.print_help()
@@ -464,8 +467,15 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print("no LFW data: pass --lfw PATH or set FACESEARCH_DATA", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    print(json.dumps(refit_lfw_statistics(lfw, args.out), indent=2))
+    print(json.dumps(refit(lfw, args.out), indent=2))
     return 0
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    return refit_command(argv, module="facesearch.bench.distractors",
+                         description="Refit the face statistics shipped with facesearch.", refit=refit_lfw_statistics,
+                         out=LFW_STATISTICS, refit_help="embed LFW, fit, write --out and print the check",
+                         out_help="where to write the statistics")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from facesearch.bench.speed import machine
+from facesearch.bench.speed import machine, timed_processes
 from facesearch.errors import FaceSearchError
 from facesearch.gallery import Gallery
 from facesearch.models.analysis import FaceAnalysis
@@ -221,15 +221,9 @@ def cli_query_time(url: str, photo: Path, repeats: int) -> dict:
         FaceSearchError: the command failed.
     """
     cmd = [sys.executable, "-m", "facesearch", "--server", url, "query", "--json", str(photo)]
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-            raise FaceSearchError(f"facesearch --server query failed (exit {proc.returncode}): {last}")
-        json.loads(proc.stdout)
+    times, outputs = timed_processes(cmd, repeats, "facesearch --server query")
+    for out in outputs:
+        json.loads(out)
     return {"runs_s": [round(t, 3) for t in times], "median_s": round(float(np.median(times)), 3)}
 
 

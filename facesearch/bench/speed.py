@@ -348,6 +348,25 @@ def _facesearch_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from facesearch.cli import main; sys.exit(main())"]
 
 
+def timed_processes(cmd: Sequence[str], repeats: int, what: str) -> tuple[list[float], list[str]]:
+    """Run the process ``cmd`` ``repeats`` times: the wall time of each run in seconds, and each
+    run's standard output.
+
+    Raises:
+        FaceSearchError: a run failed; the message names ``what`` and the last line it printed.
+    """
+    times, outputs = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        proc = subprocess.run(list(cmd), capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            raise FaceSearchError(f"{what} failed (exit {proc.returncode}): {last}")
+        outputs.append(proc.stdout)
+    return times, outputs
+
+
 def cold_query_time(home: Path, photo: Path, repeats: int) -> dict:
     """Wall time of a whole ``facesearch query`` process (interpreter, TensorFlow, models, query).
 
@@ -355,14 +374,7 @@ def cold_query_time(home: Path, photo: Path, repeats: int) -> dict:
         FaceSearchError: the command failed.
     """
     cmd = _facesearch_command() + ["--home", str(home), "query", "--json", str(photo)]
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-            raise FaceSearchError(f"facesearch query failed (exit {proc.returncode}): {last}")
+    times, _ = timed_processes(cmd, repeats, "facesearch query")
     return {"photo": str(photo), "runs_s": [round(t, 3) for t in times],
             "median_s": round(float(np.median(times)), 3)}
 
