@@ -23,14 +23,17 @@ EMBEDDERS = ("facenet", "dlib")
 
 
 def make_analysis(embedder: str = "facenet", *, align: str = "box", min_confidence: float = 0.8,
-                  min_face_size: int = 20, flip: bool = False) -> FaceAnalysis | DlibAnalysis:
-    """The pipeline a benchmark row runs: FaceNet with these detector and crop settings, or dlib's
-    (which has settings of its own and ignores these)."""
+                  min_face_size: int = 20, flip: bool = False, aligned: str | None = None,
+                  crop_photos: bool = True) -> FaceAnalysis | DlibAnalysis:
+    """The pipeline a benchmark row runs: FaceNet with these detector and crop settings (and
+    ``aligned`` input, see :class:`FaceAnalysis`), or dlib's (which has settings of its own and
+    ignores these)."""
     if embedder == "dlib":
         return DlibAnalysis()
     if embedder != "facenet":
         raise ValueError(f"unknown embedder {embedder!r}; choose from {', '.join(EMBEDDERS)}")
-    return FaceAnalysis(Detector(min_confidence=min_confidence, min_face_size=min_face_size), align=align, flip=flip)
+    return FaceAnalysis(Detector(min_confidence=min_confidence, min_face_size=min_face_size), align=align, flip=flip,
+                        aligned=aligned, crop_photos=crop_photos)
 
 
 def pick_face(faces: Sequence[Face], width: int, height: int, how: str = "largest") -> Face | None:

@@ -39,6 +39,7 @@ from facesearch.search import normalisation
 from facesearch.search.calibration import identity_scores
 from facesearch.search.match import DEFAULT_THRESHOLD, MATCHERS, make_matcher
 from facesearch.bench.embeddings import DatasetEmbeddings, embed_photos, make_analysis
+from facesearch.bench import photo_crops
 from facesearch.progress import ProgressFactory, no_progress
 
 log = logging.getLogger(__name__)
@@ -484,19 +485,37 @@ def run(*, lfw: str | os.PathLike | None = None, dataset: str | os.PathLike | No
         unknown: str | os.PathLike | None = None, gallery_per_id: int | None = None,
         max_people: int | None = None, threshold: float | None = None, align: str = "box",
         min_confidence: float = 0.8, flip: bool = False, normalised: bool = False, use_cache: bool = True,
+        input_kind: str = "full", aligned: str | None = None, crop_photos: bool = True,
         out: str | os.PathLike | None = None, progress: ProgressFactory = no_progress) -> dict:
     """``facesearch bench identify``: build the split (:func:`make_split`), embed every photo once
     (cached by content), score every matcher, and with ``out`` write ``det.png`` and
-    ``identify.json`` there. Returns the dict ``--json`` prints."""
+    ``identify.json`` there. Returns the dict ``--json`` prints.
+
+    ``input_kind`` other than ``"full"`` replaces every photo by its face crop of that kind
+    (:mod:`facesearch.bench.photo_crops`, made with the default pipeline); ``aligned`` reads
+    every photo as an aligned crop of that framing (``FaceAnalysis(aligned=...)``); ``crop_photos``
+    False reads crops as ordinary photos (the pipeline before crops were recognised).
+    """
     split = make_split(lfw=lfw, dataset=dataset, gallery_dir=gallery_dir, probes_dir=probes_dir, unknown=unknown,
                        gallery_per_id=gallery_per_id, max_people=max_people)
-    analysis = make_analysis(align=align, min_confidence=min_confidence, flip=flip)
+    if input_kind != "full":
+        maker = make_analysis(min_confidence=min_confidence)
+        with progress(f"cropping ({input_kind})") as (on_total, update):
+            crops = photo_crops.crop_photos(split.photos(), input_kind, maker,
+                                FaceCache.for_settings(maker.settings) if use_cache else None,
+                                pick=split.pick, progress=update, on_total=on_total)
+        # A crop holds one face: the largest is the one it was made of.
+        split = Split([(crops[p], w) for p, w in split.gallery], [(crops[p], w) for p, w in split.known],
+                      [crops[p] for p in split.unknown], pick="largest")
+    analysis = make_analysis(align=align, min_confidence=min_confidence, flip=flip, aligned=aligned,
+                             crop_photos=crop_photos)
     cache = FaceCache.for_settings(analysis.settings) if use_cache else None
     with progress("embedding") as (on_total, update):
         emb = embed_split(split, analysis, cache, progress=update, on_total=on_total)
     result = identify(split, emb, DEFAULT_THRESHOLD if threshold is None else threshold, normalised=normalised)
     source = dataset or (f"{gallery_dir} + {probes_dir}" if gallery_dir else str(lfw))
-    data = {"benchmark": "identify", "source": source, "unknown_source": unknown, "align": align, "flip": flip,
+    data = {"benchmark": "identify", "source": source, "unknown_source": unknown, "input": input_kind,
+            "aligned": aligned, "crop_photos": crop_photos, "align": align, "flip": flip,
             "gallery_per_id": gallery_per_id or (None if gallery_dir else 1), "max_people": max_people,
             **result.as_dict()}
     if out is not None:

@@ -58,6 +58,9 @@ def analyse_photos(photos: Sequence[tuple[Path, str]], analysis: FaceAnalysis,
     """
     results: list[PhotoFaces | PhotoError | None] = [None] * len(photos)
     fresh, images = [], []
+    # With flip, faces cached without it need only their mirrored crops embedded.
+    unflipped = (FaceCache(cache.root, {k: v for k, v in cache.settings.items() if k != "flip"})
+                 if cache and analysis.flip else None)
     for i, (path, sha) in enumerate(photos):
         path = Path(path)
         hit = cache.get(sha) if cache else None
@@ -69,6 +72,12 @@ def analyse_photos(photos: Sequence[tuple[Path, str]], analysis: FaceAnalysis,
             image = load_image(path)
         except ImageError as exc:
             results[i] = PhotoError(path, exc.reason)
+            continue
+        base = unflipped.get(sha) if unflipped else None
+        if base is not None:
+            faces = analysis.add_mirror(image, base[0])
+            cache.put(sha, faces, base[1])
+            results[i] = PhotoFaces(path, sha, path.stat().st_size, base[1][0], base[1][1], faces)
             continue
         fresh.append(i)
         images.append(image)
