@@ -46,14 +46,23 @@ def pick_face(faces: Sequence[Face], width: int, height: int, how: str = "larges
     return min(faces, key=lambda f: (f.box[0] + f.box[2] / 2 - cx) ** 2 + (f.box[1] + f.box[3] / 2 - cy) ** 2)
 
 
+#: Columns of :attr:`DatasetEmbeddings.quality`.
+QUALITY_COLUMNS = ("detector_score", "face_pixels", "sharpness")
+
+
 @dataclass
 class DatasetEmbeddings:
-    """``vectors`` float32 (N, D), NaN rows where ``ok`` is False; ``errors`` maps path -> reason."""
+    """``vectors`` float32 (N, D), NaN rows where ``ok`` is False; ``errors`` maps path -> reason.
+
+    ``quality`` float32 (N, 3): per photo the chosen face's detector score, box height in pixels
+    and sharpness (:data:`QUALITY_COLUMNS`), NaN where no face.
+    """
 
     paths: list[Path]
     vectors: np.ndarray
     ok: np.ndarray
     errors: dict[str, str] = field(default_factory=dict)
+    quality: np.ndarray | None = None
 
     def of(self) -> dict[Path, int]:
         return {p: i for i, p in enumerate(self.paths)}
@@ -71,6 +80,7 @@ def embed_photos(paths: Sequence[Path], analysis: FaceAnalysis, cache: FaceCache
         on_total(len(paths))
     vectors = np.full((len(paths), analysis.dim), np.nan, np.float32)
     ok = np.zeros(len(paths), bool)
+    quality = np.full((len(paths), len(QUALITY_COLUMNS)), np.nan, np.float32)
     errors: dict[str, str] = {}
     for i, res in enumerate(analyse_files(paths, analysis, cache)):
         if isinstance(res, PhotoError):
@@ -81,7 +91,8 @@ def embed_photos(paths: Sequence[Path], analysis: FaceAnalysis, cache: FaceCache
                 errors[str(res.path)] = "no face found"
             else:
                 vectors[i] = face.embedding
+                quality[i] = (face.score, face.box[3], face.quality)
                 ok[i] = True
         if progress:
             progress(1)
-    return DatasetEmbeddings(paths, vectors, ok, errors)
+    return DatasetEmbeddings(paths, vectors, ok, errors, quality)

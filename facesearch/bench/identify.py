@@ -260,9 +260,44 @@ def normalised_scores(label: str, normalise, gallery_x: np.ndarray, gallery_y: l
     return ProbeScores(rank, score, [None] * n)
 
 
+#: The score quality rules are tried on (the product's default, facesearch.search.match).
+QUALITY_BASE = "centre K=20 w=0.5"
+#: ``(label, quality column, gallery quantile, penalty)``: a probe whose face's detector score,
+#: height in pixels or sharpness (:data:`facesearch.bench.embeddings.QUALITY_COLUMNS`) is under
+#: that quantile of the enrolled faces' has ``penalty`` taken off its score (``inf``: it is
+#: declined, never named); its candidates' order is unchanged, so rank-1 is too.
+QUALITY_RULES = tuple(
+    (f"{QUALITY_BASE}, {'decline' if np.isinf(penalty) else f'-{penalty:g} for'} {name} in the gallery's "
+     f"lowest {100 * q:g}%", column, q, penalty)
+    for column, name in enumerate(("detector score", "face height", "sharpness"))
+    for q, penalty in ((0.02, np.inf), (0.05, np.inf), (0.05, 0.05))
+)
+
+
+def quality_results(base_known: "ProbeScores", base_unknown: "ProbeScores", known_y: list[str],
+                    unknown_ok: np.ndarray, quality: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list["MatcherResult"]:
+    """One :class:`MatcherResult` per :data:`QUALITY_RULES` on the :data:`QUALITY_BASE` scores;
+    ``quality`` is the (gallery, known, unknown) float32 (N, 3) quality rows."""
+    gallery_q, known_q, unknown_q = quality
+    out = []
+    for label, column, q, penalty in QUALITY_RULES:
+        floor = float(np.nanquantile(gallery_q[:, column], q))
+        results = []
+        for scores, rows in ((base_known, known_q), (base_unknown, unknown_q)):
+            low = rows[:, column] < floor  # NaN (no face) compares False: already -inf
+            adjusted = np.where(low, scores.score - penalty, scores.score)
+            results.append(ProbeScores(scores.rank, adjusted, scores.named))
+        result = summarise(label, results[0], known_y, results[1], unknown_ok, float("nan"))
+        result.at_threshold = {key: None for key in result.at_threshold}
+        out.append(result)
+    return out
+
+
 def normalised_results(gallery_x: np.ndarray, gallery_y: list[str], known_x: np.ndarray, known_y: list[str],
-                       unknown_x: np.ndarray, unknown_ok: np.ndarray) -> list["MatcherResult"]:
-    """One :class:`MatcherResult` per entry of :data:`NORMALISATIONS` (no "at threshold" figures)."""
+                       unknown_x: np.ndarray, unknown_ok: np.ndarray,
+                       quality: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> list["MatcherResult"]:
+    """One :class:`MatcherResult` per entry of :data:`NORMALISATIONS` (no "at threshold" figures),
+    and with ``quality`` (gallery, known, unknown rows) one per :data:`QUALITY_RULES`."""
     names = sorted(set(gallery_y))
     code = {name: i for i, name in enumerate(names)}
     labels = np.array([code[y] for y in gallery_y], np.int64)
@@ -279,6 +314,10 @@ def normalised_results(gallery_x: np.ndarray, gallery_y: list[str], known_x: np.
         result = summarise(label, k, known_y, u, unknown_ok, float("nan"))
         result.at_threshold = {key: None for key in result.at_threshold}
         out.append(result)
+        if label == QUALITY_BASE and quality is not None:
+            base = (k, u)
+    if quality is not None:
+        out += quality_results(*base, known_y, unknown_ok, quality)
     return out
 
 
@@ -408,7 +447,12 @@ def identify(split: Split, emb: DatasetEmbeddings, threshold: float = DEFAULT_TH
         u = score_probes(label, name, params, gallery_x, gallery_y, unknown_x, [None] * len(unknown_x), threshold)
         results.append(summarise(label, k, known_y, u, unknown_ok, threshold))
     if normalised and len(gallery_x):
-        results += normalised_results(gallery_x, gallery_y, known_x, known_y, unknown_x, unknown_ok)
+        quality = None
+        if emb.quality is not None:
+            g_q = emb.quality[g_rows][g_ok] if g_rows else np.zeros((0, 3), np.float32)
+            quality = (g_q, emb.quality[[of[p] for p, _ in split.known]] if split.known else np.zeros((0, 3)),
+                       emb.quality[[of[p] for p in split.unknown]] if split.unknown else np.zeros((0, 3)))
+        results += normalised_results(gallery_x, gallery_y, known_x, known_y, unknown_x, unknown_ok, quality)
     return IdentificationResult(
         identities=len(enrolled), gallery_photos=len(split.gallery), gallery_no_face=int((~g_ok).sum()),
         identities_without_face=len(enrolled - set(gallery_y)), known_probes=len(split.known),

@@ -149,20 +149,26 @@ class FaceAnalysis:
             return None
         return crop_input.crop_framing(faces[0].box, image.shape[1], image.shape[0])
 
-    def add_mirror(self, image: np.ndarray, faces: Sequence[Face]) -> list[Face]:
-        """``faces`` of ``image`` as this (``flip``) analysis gives them, from the same faces found
-        and embedded *without* flip: only the mirrored crops are embedded (half the FaceNet work
-        and no detection, for turning an unflipped cache into a flipped one)."""
-        if not faces:
-            return []
-        dets = [DetectedFace(box=f.box, landmarks=f.landmarks, score=f.score) for f in faces]
-        framing = self.framing(image, dets)
-        stack = np.stack([crop_input.framed_crop(image, framing) if framing else crop_face(image, d, self.align)
-                          for d in dets])
-        embeddings = np.stack([f.embedding for f in faces]) + self.embedder.embed(stack[:, :, ::-1])
-        embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
-        return [Face(box=f.box, landmarks=f.landmarks, score=f.score, quality=f.quality, embedding=e)
-                for f, e in zip(faces, embeddings)]
+    def add_mirrors(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]) -> list[list[Face]]:
+        """The faces of each photo as this (``flip``) analysis gives them, from the same faces
+        found and embedded *without* flip: only the mirrored crops are embedded, in one batch (half
+        the FaceNet work and no detection, for turning an unflipped cache into a flipped one)."""
+        crops, owners = [], []
+        for i, (image, found) in enumerate(zip(images, faces)):
+            dets = [DetectedFace(box=f.box, landmarks=f.landmarks, score=f.score) for f in found]
+            framing = self.framing(image, dets)
+            for f, d in zip(found, dets):
+                crops.append(crop_input.framed_crop(image, framing) if framing else crop_face(image, d, self.align))
+                owners.append((i, f))
+        results: list[list[Face]] = [[] for _ in images]
+        if not crops:
+            return results
+        mirrored = self.embedder.embed(np.stack(crops)[:, :, ::-1])
+        for (i, f), m in zip(owners, mirrored):
+            e = f.embedding + m
+            results[i].append(Face(box=f.box, landmarks=f.landmarks, score=f.score, quality=f.quality,
+                                   embedding=e / np.linalg.norm(e)))
+        return results
 
     def embed_detections(self, images: Sequence[np.ndarray],
                          detections: Sequence[Sequence[DetectedFace]]) -> list[list[Face]]:
