@@ -63,7 +63,6 @@ class FaceAnalysis:
             ``"arcface"`` 112x112 five-point template, ``"box"`` tight box): no detection, the
             whole photo is embedded. Its one face has the whole photo as box, the landmarks the
             convention puts there, and score 1.0.
-
         crop_photos: without ``aligned``, recognise a photo whose one face fills it as a face
             crop and frame it by its kind, and search a small photo where no face is found again
             with a border (:mod:`facesearch.models.crop_input`). ``False`` reads every photo as
