@@ -138,14 +138,14 @@ def test_aligned_choices_match_the_framings():
 
 
 def test_bench_identify_on_crops(cli):
-    from facesearch.bench.photo_crops import crops_folder
+    from facesearch.bench.photo_crops import crop_path
 
     res = cli("bench", "identify", "--dataset", KNOWN, "--input", "aligned112", "--json")
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["input"] == "aligned112" and data["known_probes"] == 4 and data["known_no_face"] == 0
     assert data["matchers"][0]["rank1"] == 1.0
-    crops = [crops_folder("aligned112") / p.parent.name / f"{p.stem}.png" for p in KNOWN.glob("*/*")]
+    crops = [crop_path(p, "aligned112") for p in KNOWN.glob("*/*")]
     assert len(crops) == 9
     assert all(load_image(c).shape == (112, 112, 3) for c in crops)
     assert all(stat.S_IMODE(c.stat().st_mode) == 0o600 for c in crops)

@@ -20,6 +20,7 @@ does.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Callable
@@ -61,8 +62,11 @@ def make_crop(image: np.ndarray, face: Face, kind: str) -> np.ndarray:
 
 
 def crop_path(photo: Path, kind: str, folder: Path | None = None) -> Path:
-    """Where the crop of ``photo`` (``.../<identity>/<name>``) is written."""
-    return (folder or crops_folder(kind)) / photo.parent.name / (photo.stem + _SUFFIX[kind])
+    """Where the crop of ``photo`` (``.../<identity>/<name>``) is written: under its identity,
+    its name plus a hash of its full path (a gallery tree and a probes tree may both hold
+    ``<identity>/1.jpg``)."""
+    tag = hashlib.sha1(str(Path(photo).resolve()).encode()).hexdigest()[:8]
+    return (folder or crops_folder(kind)) / photo.parent.name / f"{photo.stem}-{tag}{_SUFFIX[kind]}"
 
 
 def crop_photos(photos: list[Path], kind: str, analysis: FaceAnalysis, cache: FaceCache | None, *,
