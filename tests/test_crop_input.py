@@ -84,6 +84,16 @@ def test_aligned_option_skips_detection(cli, tmp_path, crop_trees, kind, aligned
     assert face["box"] == [0, 0, width, height]  # the whole photo is the face
 
 
+def test_verify_aligned_crops(cli, tmp_path, crop_trees):
+    known, queries = crop_trees["aligned112"]
+    args = ("--home", tmp_path / "g", "verify", "--aligned", "arcface", "--json", queries / "obama1.png")
+    same = cli(*args, known / "obama" / "obama.png")
+    other = cli(*args, known / "biden" / "biden.png")
+    assert same.exit_code == other.exit_code == 0, same.output + other.output
+    assert json.loads(same.stdout)["same_person"] is True
+    assert json.loads(other.stdout)["same_person"] is False
+
+
 def test_aligned_refused_with_server(cli, tmp_path):
     res = cli("--home", tmp_path, "--server", "http://127.0.0.1:9", "query", "--aligned", "arcface",
               QUERIES / "obama1.jpg")

@@ -86,11 +86,12 @@ def query(ctx, photos, matcher, top_k, k, threshold, annotate_out, rerank, align
 @click.argument("second", type=click.Path())
 @click.option("--threshold", type=float, default=None,
               help="Cosine similarity from which the two are the same person (default: the measured one).")
+@click.option("--aligned", type=click.Choice(ALIGNED_CHOICES), default=None, help=ALIGNED_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def verify(ctx, first, second, threshold, as_json):
+def verify(ctx, first, second, threshold, aligned, as_json):
     """Say whether the largest faces in FIRST and SECOND are the same person."""
-    result = open_gallery(ctx, remote=True).verify(first, second, threshold=threshold)
+    result = open_gallery(ctx, remote=True, aligned=aligned).verify(first, second, threshold=threshold)
     render.emit(result.as_dict(), as_json, render.verify_text)
 
 
