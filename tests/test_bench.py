@@ -100,6 +100,8 @@ def test_bench_identify_normalised_rows_keep_the_ranking_of_centred_scores(cli):
                   "--unknown", KNOWN, "--normalised", "--json"))
     rows = {m["matcher"]: m for m in d["matchers"]}
     assert {"knn k=1", "best face, raw", "centre K=20 w=0.5", "t-norm K=20", "as-norm K=50"} <= set(rows)
+    # Quality rules (decline or penalise low-quality faces) on the centred score: rank unchanged.
+    assert sum(label.startswith("centre K=20 w=0.5, ") for label in rows) == 9
     raw = rows["best face, raw"]
     assert raw["rank1"] == rows["knn k=1"]["rank1"] and raw["dir_at_fpir"] == rows["knn k=1"]["dir_at_fpir"]
     for label, m in rows.items():

@@ -23,14 +23,17 @@ EMBEDDERS = ("facenet", "dlib")
 
 
 def make_analysis(embedder: str = "facenet", *, align: str = "box", min_confidence: float = 0.8,
-                  min_face_size: int = 20, flip: bool = False) -> FaceAnalysis | DlibAnalysis:
-    """The pipeline a benchmark row runs: FaceNet with these detector and crop settings, or dlib's
-    (which has settings of its own and ignores these)."""
+                  min_face_size: int = 20, flip: bool = False, aligned: str | None = None,
+                  crop_photos: bool = True) -> FaceAnalysis | DlibAnalysis:
+    """The pipeline a benchmark row runs: FaceNet with these detector and crop settings (and
+    ``aligned`` input, see :class:`FaceAnalysis`), or dlib's (which has settings of its own and
+    ignores these)."""
     if embedder == "dlib":
         return DlibAnalysis()
     if embedder != "facenet":
         raise ValueError(f"unknown embedder {embedder!r}; choose from {', '.join(EMBEDDERS)}")
-    return FaceAnalysis(Detector(min_confidence=min_confidence, min_face_size=min_face_size), align=align, flip=flip)
+    return FaceAnalysis(Detector(min_confidence=min_confidence, min_face_size=min_face_size), align=align, flip=flip,
+                        aligned=aligned, crop_photos=crop_photos)
 
 
 def pick_face(faces: Sequence[Face], width: int, height: int, how: str = "largest") -> Face | None:
@@ -43,14 +46,23 @@ def pick_face(faces: Sequence[Face], width: int, height: int, how: str = "larges
     return min(faces, key=lambda f: (f.box[0] + f.box[2] / 2 - cx) ** 2 + (f.box[1] + f.box[3] / 2 - cy) ** 2)
 
 
+#: Columns of :attr:`DatasetEmbeddings.quality`.
+QUALITY_COLUMNS = ("detector_score", "face_pixels", "sharpness")
+
+
 @dataclass
 class DatasetEmbeddings:
-    """``vectors`` float32 (N, D), NaN rows where ``ok`` is False; ``errors`` maps path -> reason."""
+    """``vectors`` float32 (N, D), NaN rows where ``ok`` is False; ``errors`` maps path -> reason.
+
+    ``quality`` float32 (N, 3): per photo the chosen face's detector score, box height in pixels
+    and sharpness (:data:`QUALITY_COLUMNS`), NaN where no face.
+    """
 
     paths: list[Path]
     vectors: np.ndarray
     ok: np.ndarray
     errors: dict[str, str] = field(default_factory=dict)
+    quality: np.ndarray | None = None
 
     def of(self) -> dict[Path, int]:
         return {p: i for i, p in enumerate(self.paths)}
@@ -68,6 +80,7 @@ def embed_photos(paths: Sequence[Path], analysis: FaceAnalysis, cache: FaceCache
         on_total(len(paths))
     vectors = np.full((len(paths), analysis.dim), np.nan, np.float32)
     ok = np.zeros(len(paths), bool)
+    quality = np.full((len(paths), len(QUALITY_COLUMNS)), np.nan, np.float32)
     errors: dict[str, str] = {}
     for i, res in enumerate(analyse_files(paths, analysis, cache)):
         if isinstance(res, PhotoError):
@@ -78,7 +91,8 @@ def embed_photos(paths: Sequence[Path], analysis: FaceAnalysis, cache: FaceCache
                 errors[str(res.path)] = "no face found"
             else:
                 vectors[i] = face.embedding
+                quality[i] = (face.score, face.box[3], face.quality)
                 ok[i] = True
         if progress:
             progress(1)
-    return DatasetEmbeddings(paths, vectors, ok, errors)
+    return DatasetEmbeddings(paths, vectors, ok, errors, quality)

@@ -39,6 +39,7 @@ from facesearch.search import normalisation
 from facesearch.search.calibration import identity_scores
 from facesearch.search.match import DEFAULT_THRESHOLD, MATCHERS, make_matcher
 from facesearch.bench.embeddings import DatasetEmbeddings, embed_photos, make_analysis
+from facesearch.bench import photo_crops
 from facesearch.progress import ProgressFactory, no_progress
 
 log = logging.getLogger(__name__)
@@ -259,9 +260,44 @@ def normalised_scores(label: str, normalise, gallery_x: np.ndarray, gallery_y: l
     return ProbeScores(rank, score, [None] * n)
 
 
+#: The score quality rules are tried on (the product's default, facesearch.search.match).
+QUALITY_BASE = "centre K=20 w=0.5"
+#: ``(label, quality column, gallery quantile, penalty)``: a probe whose face's detector score,
+#: height in pixels or sharpness (:data:`facesearch.bench.embeddings.QUALITY_COLUMNS`) is under
+#: that quantile of the enrolled faces' has ``penalty`` taken off its score (``inf``: it is
+#: declined, never named); its candidates' order is unchanged, so rank-1 is too.
+QUALITY_RULES = tuple(
+    (f"{QUALITY_BASE}, {'decline' if np.isinf(penalty) else f'-{penalty:g} for'} {name} in the gallery's "
+     f"lowest {100 * q:g}%", column, q, penalty)
+    for column, name in enumerate(("detector score", "face height", "sharpness"))
+    for q, penalty in ((0.02, np.inf), (0.05, np.inf), (0.05, 0.05))
+)
+
+
+def quality_results(base_known: "ProbeScores", base_unknown: "ProbeScores", known_y: list[str],
+                    unknown_ok: np.ndarray, quality: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list["MatcherResult"]:
+    """One :class:`MatcherResult` per :data:`QUALITY_RULES` on the :data:`QUALITY_BASE` scores;
+    ``quality`` is the (gallery, known, unknown) float32 (N, 3) quality rows."""
+    gallery_q, known_q, unknown_q = quality
+    out = []
+    for label, column, q, penalty in QUALITY_RULES:
+        floor = float(np.nanquantile(gallery_q[:, column], q))
+        results = []
+        for scores, rows in ((base_known, known_q), (base_unknown, unknown_q)):
+            low = rows[:, column] < floor  # NaN (no face) compares False: already -inf
+            adjusted = np.where(low, scores.score - penalty, scores.score)
+            results.append(ProbeScores(scores.rank, adjusted, scores.named))
+        result = summarise(label, results[0], known_y, results[1], unknown_ok, float("nan"))
+        result.at_threshold = {key: None for key in result.at_threshold}
+        out.append(result)
+    return out
+
+
 def normalised_results(gallery_x: np.ndarray, gallery_y: list[str], known_x: np.ndarray, known_y: list[str],
-                       unknown_x: np.ndarray, unknown_ok: np.ndarray) -> list["MatcherResult"]:
-    """One :class:`MatcherResult` per entry of :data:`NORMALISATIONS` (no "at threshold" figures)."""
+                       unknown_x: np.ndarray, unknown_ok: np.ndarray,
+                       quality: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> list["MatcherResult"]:
+    """One :class:`MatcherResult` per entry of :data:`NORMALISATIONS` (no "at threshold" figures),
+    and with ``quality`` (gallery, known, unknown rows) one per :data:`QUALITY_RULES`."""
     names = sorted(set(gallery_y))
     code = {name: i for i, name in enumerate(names)}
     labels = np.array([code[y] for y in gallery_y], np.int64)
@@ -278,6 +314,10 @@ def normalised_results(gallery_x: np.ndarray, gallery_y: list[str], known_x: np.
         result = summarise(label, k, known_y, u, unknown_ok, float("nan"))
         result.at_threshold = {key: None for key in result.at_threshold}
         out.append(result)
+        if label == QUALITY_BASE and quality is not None:
+            base = (k, u)
+    if quality is not None:
+        out += quality_results(*base, known_y, unknown_ok, quality)
     return out
 
 
@@ -407,7 +447,12 @@ def identify(split: Split, emb: DatasetEmbeddings, threshold: float = DEFAULT_TH
         u = score_probes(label, name, params, gallery_x, gallery_y, unknown_x, [None] * len(unknown_x), threshold)
         results.append(summarise(label, k, known_y, u, unknown_ok, threshold))
     if normalised and len(gallery_x):
-        results += normalised_results(gallery_x, gallery_y, known_x, known_y, unknown_x, unknown_ok)
+        quality = None
+        if emb.quality is not None:
+            g_q = emb.quality[g_rows][g_ok] if g_rows else np.zeros((0, 3), np.float32)
+            quality = (g_q, emb.quality[[of[p] for p, _ in split.known]] if split.known else np.zeros((0, 3)),
+                       emb.quality[[of[p] for p in split.unknown]] if split.unknown else np.zeros((0, 3)))
+        results += normalised_results(gallery_x, gallery_y, known_x, known_y, unknown_x, unknown_ok, quality)
     return IdentificationResult(
         identities=len(enrolled), gallery_photos=len(split.gallery), gallery_no_face=int((~g_ok).sum()),
         identities_without_face=len(enrolled - set(gallery_y)), known_probes=len(split.known),
@@ -484,19 +529,37 @@ def run(*, lfw: str | os.PathLike | None = None, dataset: str | os.PathLike | No
         unknown: str | os.PathLike | None = None, gallery_per_id: int | None = None,
         max_people: int | None = None, threshold: float | None = None, align: str = "box",
         min_confidence: float = 0.8, flip: bool = False, normalised: bool = False, use_cache: bool = True,
+        input_kind: str = "full", aligned: str | None = None, crop_photos: bool = True,
         out: str | os.PathLike | None = None, progress: ProgressFactory = no_progress) -> dict:
     """``facesearch bench identify``: build the split (:func:`make_split`), embed every photo once
     (cached by content), score every matcher, and with ``out`` write ``det.png`` and
-    ``identify.json`` there. Returns the dict ``--json`` prints."""
+    ``identify.json`` there. Returns the dict ``--json`` prints.
+
+    ``input_kind`` other than ``"full"`` replaces every photo by its face crop of that kind
+    (:mod:`facesearch.bench.photo_crops`, made with the default pipeline); ``aligned`` reads
+    every photo as an aligned crop of that framing (``FaceAnalysis(aligned=...)``); ``crop_photos``
+    False reads crops as ordinary photos (the pipeline before crops were recognised).
+    """
     split = make_split(lfw=lfw, dataset=dataset, gallery_dir=gallery_dir, probes_dir=probes_dir, unknown=unknown,
                        gallery_per_id=gallery_per_id, max_people=max_people)
-    analysis = make_analysis(align=align, min_confidence=min_confidence, flip=flip)
+    if input_kind != "full":
+        maker = make_analysis(min_confidence=min_confidence)
+        with progress(f"cropping ({input_kind})") as (on_total, update):
+            crops = photo_crops.crop_photos(split.photos(), input_kind, maker,
+                                FaceCache.for_settings(maker.settings) if use_cache else None,
+                                pick=split.pick, progress=update, on_total=on_total)
+        # A crop holds one face: the largest is the one it was made of.
+        split = Split([(crops[p], w) for p, w in split.gallery], [(crops[p], w) for p, w in split.known],
+                      [crops[p] for p in split.unknown], pick="largest")
+    analysis = make_analysis(align=align, min_confidence=min_confidence, flip=flip, aligned=aligned,
+                             crop_photos=crop_photos)
     cache = FaceCache.for_settings(analysis.settings) if use_cache else None
     with progress("embedding") as (on_total, update):
         emb = embed_split(split, analysis, cache, progress=update, on_total=on_total)
     result = identify(split, emb, DEFAULT_THRESHOLD if threshold is None else threshold, normalised=normalised)
     source = dataset or (f"{gallery_dir} + {probes_dir}" if gallery_dir else str(lfw))
-    data = {"benchmark": "identify", "source": source, "unknown_source": unknown, "align": align, "flip": flip,
+    data = {"benchmark": "identify", "source": source, "unknown_source": unknown, "input": input_kind,
+            "aligned": aligned, "crop_photos": crop_photos, "align": align, "flip": flip,
             "gallery_per_id": gallery_per_id or (None if gallery_dir else 1), "max_people": max_people,
             **result.as_dict()}
     if out is not None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from facesearch.cli import render
-from facesearch.cli.root import main, open_gallery, quiet_progress
+from facesearch.cli.root import ALIGNED_CHOICES, main, open_gallery, quiet_progress
 
 LFW_HELP = "lfw-deepfunneled folder or .tgz (default: $FACESEARCH_LFW, else lfw/ under $FACESEARCH_DATA)."
 
@@ -92,11 +92,19 @@ def bench_lfw(lfw, pairs, limit, align, subtract_mean, min_confidence, min_face_
 @click.option("--flip", is_flag=True, help="Embed each face and its mirror image, averaged (test-time augmentation).")
 @click.option("--normalised", is_flag=True,
               help="Also score with each score normalisation (gallery as cohort: centring, t-norm, as-norm).")
+@click.option("--input", "input_kind", type=click.Choice(["full", "box-crop", "aligned112", "facesearch-crop"]), default="full", show_default=True,
+              help="Replace every photo by a face crop made from it: the detector's box (box-crop), a 5-point "
+                   "aligned 112x112 face (aligned112) or what `facesearch crop` writes (facesearch-crop).")
+@click.option("--aligned", type=click.Choice(ALIGNED_CHOICES), default=None,
+              help="Read every photo as one aligned face crop of this kind, without detection (as enroll/query "
+                   "--aligned do).")
+@click.option("--as-photos", is_flag=True,
+              help="Read crops as ordinary photos, not recognising them as crops (the pipeline before it did).")
 @click.option("--no-cache", is_flag=True, help="Recompute every embedding.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Write det.png and identify.json here.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def bench_identify(lfw, dataset, gallery_dir, probes_dir, unknown, gallery_per_id, max_people, threshold, align,
-                   min_confidence, flip, normalised, no_cache, out, as_json):
+                   min_confidence, flip, normalised, input_kind, aligned, as_photos, no_cache, out, as_json):
     """Open-set 1:N identification: rank-1/5, DIR at FPIR 1% and 10%, DET curve, per matcher."""
     from facesearch.bench import identify as identify_bench
     from facesearch.bench.lfw import default_lfw
@@ -104,8 +112,8 @@ def bench_identify(lfw, dataset, gallery_dir, probes_dir, unknown, gallery_per_i
     data = identify_bench.run(lfw=lfw or default_lfw(), dataset=dataset, gallery_dir=gallery_dir,
                               probes_dir=probes_dir, unknown=unknown, gallery_per_id=gallery_per_id,
                               max_people=max_people, threshold=threshold, align=align, min_confidence=min_confidence,
-                              flip=flip, normalised=normalised, use_cache=not no_cache, out=out,
-                              progress=quiet_progress(False))
+                              flip=flip, normalised=normalised, use_cache=not no_cache, input_kind=input_kind,
+                              aligned=aligned, crop_photos=not as_photos, out=out, progress=quiet_progress(False))
     render.emit(data, as_json, render.identify_text)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from facesearch.cli import render
-from facesearch.cli.root import exit_on_errors, main, open_gallery, open_local_gallery, progress_bar
+from facesearch.cli.root import ALIGNED_CHOICES, ALIGNED_HELP, exit_on_errors, main, open_gallery, open_local_gallery, progress_bar
 
 
 @main.command()
@@ -20,17 +20,18 @@ from facesearch.cli.root import exit_on_errors, main, open_gallery, open_local_g
 @click.option("--min-face-size", type=click.IntRange(12), default=20, show_default=True,
               help="Smallest face looked for, in pixels. 40 enrolls about twice as fast (docs/benchmarks.md); "
                    "faces under it are neither enrolled nor reported as extra faces.")
+@click.option("--aligned", type=click.Choice(ALIGNED_CHOICES), default=None, help=ALIGNED_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def enroll(ctx, paths, name, min_face_size, as_json, quiet):
+def enroll(ctx, paths, name, min_face_size, aligned, as_json, quiet):
     """Enroll people from photos.
 
     PATHS are folders with one sub-folder of photos per person (the usual dataset layout),
     or, with --name, photos or folders of photos of one person. Each photo contributes its
     largest face; a photo already enrolled is skipped.
     """
-    gallery = open_gallery(ctx, remote=True, min_face_size=min_face_size)
+    gallery = open_gallery(ctx, remote=True, min_face_size=min_face_size, aligned=aligned)
     with progress_bar("enrolling", quiet) as (on_total, update):
         report = gallery.enroll(list(paths), name, progress=update, on_total=on_total)
     data = report.as_dict()
@@ -50,13 +51,14 @@ def enroll(ctx, paths, name, min_face_size, as_json, quiet):
               help="Write each photo with boxes and names: a file for one photo, else a folder.")
 @click.option("--rerank", type=click.Choice(["mlp", "inception", "ensemble"]), default=None,
               help="Reorder the candidates above the threshold with a classifier trained by `facesearch train`.")
+@click.option("--aligned", type=click.Choice(ALIGNED_CHOICES), default=None, help=ALIGNED_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @click.pass_context
-def query(ctx, photos, matcher, top_k, k, threshold, annotate_out, rerank, as_json):
+def query(ctx, photos, matcher, top_k, k, threshold, annotate_out, rerank, aligned, as_json):
     """Identify every face in PHOTOS."""
     from facesearch.errors import ImageError
 
-    gallery = open_gallery(ctx, remote=True)
+    gallery = open_gallery(ctx, remote=True, aligned=aligned)
     if rerank and ctx.find_root().params.get("server"):
         raise click.UsageError("--rerank works on a local gallery only; drop --server")
     if rerank:  # loaded (and refused if stale) before any photo is read
@@ -84,11 +86,12 @@ def query(ctx, photos, matcher, top_k, k, threshold, annotate_out, rerank, as_js
 @click.argument("second", type=click.Path())
 @click.option("--threshold", type=float, default=None,
               help="Cosine similarity from which the two are the same person (default: the measured one).")
+@click.option("--aligned", type=click.Choice(ALIGNED_CHOICES), default=None, help=ALIGNED_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def verify(ctx, first, second, threshold, as_json):
+def verify(ctx, first, second, threshold, aligned, as_json):
     """Say whether the largest faces in FIRST and SECOND are the same person."""
-    result = open_gallery(ctx, remote=True).verify(first, second, threshold=threshold)
+    result = open_gallery(ctx, remote=True, aligned=aligned).verify(first, second, threshold=threshold)
     render.emit(result.as_dict(), as_json, render.verify_text)
 
 

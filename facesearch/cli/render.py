@@ -206,6 +206,10 @@ def identify_text(d: dict) -> Iterable[str]:
     yield (f"Open-set identification: {d['identities']} enrolled identities ({d['gallery_photos']} photos, "
            f"{d['gallery_no_face']} without a face), {d['known_probes']} known probes, "
            f"{d['unknown_probes']} unknown probes")
+    if d.get("input", "full") != "full" or d.get("aligned"):
+        how = f"--aligned {d['aligned']}" if d.get("aligned") else (
+            "read as photos" if d.get("crop_photos") is False else "crops recognised")
+        yield f"  input: {d.get('input', 'full')} ({how})"
     width = max([10] + [len(m["matcher"]) for m in d["matchers"]])
     yield (f"{'matcher':<{width}} {'rank-1':>6} {'rank-5':>6} {'DIR@FPIR1%':>10} {'DIR@FPIR10%':>11}   "
            f"at threshold {d['threshold']:.2f}: {'known ok':>8} {'unknown rejected':>16}")

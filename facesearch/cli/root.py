@@ -71,13 +71,25 @@ def main(home, db_url, vectors, no_wait, server, api_key, verbose):
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
-def open_gallery(ctx: click.Context, *, remote: bool = False, min_face_size: int | None = None):
+#: ``--aligned`` choices: the framings of :data:`facesearch.models.crop_input.FRAMINGS`, spelt out
+#: here so that ``--help`` imports no model code (a test keeps the two equal).
+ALIGNED_CHOICES = ["facenet", "arcface", "box"]
+ALIGNED_HELP = ("Every photo is one aligned face crop: skip detection and embed the whole photo. facenet: box "
+                "plus margin (160x160 FaceNet crops, `facesearch crop` output); arcface: 112x112 five-point "
+                "template crops; box: the detector's box alone (tight crops). Crops are recognised without it "
+                "too; see docs/benchmarks.md 'Face crops as input'.")
+
+
+def open_gallery(ctx: click.Context, *, remote: bool = False, min_face_size: int | None = None,
+                 aligned: str | None = None):
     """The gallery a command works on, closed with the command: the local
     :class:`~facesearch.gallery.Gallery` that ``--home`` / ``--db-url`` name, or, with ``--server URL``,
     a :class:`~facesearch.server.client.RemoteGallery` with the same methods (for commands that pass
     ``remote=True``; the others refuse ``--server`` in one line). ``min_face_size`` sets enrollment's
-    smallest face in pixels."""
+    smallest face in pixels; ``aligned`` reads every photo as one aligned face crop (local only)."""
     opts = ctx.find_root().params
+    if opts.get("server") and aligned:
+        raise click.UsageError("--aligned works on a local gallery only; drop --server")
     if opts.get("server"):
         if not remote:
             raise click.UsageError(f"`{ctx.command_path}` works on a local gallery only; "
@@ -85,20 +97,20 @@ def open_gallery(ctx: click.Context, *, remote: bool = False, min_face_size: int
         from facesearch.server.client import RemoteGallery  # standard library only: no model, no numpy
 
         return RemoteGallery(opts["server"], api_key=opts.get("api_key"), min_face_size=min_face_size)
-    return open_local_gallery(ctx, min_face_size=min_face_size)
+    return open_local_gallery(ctx, min_face_size=min_face_size, aligned=aligned)
 
 
-def open_local_gallery(ctx: click.Context, *, min_face_size: int | None = None):
+def open_local_gallery(ctx: click.Context, *, min_face_size: int | None = None, aligned: str | None = None):
     """The local :class:`~facesearch.gallery.Gallery` that ``--home`` / ``--db-url`` name, whatever
     ``--server`` says (for ``serve`` and benchmarks), closed with the command."""
     from facesearch.gallery import Gallery  # here, not at the top: `--help` must not pay for it
 
     kwargs = {}
-    if min_face_size is not None:
+    if min_face_size is not None or aligned:
         from facesearch.models.analysis import FaceAnalysis
         from facesearch.models.detect import Detector
 
-        kwargs["analysis"] = FaceAnalysis(Detector(min_face_size=min_face_size))
+        kwargs["analysis"] = FaceAnalysis(Detector(min_face_size=min_face_size or 20), aligned=aligned)
     opts = ctx.find_root().params
     gallery = Gallery(opts["home"], db_url=opts["db_url"], vectors=opts.get("vectors"), wait=not opts["no_wait"],
                       on_wait=lambda message: click.echo(message, err=True), **kwargs)

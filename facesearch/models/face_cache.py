@@ -21,7 +21,8 @@ from typing import Iterable
 
 import numpy as np
 
-from facesearch.models.analysis import Face
+from facesearch.models.analysis import CROP_PHOTOS, Face
+from facesearch.models.crop_input import SMALL_PHOTO, crop_framing
 from facesearch.atomic import replace_atomically
 from facesearch.paths import faces_cache_dir
 from facesearch.permissions import PRIVATE_DIR, make_dirs, tighten
@@ -48,6 +49,11 @@ class FaceCache:
         self.folder = self.root / settings_key(settings)
         self.settings = settings
         self._private = False
+        # Entries made before photos that are face crops were read as such
+        # (facesearch.models.crop_input) live under the same settings less that key; those
+        # of photos that are not crops are still exact and are read from there (never written).
+        older = {k: v for k, v in settings.items() if k != CROP_PHOTOS}
+        self._older = FaceCache(root, older) if older != settings else None
 
     @classmethod
     def for_settings(cls, settings: dict, root: str | os.PathLike | None = None) -> "FaceCache":
@@ -59,6 +65,16 @@ class FaceCache:
 
     def get(self, sha256: str) -> tuple[list[Face], tuple[int, int]] | None:
         """Cached ``(faces, (width, height))`` for a photo, or ``None``."""
+        hit = self._read(sha256)
+        if hit is None and self._older is not None:
+            hit = self._older._read(sha256)
+            faces, size = hit if hit is not None else ([], (0, 0))
+            if hit is not None and ((len(faces) == 1 and crop_framing(faces[0].box, *size))
+                                    or (not faces and min(size) <= SMALL_PHOTO)):
+                return None  # a crop, framed differently now, or a small photo searched again
+        return hit
+
+    def _read(self, sha256: str) -> tuple[list[Face], tuple[int, int]] | None:
         path = self._path(sha256)
         try:
             with np.load(path) as z:

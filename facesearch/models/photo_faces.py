@@ -57,7 +57,10 @@ def analyse_photos(photos: Sequence[tuple[Path, str]], analysis: FaceAnalysis,
     one batch and then cached.
     """
     results: list[PhotoFaces | PhotoError | None] = [None] * len(photos)
-    fresh, images = [], []
+    fresh, images, mirror = [], [], []
+    # With flip, faces cached without it need only their mirrored crops embedded.
+    unflipped = (FaceCache(cache.root, {k: v for k, v in cache.settings.items() if k != "flip"})
+                 if cache and analysis.flip else None)
     for i, (path, sha) in enumerate(photos):
         path = Path(path)
         hit = cache.get(sha) if cache else None
@@ -70,8 +73,18 @@ def analyse_photos(photos: Sequence[tuple[Path, str]], analysis: FaceAnalysis,
         except ImageError as exc:
             results[i] = PhotoError(path, exc.reason)
             continue
+        base = unflipped.get(sha) if unflipped else None
+        if base is not None:
+            mirror.append((i, image, base))
+            continue
         fresh.append(i)
         images.append(image)
+    if mirror:
+        for (i, image, (_, (width, height))), faces in zip(mirror, analysis.add_mirrors(
+                [image for _, image, _ in mirror], [base[0] for _, _, base in mirror])):
+            path, sha = Path(photos[i][0]), photos[i][1]
+            cache.put(sha, faces, (width, height))
+            results[i] = PhotoFaces(path, sha, path.stat().st_size, width, height, faces)
     if images:
         for i, image, faces in zip(fresh, images, analysis.get_batch(images)):
             path, sha = Path(photos[i][0]), photos[i][1]
