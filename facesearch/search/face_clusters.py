@@ -74,18 +74,36 @@ def _partners(photo_ids: np.ndarray, cannot_link: Sequence[tuple[int, int]], n: 
     return partners
 
 
-def _components(vectors: np.ndarray, threshold: float) -> list[np.ndarray]:
-    """Connected components (row arrays) of the graph joining faces within ``threshold`` cosine distance."""
+def similarity_graph(vectors: np.ndarray, max_distance: float) -> csr_matrix:
+    """The faces within ``max_distance`` cosine distance of each other, as a sparse graph.
+
+    Args:
+        vectors: float32 (N, D) L2-normalised embeddings.
+        max_distance: the largest cosine distance (1 - similarity) that makes an edge.
+    Returns:
+        (N, N) CSR matrix of float32 cosine similarities, symmetric, with the diagonal (every
+        face is within any distance of itself); absent entries are pairs further apart.
+    """
     n = len(vectors)
-    rows, cols = [], []
+    rows, cols, sims = [], [], []
     for start in range(0, n, BLOCK):
-        sims = vectors[start:start + BLOCK] @ vectors.T
-        r, c = np.nonzero(sims >= 1.0 - threshold)
+        block = vectors[start:start + BLOCK] @ vectors.T
+        r, c = np.nonzero(block >= 1.0 - max_distance)
+        off = r + start != c  # the diagonal is set to exactly 1 below
+        r, c = r[off], c[off]
         rows.append(r + start)
         cols.append(c)
+        sims.append(block[r, c])
     r, c = np.concatenate(rows), np.concatenate(cols)
-    graph = coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(n, n)).tocsr()
-    count, comp = connected_components(graph, directed=False)
+    diag = np.arange(n)
+    return coo_matrix((np.concatenate([*sims, np.ones(n, np.float32)]), (np.concatenate([r, diag]),
+                                                                         np.concatenate([c, diag]))),
+                      shape=(n, n)).tocsr()
+
+
+def _components(vectors: np.ndarray, threshold: float) -> list[np.ndarray]:
+    """Connected components (row arrays) of the graph joining faces within ``threshold`` cosine distance."""
+    count, comp = connected_components(similarity_graph(vectors, threshold), directed=False)
     order = np.argsort(comp, kind="stable")
     bounds = np.flatnonzero(np.diff(comp[order])) + 1
     return np.split(order, bounds)
