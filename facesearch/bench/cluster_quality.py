@@ -193,12 +193,15 @@ def sklearn_hdbscan(vectors: np.ndarray, photo_ids: np.ndarray, *, min_cluster_s
     """scikit-learn's HDBSCAN; Euclidean distance on unit vectors orders pairs as cosine does."""
     from sklearn.cluster import HDBSCAN
 
-    return HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples).fit_predict(vectors)
+    return HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, copy=True).fit_predict(vectors)
 
 
 def _drop_singletons(labels: np.ndarray) -> np.ndarray:
-    sizes = np.bincount(labels)
-    return np.where(sizes[labels] > 1, labels, -1).astype(np.int64)
+    """Groups of one face become -1; the others are numbered 0..K-1."""
+    _, group, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    kept = sizes > 1
+    number = np.where(kept, np.cumsum(kept) - 1, -1)
+    return number[group].astype(np.int64)
 
 
 Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
