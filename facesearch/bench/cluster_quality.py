@@ -37,11 +37,13 @@ from facesearch.bench.speed import machine
 from facesearch.models.face_cache import FaceCache
 from facesearch.models.photo_faces import PhotoError, analyse_files
 from facesearch.progress import ProgressFactory, no_progress
-from facesearch.search.face_clusters import DEFAULT_THRESHOLD, cluster_faces, similarity_graph
+from facesearch.search.face_clusters import DEFAULT_THRESHOLD, attach_faces, cluster_faces, similarity_graph
 
 #: Immich's defaults: maximum recognition distance (cosine) and minimum recognised faces.
 IMMICH_MAX_DISTANCE = 0.5
 IMMICH_MIN_FACES = 3
+#: Batches of photos the incremental row adds one after another.
+INCREMENTAL_BATCHES = 10
 #: dlib's face clustering example runs Chinese whispers for 100 iterations.
 WHISPERS_ITERATIONS = 100
 
@@ -196,6 +198,25 @@ def sklearn_hdbscan(vectors: np.ndarray, photo_ids: np.ndarray, *, min_cluster_s
     return HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, copy=True).fit_predict(vectors)
 
 
+def incremental(vectors: np.ndarray, photo_ids: np.ndarray, *, batches: int = INCREMENTAL_BATCHES,
+                seed: int = 0) -> np.ndarray:
+    """The adopted method as a library grows: photos arrive in ``batches`` random batches; each
+    batch's faces are attached to the existing clusters (:func:`attach_faces`), and the faces in no
+    cluster yet (earlier and new) are clustered among themselves into new clusters."""
+    photos = np.unique(photo_ids)
+    batch_of_photo = dict(zip(np.random.default_rng(seed).permutation(photos).tolist(),
+                              (np.arange(len(photos)) * batches // max(len(photos), 1)).tolist()))
+    batch = np.array([batch_of_photo[p] for p in photo_ids.tolist()], np.int64)
+    labels = np.full(len(vectors), -1, np.int64)
+    for b in range(batches):
+        seen, new = np.flatnonzero(batch < b), np.flatnonzero(batch == b)
+        labels[new] = attach_faces(vectors[new], photo_ids[new], vectors[seen], labels[seen], photo_ids[seen])
+        pool = np.flatnonzero((batch <= b) & (labels < 0))
+        fresh = cluster_faces(vectors[pool], photo_ids[pool])
+        labels[pool[fresh >= 0]] = fresh[fresh >= 0] + labels.max(initial=-1) + 1
+    return labels
+
+
 def _drop_singletons(labels: np.ndarray) -> np.ndarray:
     """Groups of one face become -1; the others are numbered 0..K-1."""
     _, group, sizes = np.unique(labels, return_inverse=True, return_counts=True)
@@ -210,6 +231,8 @@ Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 METHODS: dict[str, tuple[Method, str]] = {
     "adopted": (lambda v, p: cluster_faces(v, p),
                 f"average linkage, cut at cosine distance {DEFAULT_THRESHOLD}, same-photo constraint"),
+    "incremental": (incremental, f"the adopted method as photos arrive in {INCREMENTAL_BATCHES} batches: "
+                                 "attach, then cluster what is left"),
     "immich": (immich_rule, f"Immich: core = {IMMICH_MIN_FACES} faces within {IMMICH_MAX_DISTANCE}, "
                             "others join the nearest assigned face"),
     "whispers": (chinese_whispers, f"Chinese whispers, edges within {IMMICH_MAX_DISTANCE} (dlib)"),
