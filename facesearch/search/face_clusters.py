@@ -14,10 +14,10 @@ constraints built into the cut:
 * two faces of the same photo are never one person (one person appears once in a photo);
 * a ``cannot_link`` pair (the user said "this face is NOT that person") is never one person.
 
-A dendrogram node is kept when its merge and every merge below it pass the size-dependent
-threshold and none of its faces conflict with each other; the clusters are the highest kept
-nodes (a node that fails is replaced by its two children). Faces that end alone are not in
-any cluster (label -1).
+A dendrogram merge is kept when every merge below it was, it passes the size-dependent
+threshold, and its two sides hold no conflicting faces, but for one face of the smaller side,
+which is dropped from the cluster rather than cutting a large person in two; the clusters are
+the highest kept merges. Faces that end alone are not in any cluster (label -1).
 
 Average linkage only merges two groups whose mean distance is within the threshold, which
 needs at least one pair of faces within it; so faces are first split into the connected
@@ -40,6 +40,9 @@ from scipy.spatial.distance import pdist
 #: cluster`` (docs/benchmarks.md) for pairwise precision >= 0.99 with few strangers paired.
 DEFAULT_THRESHOLD = 0.45
 DEFAULT_PAIR_THRESHOLD = 0.32
+#: Faces of one side of a merge that may be dropped for conflicting with the other side (more
+#: conflicts and the merge is refused: two people photographed together, not one person).
+MAX_EJECTED = 1
 #: The fewest faces that make a candidate person; smaller groups are left unclustered (-1).
 DEFAULT_MIN_SIZE = 2
 #: Rows of the similarity matrix computed at a time (bounds memory to BLOCK x N floats).
@@ -114,30 +117,6 @@ def _components(vectors: np.ndarray, threshold: float) -> list[np.ndarray]:
     return np.split(order, bounds)
 
 
-def _conflicted_nodes(merges: np.ndarray, partners: list[set[int]], rows: np.ndarray) -> np.ndarray:
-    """For a scipy linkage matrix over ``rows``: whether each node (leaves 0..n-1, then merges)
-    holds two faces that may not share a label."""
-    n = len(rows)
-    local = {int(r): i for i, r in enumerate(rows)}
-    part = [[local[p] for p in partners[int(r)] if p in local] for r in rows]
-    conflicted = np.zeros(2 * n - 1, bool)
-    owner = np.arange(n)  # leaf -> node that currently holds it
-    members: dict[int, list[int]] = {i: [i] for i in range(n)}
-    for step, (a, b, _, _) in enumerate(merges):
-        a, b, node = int(a), int(b), n + step
-        small, large = (a, b) if len(members[a]) <= len(members[b]) else (b, a)
-        hit = conflicted[a] or conflicted[b]
-        if not hit:
-            hit = any(owner[p] == large for m in members[small] for p in part[m])
-        conflicted[node] = hit
-        merged = members.pop(large)
-        moved = members.pop(small)
-        merged.extend(moved)
-        owner[merged] = node
-        members[node] = merged
-    return conflicted
-
-
 def merge_threshold(threshold: float, pair_threshold: float, a: np.ndarray | float, b: np.ndarray | float):
     """The largest mean cosine distance at which groups of ``a`` and ``b`` faces merge.
 
@@ -150,30 +129,47 @@ def merge_threshold(threshold: float, pair_threshold: float, a: np.ndarray | flo
     return threshold - (threshold - pair_threshold) / np.sqrt(np.asarray(a, float) * np.asarray(b, float))
 
 
-def _cut(merges: np.ndarray, conflicted: np.ndarray, threshold: float, pair_threshold: float) -> list[list[int]]:
-    """The highest dendrogram nodes whose every merge passes :func:`merge_threshold` and which
-    hold no conflicting faces, as lists of leaves."""
-    n = len(merges) + 1
+def _cut(merges: np.ndarray, partners: list[set[int]], rows: np.ndarray, threshold: float,
+         pair_threshold: float, eject: int = MAX_EJECTED) -> list[list[int]]:
+    """Clusters of a scipy linkage matrix over ``rows``, as lists of leaf positions.
+
+    A merge is kept when both sides were kept, its distance passes :func:`merge_threshold`, and
+    the two sides hold no conflicting faces (same photo, or a cannot-link pair in ``partners``),
+    except that up to ``eject`` faces of the smaller side that conflict with the larger one are
+    dropped from it (they stay alone) rather than refusing the merge: one bystander or look-alike
+    in a large person's photo should not cut that person in two. The clusters are the groups of
+    the highest kept merges.
+    """
+    n = len(rows)
+    local = {int(r): i for i, r in enumerate(rows)}
+    part = [[local[p] for p in partners[int(r)] if p in local] for r in rows]
     size = np.concatenate([np.ones(n), merges[:, 3]])
     left, right = merges[:, 0].astype(np.int64), merges[:, 1].astype(np.int64)
     passes = merges[:, 2] <= merge_threshold(threshold, pair_threshold, size[left], size[right])
-    valid = np.ones(2 * n - 1, bool)
+    kept = np.ones(2 * n - 1, bool)
+    owner = np.arange(n)  # leaf -> the kept group holding it (-1: dropped)
+    members: dict[int, list[int]] = {i: [i] for i in range(n)}
+    clusters: list[list[int]] = []
     for step in range(n - 1):  # children come before parents in scipy's order
-        valid[n + step] = passes[step] and not conflicted[n + step] and valid[left[step]] and valid[right[step]]
-    clusters, stack = [], [2 * n - 2]
-    while stack:
-        node = stack.pop()
-        if not valid[node]:
-            stack.extend((int(left[node - n]), int(right[node - n])))
-            continue
-        leaves, todo = [], [node]
-        while todo:
-            x = todo.pop()
-            if x < n:
-                leaves.append(x)
-            else:
-                todo.extend((int(left[x - n]), int(right[x - n])))
-        clusters.append(leaves)
+        a, b, node = int(left[step]), int(right[step]), n + step
+        ok = bool(passes[step] and kept[a] and kept[b])
+        if ok:
+            small, large = (a, b) if len(members[a]) <= len(members[b]) else (b, a)
+            bad = [m for m in members[small] if any(owner[p] == large for p in part[m])]
+            if len(bad) > eject or len(bad) >= len(members[small]):
+                ok = False
+            elif bad:
+                members[small] = [m for m in members[small] if m not in set(bad)]
+                owner[bad] = -1
+        kept[node] = ok
+        if ok:
+            merged = members.pop(large) + members.pop(small)
+            owner[merged] = node
+            members[node] = merged
+        else:  # the kept children are final clusters
+            clusters.extend(members.pop(x) for x in (a, b) if kept[x])
+    if kept[2 * n - 2]:
+        clusters.append(members.pop(2 * n - 2))
     return clusters
 
 
@@ -207,8 +203,8 @@ def cluster_faces(vectors: np.ndarray, photo_ids: np.ndarray, *, cannot_link: Se
         if len(comp) < max(min_size, 2):
             continue
         merges = linkage(pdist(vectors[comp].astype(np.float64), "cosine").clip(0.0), method=method)
-        conflicted = _conflicted_nodes(merges, partners, comp)
-        groups.extend(comp[leaves] for leaves in _cut(merges, conflicted, threshold, pair_threshold)
+        groups.extend(comp[np.asarray(leaves, np.int64)] for leaves in _cut(merges, partners, comp, threshold,
+                                                                            pair_threshold)
                       if len(leaves) >= min_size)
     return _number(groups, n)
 
