@@ -37,7 +37,8 @@ from facesearch.bench.speed import machine
 from facesearch.models.face_cache import FaceCache
 from facesearch.models.photo_faces import PhotoError, analyse_files
 from facesearch.progress import ProgressFactory, no_progress
-from facesearch.search.face_clusters import DEFAULT_PAIR_THRESHOLD, DEFAULT_THRESHOLD, attach_faces, cluster_faces, similarity_graph
+from facesearch.search.face_clusters import (DEFAULT_PAIR_THRESHOLD, DEFAULT_THRESHOLD, attach_faces, cluster_faces,
+                                             similarity_graph)
 
 #: Immich's defaults: maximum recognition distance (cosine) and minimum recognised faces.
 IMMICH_MAX_DISTANCE = 0.5
