@@ -246,7 +246,8 @@ METHODS: dict[str, tuple[Method, str]] = {
     "whispers-0.35": (lambda v, p: chinese_whispers(v, p, max_distance=0.35),
                       "Chinese whispers, edges within 0.35"),
     "dbscan-0.3": (lambda v, p: plain_dbscan(v, p, eps=0.3), "DBSCAN eps 0.3, min_samples 3"),
-    "hdbscan": (sklearn_hdbscan, "HDBSCAN (scikit-learn), min_cluster_size 2, min_samples 1 (slow: not run by default)"),
+    "hdbscan": (sklearn_hdbscan,
+                "HDBSCAN (scikit-learn), min_cluster_size 2, min_samples 1 (slow: not run by default)"),
 }
 #: Rows run when none are named: all but HDBSCAN (minutes on all of LFW, and no precision control).
 DEFAULT_METHODS = [m for m in METHODS if m != "hdbscan"]
