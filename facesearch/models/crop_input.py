@@ -25,11 +25,13 @@ lost to these; docs/benchmarks.md has the figures.
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
+from facesearch.lazy_import import lazy_module
 from facesearch.models.align import ARCFACE_TEMPLATE_112
 from facesearch.models.embed import FACE_SIZE
+
+cv2 = lazy_module("cv2")
 
 #: How a photo that is one face crop can be framed; see the module docstring.
 FRAMINGS = ("facenet", "arcface", "box")
