@@ -49,6 +49,7 @@ from facesearch.search.calibration import (DEFAULT_FPIR, MAX_PROBES, MAX_REFEREN
 from facesearch.search.normalisation import CENTRE_WEIGHT, COHORT_K
 from facesearch.gallery.store import FaceRecord, NewFace, Store
 from facesearch.gallery import api_keys, interchange, transfer
+from facesearch.gallery.people import People, ScanReport
 from facesearch.gallery.lock import LOCK_FILE
 from facesearch.gallery.backends import open_vectors, writer_lock
 
@@ -176,6 +177,8 @@ class Gallery:
         # Other processes are kept apart by the writer lock and the index files' atomic swaps.
         self._guard = threading.RLock()
         self._key_memo = api_keys.KeyMemo()
+        #: The scanned photo library: candidate people, naming, feedback (:mod:`.people`).
+        self.people = People(self)
 
     def __repr__(self) -> str:
         return f"Gallery({str(self.home)!r})"
@@ -664,7 +667,8 @@ class Gallery:
     def remove(self, name: str) -> int:
         """Remove an identity and its faces. Returns the number of faces removed.
 
-        Every copy of the person's face data that facesearch keeps goes: the database rows
+        Every copy of the person's face data that facesearch keeps goes: the database rows (their
+        scanned faces too, identified or named, with the cached faces of those photos)
         (overwritten with zeros, not just unlinked, and the write-ahead log emptied), the
         index files (rewritten without them at once, although other writes leave their changes
         in the database until a checkpoint is due; past 50,000 faces the files hold 40-byte
@@ -679,6 +683,7 @@ class Gallery:
         with self._exclusive():
             photos = self.store.identity_photo_hashes(name)
             uploads = self._uploads_of(self.store.faces(name))
+            photos += self.people.forget_identity(name)
             removed = self.store.remove_identity(name)
             self._erase_removed()
             self._forget_uploads(uploads)
@@ -693,6 +698,14 @@ class Gallery:
         if not self.store.checkpoint():
             log.warning("%s: another process is reading the gallery, so the database's write-ahead log "
                         "keeps the removed faces until the next removal", self.home)
+
+    def scan(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, *, recursive: bool = False,
+             recluster: bool = False, progress: Callable[[int], None] | None = None,
+             on_total: Callable[[int], None] | None = None, analysis: FaceAnalysis | None = None) -> ScanReport:
+        """Scan a photo library: every face of every photo stored, enrolled people identified, the
+        unknown faces clustered into candidate people (``self.people``). See :meth:`.People.scan`."""
+        return self.people.scan(paths, recursive=recursive, recluster=recluster, progress=progress,
+                                on_total=on_total, analysis=analysis)
 
     def rename(self, old: str, new: str) -> None:
         """Rename an identity (merging into ``new`` if it already exists). A rename changes no
@@ -711,11 +724,14 @@ class Gallery:
         with self._exclusive():
             record = self.store.face(face_id)
             photo = self.store.face_photo_hash(face_id)
+            scanned = self.people.forget_enrolled_face(face_id)
             name, left = self.store.remove_face(face_id)
             self._erase_removed()
             self._forget_uploads(self._uploads_of([record]))
-        if not self.store.photo_hash_in_use(photo):
-            forget([photo], self._cache_root or faces_cache_dir())
+        # A scanned photo's cached faces go even while it is in use: they hold the removed face.
+        gone = [p for p in {photo} if p is not None and not self.store.photo_hash_in_use(p)] + scanned
+        if gone:
+            forget(gone, self._cache_root or faces_cache_dir())
         return {"removed_face": face_id, "identity": name, "faces_left": left}
 
     def _uploads_of(self, records: Sequence[FaceRecord]) -> list[str]:
