@@ -479,15 +479,15 @@ class People:
         for _, identity_id, _, blob in found:
             by_identity[identity_id].append(np.frombuffer(blob, "<f4").astype(np.float64))
         for identity_id, vectors in by_identity.items():
-            identity = s.get(Identity, identity_id)
             left = int(s.scalar(select(func.count(FaceRow.id)).where(FaceRow.identity_id == identity_id)))
             if not left:
+                # Its faces identified by later scans wait among the unknown ones again.
                 self.store._tombstone_identity(s, identity_id, generation)
                 s.execute(update(ScannedFace).where(ScannedFace.identity_id == identity_id)
                           .values(identity_id=None, state=UNKNOWN, similarity=None))
                 s.execute(delete(Identity).where(Identity.id == identity_id))
-                s.expire(identity)
                 continue
+            identity = s.get(Identity, identity_id)
             if identity.vector_sum is not None:
                 total = np.frombuffer(identity.vector_sum, "<f8") - np.sum(vectors, axis=0)
                 identity.vector_sum = total.astype("<f8").tobytes()
