@@ -244,3 +244,30 @@ def bench_serve(data_dir, clients, requests, rounds, max_batch, workers, compare
     data = http_load.run(data_dir, clients=clients, requests=requests, rounds=rounds, quick=quick,
                          compare_batching=compare_batching, max_batch=max_batch, workers=workers)
     render.emit(data, as_json, render.http_load_text)
+
+
+@bench.command(name="cluster")
+@click.option("--lfw", "lfw", type=click.Path(exists=True), default=None, help=LFW_HELP)
+@click.option("--dataset", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder-per-identity photos instead of LFW (the largest face of each photo is labelled).")
+@click.option("--max-people", type=click.IntRange(1), default=None,
+              help="LFW: only the first N people (alphabetical) with several photos and N seen once, for quick runs.")
+@click.option("--methods", default=None,
+              help="Rows to run, comma-separated (the adopted method always runs) [default: all].")
+@click.option("--no-cache", is_flag=True, help="Recompute every embedding.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def bench_cluster(lfw, dataset, max_people, methods, no_cache, as_json):
+    """Clustering of every face into people: pairwise and BCubed precision/recall/F1, merged
+    singletons and time, for the adopted method and the usual rules (Immich, Chinese whispers, DBSCAN)."""
+    from facesearch.bench import cluster_quality
+
+    method_list = None if methods is None else _comma_list("--methods", methods)
+    unknown = sorted(set(method_list or ()) - set(cluster_quality.METHODS))
+    if unknown:
+        raise click.UsageError(f"--methods: unknown method(s) {', '.join(unknown)}; "
+                               f"choose from {', '.join(cluster_quality.METHODS)}")
+    if dataset is not None and max_people is not None:
+        raise click.UsageError("--max-people applies to LFW only")
+    data = cluster_quality.run(None if dataset else _default_lfw(lfw), dataset=dataset, max_people=max_people,
+                               methods=method_list, use_cache=not no_cache, progress=quiet_progress(False))
+    render.emit(data, as_json, render.cluster_bench_text)

@@ -465,3 +465,20 @@ def history_text(d: dict) -> Iterable[str]:
         yield "No actions yet."
     for a in d["actions"]:
         yield f"{a['id']:>5}  {a['at']}  {a.get('summary', a['kind'])}" + ("  (undone)" if a["undone"] else "")
+
+
+def cluster_bench_text(d: dict) -> Iterable[str]:
+    m = d["machine"]
+    yield (f"{d['photos']} photos of {d['people']} people ({d['people_seen_once']} seen once), {d['faces']} faces, "
+           f"{d['labelled_faces']} labelled; {d['no_face']} photos without a face, {d['unreadable']} unreadable")
+    yield f"Machine: {m['cpu']}, load average {m['load_average']} -> {m['load_average_end']}"
+    yield (f"{'method':<9} {'pair P':>7} {'pair R':>7} {'pair F1':>7} {'B3 P':>6} {'B3 R':>6} {'B3 F1':>6} "
+           f"{'merged 1x':>9} {'same photo':>10} {'clusters':>8} {'seconds':>8} {'x adopted':>9}")
+    for r in d["rows"]:
+        p, b = r["pairwise"], r["bcubed"]
+        yield (f"{r['method']:<9} {_pct(p['precision'], 7)} {_pct(p['recall'], 7)} {_pct(p['f1'], 7)} "
+               f"{_pct(b['precision'], 6)} {_pct(b['recall'], 6)} {_pct(b['f1'], 6)} {r['merged_singletons']:>9} "
+               f"{r['same_photo_pairs']:>10} {r['clusters']:>8} {r['seconds']:>8.2f} {r['x_adopted_time'] or 0:>9.2f}")
+    t = d["targets"]
+    yield (f"Targets: pairwise precision >= 99%: {'met' if t['pairwise_precision_met'] else 'MISSED'}; "
+           f"best BCubed F1 of all rows: {'met' if t['adopted_has_best_bcubed_f1'] else 'MISSED'}")

@@ -1,78 +1,255 @@
-"""TEMPORARY stand-in (branch `people`) for the clustering module the `cluster` branch builds:
-scikit-learn's DBSCAN on cosine distance, with the agreed API. The `cluster` branch's version
-replaces this file at merge.
+"""Unknown faces grouped into candidate people: clustering with "never together" constraints.
 
-Faces are L2-normalised float32 rows; labels are int64, -1 for a face in no cluster.
+Photo managers cluster the faces nobody has named yet so that a user names a person once
+instead of face by face. The users' complaint is look-alikes merged into one person, and a
+wrong merge costs more than a split (a split is fixed by naming both halves alike), so the
+method here is tuned for precision first.
+
+Method (chosen by measurement, see docs/benchmarks.md, "bench cluster"): average-linkage
+agglomerative clustering on cosine distance (scipy's ``linkage``), cut at ``threshold`` with
+the constraints built into the cut:
+
+* two faces of the same photo are never one person (one person appears once in a photo);
+* a ``cannot_link`` pair (the user said "this face is NOT that person") is never one person.
+
+The dendrogram is cut top-down: a node becomes a cluster when its merge distance is at most
+``threshold`` and none of its faces conflict with each other; a conflicting node is replaced
+by its two children. Faces that end alone are not in any cluster (label -1).
+
+Average linkage only merges two groups whose mean distance is within the threshold, which
+needs at least one pair of faces within it; so faces are first split into the connected
+components of the "within threshold" graph and each component is linked on its own (exact,
+and memory grows with the largest component, not with all faces).
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Sequence
 
 import numpy as np
+from scipy.cluster.hierarchy import linkage
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial.distance import pdist
 
-#: Cosine distance within which two faces are neighbours.
-EPS = 0.45
-#: Neighbours (the face included) a face needs to be a core face.
-MIN_SAMPLES = 3
+#: Cosine distance (1 - cosine similarity of L2-normalised FaceNet embeddings) at which the
+#: dendrogram is cut; chosen on LFW by ``facesearch bench cluster`` for pairwise precision >= 0.99.
+DEFAULT_THRESHOLD = 0.5
+#: The fewest faces that make a candidate person; smaller groups are left unclustered (-1).
+DEFAULT_MIN_SIZE = 2
+#: Rows of the similarity matrix computed at a time (bounds memory to BLOCK x N floats).
+BLOCK = 2048
 
 
-def _enforce(labels: np.ndarray, vectors: np.ndarray, photo_ids: np.ndarray,
-             cannot_link: Sequence[tuple[int, int]]) -> np.ndarray:
-    """Drop to -1 the faces that share a cluster with a face of their own photo or a cannot-link
-    partner, keeping the one nearest the cluster's centre."""
-    labels = labels.copy()
-    banned = {(min(a, b), max(a, b)) for a, b in cannot_link}
-    for label in np.unique(labels[labels >= 0]):
-        rows = np.flatnonzero(labels == label)
-        centre = vectors[rows].mean(axis=0)
-        kept: list[int] = []
-        for r in rows[np.argsort(-(vectors[rows] @ centre))]:
-            if any(photo_ids[r] == photo_ids[k] or (min(r, k), max(r, k)) in banned for k in kept):
-                labels[r] = -1
-            else:
-                kept.append(int(r))
-    return labels
+def _check(vectors: np.ndarray, photo_ids: np.ndarray, what: str = "vectors") -> tuple[np.ndarray, np.ndarray]:
+    vectors = np.asarray(vectors, np.float32)
+    photo_ids = np.asarray(photo_ids, np.int64)
+    if vectors.ndim != 2:
+        raise ValueError(f"{what}: expected an (N, D) array, got shape {vectors.shape}")
+    if photo_ids.shape != (len(vectors),):
+        raise ValueError(f"photo ids of {what}: expected shape ({len(vectors)},), got {photo_ids.shape}")
+    if not np.isfinite(vectors).all():
+        raise ValueError(f"{what}: NaN or infinite values")
+    return vectors, photo_ids
+
+
+def _partners(photo_ids: np.ndarray, cannot_link: Sequence[tuple[int, int]], n: int) -> list[set[int]]:
+    """For each row, the rows it may never share a label with (same photo, or a cannot-link pair)."""
+    partners: list[set[int]] = [set() for _ in range(n)]
+    by_photo: dict[int, list[int]] = defaultdict(list)
+    for i, p in enumerate(photo_ids.tolist()):
+        by_photo[p].append(i)
+    for rows in by_photo.values():
+        if len(rows) > 1:
+            for i in rows:
+                partners[i].update(rows)
+                partners[i].discard(i)
+    for a, b in cannot_link:
+        a, b = int(a), int(b)
+        if not (0 <= a < n and 0 <= b < n):
+            raise ValueError(f"cannot_link pair ({a}, {b}): rows must be in 0..{n - 1}")
+        if a != b:
+            partners[a].add(b)
+            partners[b].add(a)
+    return partners
+
+
+def similarity_graph(vectors: np.ndarray, max_distance: float) -> csr_matrix:
+    """The faces within ``max_distance`` cosine distance of each other, as a sparse graph.
+
+    Args:
+        vectors: float32 (N, D) L2-normalised embeddings.
+        max_distance: the largest cosine distance (1 - similarity) that makes an edge.
+    Returns:
+        (N, N) CSR matrix of float32 cosine similarities, symmetric, with the diagonal (every
+        face is within any distance of itself); absent entries are pairs further apart.
+    """
+    n = len(vectors)
+    rows, cols, sims = [], [], []
+    for start in range(0, n, BLOCK):
+        block = vectors[start:start + BLOCK] @ vectors.T
+        r, c = np.nonzero(block >= 1.0 - max_distance)
+        off = r + start != c  # the diagonal is set to exactly 1 below
+        r, c = r[off], c[off]
+        rows.append(r + start)
+        cols.append(c)
+        sims.append(block[r, c])
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    diag = np.arange(n)
+    return coo_matrix((np.concatenate([*sims, np.ones(n, np.float32)]), (np.concatenate([r, diag]),
+                                                                         np.concatenate([c, diag]))),
+                      shape=(n, n)).tocsr()
+
+
+def _components(vectors: np.ndarray, threshold: float) -> list[np.ndarray]:
+    """Connected components (row arrays) of the graph joining faces within ``threshold`` cosine distance."""
+    count, comp = connected_components(similarity_graph(vectors, threshold), directed=False)
+    order = np.argsort(comp, kind="stable")
+    bounds = np.flatnonzero(np.diff(comp[order])) + 1
+    return np.split(order, bounds)
+
+
+def _conflicted_nodes(merges: np.ndarray, partners: list[set[int]], rows: np.ndarray) -> np.ndarray:
+    """For a scipy linkage matrix over ``rows``: whether each node (leaves 0..n-1, then merges)
+    holds two faces that may not share a label."""
+    n = len(rows)
+    local = {int(r): i for i, r in enumerate(rows)}
+    part = [[local[p] for p in partners[int(r)] if p in local] for r in rows]
+    conflicted = np.zeros(2 * n - 1, bool)
+    owner = np.arange(n)  # leaf -> node that currently holds it
+    members: dict[int, list[int]] = {i: [i] for i in range(n)}
+    for step, (a, b, _, _) in enumerate(merges):
+        a, b, node = int(a), int(b), n + step
+        small, large = (a, b) if len(members[a]) <= len(members[b]) else (b, a)
+        hit = conflicted[a] or conflicted[b]
+        if not hit:
+            hit = any(owner[p] == large for m in members[small] for p in part[m])
+        conflicted[node] = hit
+        merged = members.pop(large)
+        moved = members.pop(small)
+        merged.extend(moved)
+        owner[merged] = node
+        members[node] = merged
+    return conflicted
+
+
+def _cut(merges: np.ndarray, conflicted: np.ndarray, threshold: float) -> list[list[int]]:
+    """The highest dendrogram nodes within ``threshold`` and free of conflicts, as lists of leaves."""
+    n = len(merges) + 1
+    clusters, stack = [], [2 * n - 2]
+    while stack:
+        node = stack.pop()
+        if node < n:
+            clusters.append([node])
+        elif merges[node - n, 2] <= threshold and not conflicted[node]:
+            leaves, todo = [], [node]
+            while todo:
+                x = todo.pop()
+                if x < n:
+                    leaves.append(x)
+                else:
+                    todo.extend((int(merges[x - n, 0]), int(merges[x - n, 1])))
+            clusters.append(leaves)
+        else:
+            stack.extend((int(merges[node - n, 0]), int(merges[node - n, 1])))
+    return clusters
 
 
 def cluster_faces(vectors: np.ndarray, photo_ids: np.ndarray, *, cannot_link: Sequence[tuple[int, int]] = (),
-                  eps: float = EPS, min_samples: int = MIN_SAMPLES) -> np.ndarray:
-    """Labels (N,) int64 of ``vectors`` (N, D) float32, -1 for noise; no two faces of one photo
-    (``photo_ids`` (N,) int64) nor of one ``cannot_link`` pair share a label."""
-    from sklearn.cluster import DBSCAN
+                  threshold: float = DEFAULT_THRESHOLD, min_size: int = DEFAULT_MIN_SIZE,
+                  method: str = "average") -> np.ndarray:
+    """Group faces into candidate people.
 
-    vectors = np.asarray(vectors, np.float32)
-    if len(vectors) == 0:
-        return np.zeros(0, np.int64)
-    labels = DBSCAN(eps=eps, min_samples=min_samples, metric="cosine").fit_predict(vectors).astype(np.int64)
-    return _enforce(labels, vectors, np.asarray(photo_ids), cannot_link)
+    Args:
+        vectors: float32 (N, D) L2-normalised face embeddings.
+        photo_ids: int64 (N,) the photo each face comes from; faces of one photo never share a label.
+        cannot_link: pairs of row indexes (into ``vectors``) that never share a label.
+        threshold: cosine distance at which the dendrogram is cut (larger merges more).
+        min_size: groups smaller than this are left unclustered.
+        method: scipy linkage method on cosine distance (``"average"``, ``"complete"``, ``"single"``).
+    Returns:
+        int64 (N,) labels 0..K-1, numbered largest cluster first; -1 for faces in no cluster.
+    """
+    vectors, photo_ids = _check(vectors, photo_ids)
+    n = len(vectors)
+    labels = np.full(n, -1, np.int64)
+    if n < 2:
+        return labels
+    partners = _partners(photo_ids, cannot_link, n)
+    groups: list[np.ndarray] = []
+    for comp in _components(vectors, threshold):
+        if len(comp) < max(min_size, 2):
+            continue
+        merges = linkage(pdist(vectors[comp].astype(np.float64), "cosine").clip(0.0), method=method)
+        conflicted = _conflicted_nodes(merges, partners, comp)
+        groups.extend(comp[leaves] for leaves in _cut(merges, conflicted, threshold) if len(leaves) >= min_size)
+    return _number(groups, n)
+
+
+def _number(groups: list[np.ndarray], n: int) -> np.ndarray:
+    """Labels from row groups, largest first (ties by lowest row, so results are repeatable)."""
+    labels = np.full(n, -1, np.int64)
+    for k, rows in enumerate(sorted(groups, key=lambda g: (-len(g), int(g.min())))):
+        labels[rows] = k
+    return labels
 
 
 def attach_faces(new_vectors: np.ndarray, new_photo_ids: np.ndarray, vectors: np.ndarray, labels: np.ndarray,
                  photo_ids: np.ndarray, *, cannot_link: Sequence[tuple[int, int]] = (),
-                 eps: float = EPS) -> np.ndarray:
-    """Labels (M,) for new faces: the cluster of their nearest clustered face within ``eps``, unless
-    that cluster already holds a face of their photo or a cannot-link partner (indexes into the
-    concatenation new + existing); else -1."""
-    new_vectors = np.asarray(new_vectors, np.float32)
-    out = np.full(len(new_vectors), -1, np.int64)
-    clustered = np.flatnonzero(np.asarray(labels) >= 0)
-    if not len(new_vectors) or not len(clustered):
+                 threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """Give newly scanned faces to existing clusters, without re-clustering.
+
+    A new face joins the cluster with the smallest mean cosine distance to its members (the
+    average-linkage distance :func:`cluster_faces` cuts at) if that is within ``threshold`` and
+    joining breaks no constraint: the cluster holds no face of the same photo and no face it
+    is cannot-linked to, and no other new face of the same photo (or cannot-linked to it) has
+    joined that cluster in this call. Closest pairs are decided first.
+
+    Args:
+        new_vectors: float32 (M, D) L2-normalised embeddings of the new faces.
+        new_photo_ids: int64 (M,) their photos.
+        vectors: float32 (N, D) the faces already clustered.
+        labels: int64 (N,) their labels (-1: in no cluster; such faces are ignored here).
+        photo_ids: int64 (N,) their photos.
+        cannot_link: pairs of row indexes into the new faces *followed by* the existing ones:
+            rows 0..M-1 are ``new_vectors``, rows M..M+N-1 are ``vectors``.
+        threshold: the largest mean cosine distance at which a face joins.
+    Returns:
+        int64 (M,) an existing label for each new face, or -1 (the caller clusters those among
+        themselves with :func:`cluster_faces`).
+    """
+    new_vectors, new_photo_ids = _check(new_vectors, new_photo_ids, "new_vectors")
+    vectors, photo_ids = _check(vectors, photo_ids)
+    labels = np.asarray(labels, np.int64)
+    if labels.shape != (len(vectors),):
+        raise ValueError(f"labels: expected shape ({len(vectors)},), got {labels.shape}")
+    m, n = len(new_vectors), len(vectors)
+    out = np.full(m, -1, np.int64)
+    clustered = np.flatnonzero(labels >= 0)
+    if m == 0 or len(clustered) == 0:
         return out
-    m = len(new_vectors)
-    banned: dict[int, set[int]] = {}
-    for a, b in cannot_link:
-        banned.setdefault(a, set()).add(b)
-        banned.setdefault(b, set()).add(a)
-    sims = new_vectors @ np.asarray(vectors, np.float32)[clustered].T
-    for i in range(m):
-        for j in np.argsort(-sims[i]):
-            if 1 - sims[i, j] > eps:
-                break
-            label = labels[clustered[j]]
-            members = np.flatnonzero(labels == label)
-            if np.any(photo_ids[members] == new_photo_ids[i]) or \
-                    any(m + int(k) in banned.get(i, ()) for k in members):
-                continue
-            out[i] = label
-            break
+    if new_vectors.shape[1] != vectors.shape[1]:
+        raise ValueError(f"new_vectors has {new_vectors.shape[1]} dimensions, vectors {vectors.shape[1]}")
+    partners = _partners(np.concatenate([new_photo_ids, photo_ids]), cannot_link, m + n)
+    names, member_label = np.unique(labels[clustered], return_inverse=True)
+    onehot = csr_matrix((np.ones(len(clustered), np.float32), (np.arange(len(clustered)), member_label)),
+                        shape=(len(clustered), len(names)))
+    sizes = np.bincount(member_label, minlength=len(names)).astype(np.float32)
+    candidates = []
+    for start in range(0, m, BLOCK):
+        sims = new_vectors[start:start + BLOCK] @ vectors[clustered].T
+        mean = np.asarray((onehot.T @ sims.T).T) / sizes
+        r, c = np.nonzero(1.0 - mean <= threshold)
+        candidates.extend(zip((1.0 - mean[r, c]).tolist(), (r + start).tolist(), c.tolist()))
+    candidates.sort()
+    # The labels each row (new or existing) is barred from, grown as new faces join.
+    label_of = np.concatenate([np.full(m, -1, np.int64), labels])
+    for _, i, c in candidates:
+        if out[i] >= 0:
+            continue
+        name = int(names[c])
+        if any(label_of[p] == name for p in partners[i]):
+            continue
+        out[i] = name
+        label_of[i] = name
     return out
