@@ -95,7 +95,7 @@ def not_(ctx, face, name, as_json):
 @click.pass_context
 def split(ctx, cluster, faces, as_json):
     """Move FACES out of candidate person CLUSTER into a new one; they stay apart from the rest."""
-    render.emit(open_gallery(ctx).people.split(cluster, faces), as_json, render.split_text)
+    render.emit(open_gallery(ctx).people.split(cluster, faces), as_json, render.people_split_text)
 
 
 @people.command()

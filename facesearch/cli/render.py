@@ -445,7 +445,7 @@ def rejected_text(d: dict) -> Iterable[str]:
     yield f"Face {d['face']} is not {d['name']!r}: recorded{moved}."
 
 
-def split_text(d: dict) -> Iterable[str]:
+def people_split_text(d: dict) -> Iterable[str]:
     yield f"Moved {len(d['faces'])} face(s) from candidate person {d['cluster']} to {d['new_cluster']}."
 
 

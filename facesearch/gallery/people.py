@@ -171,7 +171,8 @@ class People:
                 results.append(photo)
         faces = [f for photo in results for f in photo.faces]
         # Matched without the lock, like enrollment's detection; stored under it.
-        matches = self.gallery.match_faces(faces) if faces and not self.gallery.is_empty() else [None] * len(faces)
+        matches = [m.match for m in self.gallery.match_faces(faces)] if faces and not self.gallery.is_empty() \
+            else [None] * len(faces)
         with self.gallery._exclusive(), self.store.session() as s:
             already = set(s.scalars(select(ScannedPhoto.sha256).where(
                 ScannedPhoto.sha256.in_([p.sha256 for p in results]))))
