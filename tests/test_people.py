@@ -246,3 +246,46 @@ def test_sheet_is_private_and_removal_removes_the_scanned_faces(celeb, tmp_path,
         assert db.execute("SELECT COUNT(*) FROM faces").fetchone()[0] == 0
         total = db.execute("SELECT COUNT(*) FROM scanned_faces").fetchone()[0]
     assert total == 121 - cluster["faces"]
+
+
+def test_the_people_endpoints_answer_what_the_cli_prints(celeb, cli):
+    from conftest import wait_ready
+    from facesearch.server.app import create_app
+    from facesearch.server.serving import BackgroundServer
+    from test_server import call, one_line_error
+
+    with BackgroundServer(create_app(celeb)) as url:
+        wait_ready(url)
+        base = url + "/api/v1/people"
+        got, listing = call("GET", base + "?sample=4")
+        assert got == 200 and listing == json.loads(cli("--home", celeb.home, "people", "list", "--sample", "4",
+                                                        "--json").output)
+        first = listing["clusters"][0]
+        got, shown = call("GET", base + f"/clusters/{first['id']}")
+        assert got == 200 and len(shown["faces"]) == first["faces"]
+        got, jpeg = call("GET", base + f"/faces/{first['sample'][0]}/thumbnail?size=64")
+        assert got == 200 and jpeg[:3] == b"\xff\xd8\xff"
+        faces = [f["face"] for f in shown["faces"]]
+        got, split = call("POST", base + f"/clusters/{first['id']}/split", body={"faces": faces[:1]})
+        assert got == 200 and split["faces"] == faces[:1]
+        got, named = call("POST", base + f"/clusters/{first['id']}/name", body={"name": "star"})
+        assert got == 200 and named["named"] == first["faces"] - 1 and named["created"]
+        got, photos = call("GET", base + "/named/star/photos")
+        assert got == 200 and len(photos["photos"]) == named["named"]
+        got, rejected = call("POST", base + f"/faces/{faces[1]}/not", body={"name": "star"})
+        assert got == 200 and rejected["was"] == "named"
+        got, history = call("GET", base + "/history")
+        assert [a["kind"] for a in history] == ["not", "name", "split"]
+        for kind in ("not", "name", "split"):
+            got, undone = call("POST", base + "/undo")
+            assert got == 200 and undone["kind"] == kind
+        assert celeb.is_empty()
+        got, again = call("POST", base + "/recluster")
+        assert got == 200 and again["clusters"] == len(listing["clusters"])
+        for method, path, body in (("GET", "/clusters/9999", None), ("POST", "/clusters/9999/name", {"name": "x"}),
+                                   ("POST", "/faces/99999/not", {"name": "star"}), ("GET", "/named/nobody/photos", None),
+                                   ("POST", "/undo", None)):
+            got, answer = call(method, base + path, body=body)
+            assert got == 404 and one_line_error(answer), (path, answer)
+        got, answer = call("POST", base + f"/clusters/{first['id']}/name", body={"name": ""})
+        assert got == 422

@@ -144,3 +144,109 @@ class Error(BaseModel):
     """Every error: one line naming the file or object and the reason."""
 
     error: str
+
+
+# -- people found by scanning (facesearch.gallery.people) ----------------------------------------
+
+class CandidatePerson(BaseModel):
+    id: int = Field(description="the candidate person's id, for name / split")
+    faces: int
+    photos: int
+    sample: list[int] = Field(description="scanned face ids, sharpest first (thumbnails at /api/v1/people/faces/ID/thumbnail)")
+
+
+class ScannedPerson(BaseModel):
+    name: str
+    faces: int
+    photos: int
+
+
+class PeopleList(BaseModel):
+    """What ``facesearch people list --json`` prints."""
+
+    clusters: list[CandidatePerson] = Field(description="largest first")
+    waiting: int = Field(description="unknown faces in no candidate person yet")
+    people: list[ScannedPerson] = Field(description="enrolled people seen in the scanned photos")
+    photos: int
+    faces: int
+
+
+class CandidateFace(BaseModel):
+    face: int
+    path: str
+    box: list[int]
+    quality: float
+
+
+class CandidateFaces(BaseModel):
+    id: int
+    faces: list[CandidateFace]
+
+
+class NameRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=256, description="the person's name; merges into them if enrolled")
+
+
+class Named(BaseModel):
+    action: int
+    cluster: int
+    name: str
+    created: bool
+    named: int
+    left_out: list[int]
+
+
+class SplitRequest(BaseModel):
+    faces: list[int] = Field(min_length=1, description="the scanned faces to move into a new candidate person")
+
+
+class Split(BaseModel):
+    action: int
+    cluster: int
+    new_cluster: int
+    faces: list[int]
+
+
+class Rejected(BaseModel):
+    action: int
+    face: int
+    name: str
+    was: str = Field(description="the face's state before: unknown, identified or named")
+
+
+class PersonPhotoFace(BaseModel):
+    face: int
+    box: list[int]
+    state: str
+    similarity: Optional[float] = None
+
+
+class PersonPhoto(BaseModel):
+    path: str
+    faces: list[PersonPhotoFace]
+
+
+class PersonPhotos(BaseModel):
+    name: str
+    photos: list[PersonPhoto]
+
+
+class Undone(BaseModel):
+    undone: int
+    kind: str
+    summary: str
+
+
+class PeopleActionRecord(BaseModel):
+    id: int
+    kind: str
+    summary: str = ""
+    at: str
+    undone: bool
+
+
+class Reclustered(BaseModel):
+    attached: int
+    new_clusters: int
+    clusters: int
+    waiting: int
