@@ -482,3 +482,15 @@ def cluster_bench_text(d: dict) -> Iterable[str]:
     t = d["targets"]
     yield (f"Targets: pairwise precision >= 99%: {'met' if t['pairwise_precision_met'] else 'MISSED'}; "
            f"best BCubed F1 of all rows: {'met' if t['adopted_has_best_bcubed_f1'] else 'MISSED'}")
+
+
+def people_bench_text(d: dict) -> Iterable[str]:
+    yield (f"{d['root']}: {d['photos']} photos, {d['faces']} faces scanned in {d['scan_s']:.1f} s; re-scan "
+           f"{d['rescan_s']:.2f} s ({100 * d['rescan_share']:.1f}% of the first)")
+    yield f"{len(d['clusters'])} candidate people, {d['waiting']} faces waiting:"
+    for c in d["clusters"]:
+        yield f"  #{c['id']:<4} {c['faces']:>4} faces  {c['person']:<16} purity {_pct(c['purity'])}%"
+    yield "Share of each person's faces in their largest candidate: " + \
+        ", ".join(f"{k} {_pct(v).strip()}%" for k, v in sorted(d["recall"].items()))
+    yield (f"query on {d['probes']} {d['probe']} photos: {_pct(d['people_accuracy']).strip()}% right after naming, "
+           f"{_pct(d['enroll_accuracy']).strip()}% by the enroll path")
