@@ -289,3 +289,46 @@ def test_the_people_endpoints_answer_what_the_cli_prints(celeb, cli):
             assert got == 404 and one_line_error(answer), (path, answer)
         got, answer = call("POST", base + f"/clusters/{first['id']}/name", body={"name": ""})
         assert got == 422
+
+
+@pytest.mark.slow
+def test_a_killed_scan_leaves_a_consistent_library_that_a_rescan_completes(tmp_path):
+    """SIGKILL a scan once it has committed some photos (a cold face cache keeps it busy): the gallery
+    opens, every committed photo has its faces, and scanning again finishes the rest."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+    from facesearch.gallery import Gallery
+
+    cold = tmp_path / "cold-cache"
+    cold.mkdir()
+    os.symlink(Path(os.environ["FACESEARCH_CACHE"]) / "models", cold / "models")
+    home = tmp_path / "g"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FACESEARCH_CACHE": str(cold)}
+    proc = subprocess.Popen([sys.executable, "-m", "facesearch", "--home", str(home), "scan", "-q", "-r",
+                             str(CELEB / "train")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, photos = time.time() + 600, 0
+    while time.time() < deadline and proc.poll() is None and not photos:
+        time.sleep(0.5)
+        if (home / "db" / "gallery.sqlite").exists():
+            try:
+                with _db(home) as db:
+                    photos = db.execute("SELECT COUNT(*) FROM scanned_photos").fetchone()[0]
+            except sqlite3.OperationalError:  # tables not created yet
+                pass
+    assert proc.poll() is None, f"the scan ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with _db(home) as db:
+        done = db.execute("SELECT COUNT(*) FROM scanned_photos").fetchone()[0]
+        orphans = db.execute("SELECT COUNT(*) FROM scanned_photos p WHERE NOT EXISTS "
+                             "(SELECT 1 FROM scanned_faces f WHERE f.photo_id = p.id)").fetchone()[0]
+    assert 0 < done < 93 and orphans <= 1      # one 5celeb train photo has no face
+    with Gallery(home) as g:                   # the warm face cache: the rest is quick
+        report = g.scan([CELEB / "train"], recursive=True)
+        assert len(report.already_scanned) == done and len(report.scanned) == 93 - done
+        assert g.people.list()["photos"] == 93
+    _no_cluster_holds_two_faces_of_one_photo(home)

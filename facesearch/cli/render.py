@@ -492,5 +492,6 @@ def people_bench_text(d: dict) -> Iterable[str]:
         yield f"  #{c['id']:<4} {c['faces']:>4} faces  {c['person']:<16} purity {_pct(c['purity'])}%"
     yield "Share of each person's faces in their largest candidate: " + \
         ", ".join(f"{k} {_pct(v).strip()}%" for k, v in sorted(d["recall"].items()))
-    yield (f"query on {d['probes']} {d['probe']} photos: {_pct(d['people_accuracy']).strip()}% right after naming, "
+    yield (f"query on {d['probes']} {d['probe']} photos: {_pct(d['people_accuracy']).strip()}% right after naming each "
+           f"person's largest candidate, {_pct(d['all_named_accuracy']).strip()}% once every candidate is named, "
            f"{_pct(d['enroll_accuracy']).strip()}% by the enroll path")
