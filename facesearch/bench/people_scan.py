@@ -6,8 +6,9 @@ given to the gallery. Measured, in one run: the first scan and a re-scan of the 
 (time, and the re-scan's share of the first); the candidate people (size, purity: the share
 of their faces that are their majority person, and recall: the share of each person's faces in
 their largest candidate); then each person's largest candidate named after its majority, and
-``query`` on the ``--probe`` split's photos (again once every candidate is named after its
-majority), against the enroll path (the other splits enrolled
+``query`` on the ``--probe`` split's photos; again after naming the candidates the gallery then
+suggests (most of their faces match a named person; no label used), and once every candidate is
+named after its majority; against the enroll path (the other splits enrolled
 from their folders, the same photos queried).
 """
 from __future__ import annotations
@@ -66,10 +67,18 @@ def run(root: str | os.PathLike, *, probe: str = "val", use_cache: bool = False)
             for who, cluster in named.items():
                 g.people.name(cluster, who)
             scanned_right, total = _accuracy(g, probes)
+            # Then the candidates the gallery suggests merging (most faces match a named person),
+            # named so without looking at any label.
+            suggested = [(c["id"], c["suggestion"]["name"]) for c in g.people.list()["clusters"] if c["suggestion"]]
+            for cluster, who in suggested:
+                g.people.name(cluster, who)
+            suggested_right, _ = _accuracy(g, probes)
+            suggested_wrong = sum(who != r["person"] for cluster, who in suggested for r in rows if r["id"] == cluster)
             # Then every other candidate named too, as a user who recognises the smaller ones
             # would (merged into the person of that name).
+            left = {c["id"] for c in g.people.list()["clusters"]}
             for row in rows:
-                if named[row["person"]] != row["id"]:
+                if row["id"] in left:
                     g.people.name(row["id"], row["person"])
             all_right, _ = _accuracy(g, probes)
             waiting = g.people.list()["waiting"]
@@ -80,5 +89,7 @@ def run(root: str | os.PathLike, *, probe: str = "val", use_cache: bool = False)
             "errors": len(first.errors), "scan_s": round(t_scan, 2), "rescan_s": round(t_rescan, 3),
             "rescan_share": round(t_rescan / t_scan, 4), "clusters": rows, "waiting": waiting, "recall": recall,
             "probe": probe, "probes": total, "people_accuracy": round(scanned_right / max(total, 1), 4),
+            "suggested": len(suggested), "suggested_wrong": suggested_wrong,
+            "suggested_accuracy": round(suggested_right / max(total, 1), 4),
             "all_named_accuracy": round(all_right / max(total, 1), 4),
             "enroll_accuracy": round(enrolled_right / max(total, 1), 4)}

@@ -420,7 +420,9 @@ def people_text(d: dict) -> Iterable[str]:
     if d["clusters"]:
         yield f"{'person':>7}  faces  photos  faces shown"
     for c in d["clusters"]:
-        yield f"{c['id']:>7}  {c['faces']:>5}  {c['photos']:>6}  {' '.join(str(f) for f in c['sample'])}"
+        hint = f"   looks like {c['suggestion']['name']} ({c['suggestion']['faces']}/{c['faces']})" \
+            if c.get("suggestion") else ""
+        yield f"{c['id']:>7}  {c['faces']:>5}  {c['photos']:>6}  {' '.join(str(f) for f in c['sample'])}{hint}"
     for p in d["people"]:
         yield f"  {p['name']}: {p['faces']} face(s) in {p['photos']} photo(s)"
     if d.get("sheet"):
@@ -493,5 +495,6 @@ def people_bench_text(d: dict) -> Iterable[str]:
     yield "Share of each person's faces in their largest candidate: " + \
         ", ".join(f"{k} {_pct(v).strip()}%" for k, v in sorted(d["recall"].items()))
     yield (f"query on {d['probes']} {d['probe']} photos: {_pct(d['people_accuracy']).strip()}% right after naming each "
-           f"person's largest candidate, {_pct(d['all_named_accuracy']).strip()}% once every candidate is named, "
-           f"{_pct(d['enroll_accuracy']).strip()}% by the enroll path")
+           f"person's largest candidate; {_pct(d['suggested_accuracy']).strip()}% after accepting {d['suggested']} "
+           f"suggested merge(s) ({d['suggested_wrong']} wrong); {_pct(d['all_named_accuracy']).strip()}% once every "
+           f"candidate is named; {_pct(d['enroll_accuracy']).strip()}% by the enroll path")

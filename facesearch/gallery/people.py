@@ -319,8 +319,13 @@ class People:
 
     def list(self, sample: int = 8) -> dict:
         """The candidate people, largest first, and how the scanned library stands:
-        ``{"clusters": [{"id", "faces", "photos", "sample": [face ids, sharpest first]}], "waiting",
-        "people": [{"name", "faces", "photos"}], "photos", "faces"}``."""
+        ``{"clusters": [{"id", "faces", "photos", "sample": [face ids, sharpest first], "suggestion"}],
+        "waiting", "people": [{"name", "faces", "photos"}], "photos", "faces"}``.
+
+        ``suggestion`` is ``{"name", "faces"}`` when at least half of a candidate's faces match that
+        enrolled person at the calibrated threshold (faces said not to be them do not count):
+        most likely a part of someone already named, to merge by naming it alike. Else ``None``.
+        """
         with self.store.session() as s:
             rows = s.execute(select(ScannedFace.cluster_id, ScannedFace.id, ScannedFace.photo_id)
                              .where(ScannedFace.state == UNKNOWN, ScannedFace.cluster_id.is_not(None))
@@ -339,10 +344,34 @@ class People:
             faces[cluster].append(int(face))
             photos[cluster].add(int(photo))
         order = sorted(faces, key=lambda c: (-len(faces[c]), c))
-        return {"clusters": [{"id": int(c), "faces": len(faces[c]), "photos": len(photos[c]), "sample": faces[c][:sample]}
-                             for c in order],
+        suggestions = self._suggestions(faces)
+        return {"clusters": [{"id": int(c), "faces": len(faces[c]), "photos": len(photos[c]), "sample": faces[c][:sample],
+                              "suggestion": suggestions.get(c)} for c in order],
                 "waiting": int(waiting), "people": [{"name": n, "faces": int(f), "photos": int(p)} for n, f, p in people],
                 "photos": int(n_photos), "faces": int(n_faces)}
+
+    def _suggestions(self, faces: dict[int, list[int]]) -> dict[int, dict]:
+        """``{cluster: {"name", "faces"}}`` for the candidates most of whose faces match one enrolled
+        person at the calibrated threshold (see :meth:`list`)."""
+        if not faces or self.gallery.is_empty():
+            return {}
+        ids = [f for members in faces.values() for f in members]
+        with self.store.session() as s:
+            vectors = {int(i): np.frombuffer(e, "<f4") for i, e in s.execute(
+                select(ScannedFace.id, ScannedFace.embedding).where(ScannedFace.id.in_(ids)))}
+            refused = {(int(f), n) for f, n in s.execute(
+                select(PeopleConstraint.face_id, Identity.name).join(Identity, Identity.id == PeopleConstraint.identity_id))}
+        with self.gallery._guard:
+            matches = self.gallery.matcher().identify(np.stack([vectors[f] for f in ids]).astype(np.float32))
+        who = {f: m.identity for f, m in zip(ids, matches) if m.identity is not None and (f, m.identity) not in refused}
+        out = {}
+        for cluster, members in faces.items():
+            votes = Counter(who[f] for f in members if f in who)
+            if votes:
+                name, count = votes.most_common(1)[0]
+                if 2 * count >= len(members):
+                    out[cluster] = {"name": name, "faces": count}
+        return out
 
     def show(self, cluster: int) -> dict:
         """One candidate person's faces: ``{"id", "faces": [{"face", "path", "box", "quality"}]}``.

@@ -148,11 +148,17 @@ class Error(BaseModel):
 
 # -- people found by scanning (facesearch.gallery.people) ----------------------------------------
 
+class Suggestion(BaseModel):
+    name: str = Field(description="the enrolled person at least half of the candidate's faces match")
+    faces: int = Field(description="how many of its faces match them")
+
+
 class CandidatePerson(BaseModel):
     id: int = Field(description="the candidate person's id, for name / split")
     faces: int
     photos: int
     sample: list[int] = Field(description="scanned face ids, sharpest first (thumbnails at /api/v1/people/faces/ID/thumbnail)")
+    suggestion: Optional[Suggestion] = Field(default=None, description="most likely a part of this enrolled person")
 
 
 class ScannedPerson(BaseModel):

@@ -48,6 +48,10 @@ function cluster(c) {
   const list = node.querySelector(".facelist");
   for (const id of c.sample) list.append(faceFigure(id, `face ${id}`, { selectable: true }));
   const input = node.querySelector(".person-name");
+  if (c.suggestion) {   // most likely a part of someone already named: naming it alike merges it
+    input.value = c.suggestion.name;
+    node.querySelector(".title").textContent += ` · looks like ${c.suggestion.name}`;
+  }
   const submit = () => {
     const name = input.value.trim();
     if (!name) { showError("Type a name first."); input.focus(); return; }
