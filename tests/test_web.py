@@ -159,6 +159,7 @@ def test_the_people_page_names_splits_rejects_and_undoes(known_gallery, page, tm
         card = page.locator(f".cluster[data-cluster='{first['id']}']")
         card.wait_for()
         assert f"{first['faces']} faces" in card.locator(".title").inner_text()
+        page.wait_for_function("[...document.querySelectorAll('.cluster img')].every(i => i.src.startsWith('blob:'))")
         screenshot(page, "people", tmp_path)
 
         figures = card.locator("figure")

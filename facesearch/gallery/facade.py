@@ -15,6 +15,10 @@ when it is opened (see :mod:`facesearch.permissions`).
 Other backends, chosen by URL (:mod:`facesearch.gallery.backends`): a PostgreSQL ``db_url`` keeps
 the vectors in the same database (pgvector), and ``vectors`` puts them in Milvus; the gallery
 then searches and maintains that store instead of the FAISS files (``self.vectors``).
+
+A gallery also keeps the photo libraries scanned into it (:meth:`Gallery.scan`): every face of
+every photo, the unknown ones grouped into candidate people to name (``self.people``,
+:mod:`facesearch.gallery.people`). Those faces stay out of the enrolled faces until named.
 """
 from __future__ import annotations
 

@@ -95,15 +95,18 @@ function post(path, body) {
                      body: body === undefined ? undefined : JSON.stringify(body) });
 }
 
+// The notice comes after the page is redrawn, so what it says is what the page shows.
 async function change(call, describe) {
   showError("");
+  let message = "";
   try {
-    showNotice(describe(await call()));
+    message = describe(await call());
   } catch (e) {
-    showNotice("");
     showError(e.message);
   }
+  showNotice("");
   await refresh();
+  showNotice(message);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
