@@ -99,6 +99,8 @@ def test_a_rescan_neither_decodes_nor_detects(tmp_path, analysis):
         again = g.scan([KNOWN, KNOWN / "obama"], recursive=True)
     assert counting.photos == 9            # no photo detected or embedded again
     assert again.scanned == [] and len(again.already_scanned) == 9   # a photo named twice counts once
+    assert again.clusters["attached"] == again.clusters["new_clusters"] == 0          # nothing re-clustered
+    assert again.clusters["clusters"] == first.clusters["clusters"]
 
 
 def test_five_celebrities_scanned_unlabelled_become_five_pure_people(celeb):
@@ -345,3 +347,26 @@ def test_a_killed_scan_leaves_a_consistent_library_that_a_rescan_completes(tmp_p
         assert len(report.already_scanned) == done and len(report.scanned) == 93 - done
         assert g.people.list()["photos"] == 93
     _no_cluster_holds_two_faces_of_one_photo(home)
+
+
+def test_every_people_command_through_the_cli(celeb, cli):
+    home = celeb.home
+
+    def run(*args):
+        res = cli("--home", home, "people", *args, "--json")
+        assert res.exit_code == 0, res.output
+        return json.loads(res.output)
+
+    first = run("list")["clusters"][0]
+    faces = [f["face"] for f in run("show", first["id"])["faces"]]
+    split = run("split", first["id"], faces[0])
+    assert split["faces"] == faces[:1] and split["new_cluster"] != first["id"]
+    named = run("name", first["id"], "star")
+    assert named["named"] == first["faces"] - 1
+    rejected = run("not", faces[1], "star")
+    assert {k: v for k, v in rejected.items() if k != "action"} == {"face": faces[1], "name": "star", "was": "named"}
+    assert [a["kind"] for a in run("history")["actions"]] == ["not", "name", "split"]
+    assert run("undo")["kind"] == "not"
+    assert run("recluster")["clusters"] >= 1
+    text = cli("--home", home, "people", "history").output
+    assert "face" in text and "(undone)" in text

@@ -146,7 +146,7 @@ class People:
             self._scan_chunk(chunk, report, seen, cache, analysis)
             if progress:
                 progress(len(chunk))
-        report.clusters = self.recluster() if recluster else self.update_clusters()
+        report.clusters = self.recluster() if recluster else self.update_clusters(only_new=True)
         return report
 
     def _scan_chunk(self, chunk: Sequence[Path], report: ScanReport, seen: set[str], cache, analysis) -> None:
@@ -239,13 +239,33 @@ class People:
                           .where(PeopleConstraint.other_face_id.is_not(None))).all()
         return [(row[a], row[b]) for a, b in pairs if a in row and b in row]
 
-    def update_clusters(self) -> dict:
+    @staticmethod
+    def _newest_face(s: Session) -> int:
+        return int(s.scalar(select(func.coalesce(func.max(ScannedFace.id), 0))))
+
+    @staticmethod
+    def _clustered_upto(s: Session) -> int:
+        """The newest scanned face id the last clustering saw (0 if none ran)."""
+        last = s.scalar(select(PeopleAction.payload).where(PeopleAction.kind.in_(["cluster", "recluster"]))
+                        .order_by(PeopleAction.id.desc()).limit(1))
+        return int(json.loads(last)["upto"]) if last else 0
+
+    def update_clusters(self, *, only_new: bool = False) -> dict:
         """Cluster the unknown faces that wait (new ones, and those not yet in any candidate
         person): each joins an existing candidate person if it fits one, the rest are clustered
-        among themselves into new ones. Returns ``{"attached", "new_clusters", "clusters", "waiting"}``."""
+        among themselves into new ones. With ``only_new`` (what a scan does), nothing happens
+        unless faces were stored since the last clustering (also by a scan that was killed), so
+        a re-scan changes nothing. Returns ``{"attached", "new_clusters", "clusters", "waiting"}``."""
         from facesearch.search.face_clusters import attach_faces, cluster_faces
 
         with self.gallery._exclusive(), self.store.session() as s:
+            upto = self._newest_face(s)
+            if only_new and upto <= self._clustered_upto(s):
+                counts = dict(s.execute(select(ScannedFace.cluster_id.is_(None), func.count(func.distinct(
+                    func.coalesce(ScannedFace.cluster_id, -ScannedFace.id)))).where(ScannedFace.state == UNKNOWN)
+                    .group_by(ScannedFace.cluster_id.is_(None))).all())
+                return {"attached": 0, "new_clusters": 0, "clusters": int(counts.get(False, 0)),
+                        "waiting": int(counts.get(True, 0))}
             ids, photos, vectors, clusters = self._unknown(s)
             links = self._links(s, ids)
             waiting = np.flatnonzero(clusters < 0)
@@ -275,6 +295,8 @@ class People:
                         labels[rest[fresh == label]] = cluster.id
                         new += 1
             self._write_labels(s, ids, clusters, labels)
+            self._log(s, "cluster", {"upto": upto, "summary": f"clustered: {new} new candidate(s), {attached} face(s) "
+                                                              "joined one"})
             return {"attached": attached, "new_clusters": new, "clusters": int(len(np.unique(labels[labels >= 0]))),
                     "waiting": int((labels < 0).sum())}
 
@@ -306,6 +328,8 @@ class People:
                 taken.add(cluster_id)
                 labels[rows] = cluster_id
             self._write_labels(s, ids, clusters, labels)
+            self._log(s, "recluster", {"upto": self._newest_face(s),
+                                       "summary": f"re-clustered: {len(groups)} candidate(s)"})
             return {"attached": 0, "new_clusters": new, "clusters": len(groups), "waiting": int((labels < 0).sum())}
 
     @staticmethod
@@ -453,9 +477,11 @@ class People:
         return {"sheet": str(out), "rows": len(listing)}
 
     def history(self) -> list[dict]:
-        """Every logged action, newest first: ``{"id", "kind", "summary", "at", "undone"}``."""
+        """Every name, not and split, newest first: ``{"id", "kind", "summary", "at", "undone"}``
+        (clusterings are logged too, but are not for undoing and not listed)."""
         with self.store.session() as s:
-            rows = s.scalars(select(PeopleAction).order_by(PeopleAction.id.desc())).all()
+            rows = s.scalars(select(PeopleAction).where(PeopleAction.kind.in_(UNDOABLE))
+                             .order_by(PeopleAction.id.desc())).all()
         return [{"id": a.id, "kind": a.kind, **{k: v for k, v in json.loads(a.payload).items() if k == "summary"},
                  "at": a.created_at.replace(tzinfo=None).isoformat(timespec="seconds") + "Z",
                  "undone": a.undone_at is not None} for a in rows]
