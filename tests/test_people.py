@@ -370,3 +370,27 @@ def test_every_people_command_through_the_cli(celeb, cli):
     assert run("recluster")["clusters"] >= 1
     text = cli("--home", home, "people", "history").output
     assert "face" in text and "(undone)" in text
+
+
+def test_merging_or_emptying_a_named_person_keeps_their_scanned_faces_consistent(celeb):
+    people = celeb.people
+    clusters = sorted(_clusters(celeb).items(), key=lambda kv: -len(kv[1]))
+    (first, faces_a), (second, faces_b) = clusters[0], clusters[1]
+    people.name(first, "a")
+    people.name(second, "b")
+    people.reject(faces_b[0]["face"], "b")
+    celeb.rename("b", "a")                       # a merge: b's scanned faces and feedback follow
+    photos = people.photos("a")["photos"]
+    assert len(photos) == len(faces_a) + len(faces_b) - 1
+    people.update_clusters()                     # the rejected face waits, still "not a"
+    with _db(celeb.home) as db:
+        assert db.execute("SELECT COUNT(*) FROM scanned_faces WHERE state != 'unknown' AND identity_id IS NULL"
+                          ).fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM people_constraints c JOIN identities i ON i.id = c.identity_id "
+                          "WHERE i.name = 'a'").fetchone()[0] == 1
+    for record in celeb.faces("a"):              # removing every face one by one empties "a"
+        celeb.remove_face(record["id"])
+    with _db(celeb.home) as db:
+        states = dict(db.execute("SELECT state, COUNT(*) FROM scanned_faces GROUP BY state").fetchall())
+    # The named faces went with their gallery copies; nothing is left pointing at a gone identity.
+    assert set(states) == {"unknown"} and states["unknown"] == 121 - len(faces_a) - len(faces_b) + 1

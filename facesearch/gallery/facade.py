@@ -715,6 +715,7 @@ class Gallery:
         """Rename an identity (merging into ``new`` if it already exists). A rename changes no
         vector; a merge updates one identity average."""
         with self._writing():
+            self.people.merge_identity(old, new)
             self.store.rename_identity(old, new)
 
     def remove_face(self, face_id: int) -> dict:
@@ -730,6 +731,8 @@ class Gallery:
             photo = self.store.face_photo_hash(face_id)
             scanned = self.people.forget_enrolled_face(face_id)
             name, left = self.store.remove_face(face_id)
+            if not left:
+                self.people.release_orphans()
             self._erase_removed()
             self._forget_uploads(self._uploads_of([record]))
         # A scanned photo's cached faces go even while it is in use: they hold the removed face.

@@ -728,6 +728,25 @@ class People:
             s.execute(delete(ScannedFace).where(ScannedFace.identity_id == identity.id))
         return hashes
 
+    def merge_identity(self, old: str, new: str) -> None:
+        """Before identity ``old`` is merged into ``new`` (``facesearch rename`` onto an existing
+        name): its scanned faces and the faces said not to be it move to ``new``. Nothing to do for
+        a plain rename (the identity keeps its id)."""
+        with self.store.session() as s:
+            source = s.scalar(select(Identity.id).where(Identity.name == old))
+            target = s.scalar(select(Identity.id).where(Identity.name == new.strip()))
+            if source is None or target is None or source == target:
+                return
+            s.execute(update(ScannedFace).where(ScannedFace.identity_id == source).values(identity_id=target))
+            s.execute(update(PeopleConstraint).where(PeopleConstraint.identity_id == source).values(identity_id=target))
+
+    def release_orphans(self) -> int:
+        """Scanned faces whose identity went with its last gallery face become unknown (waiting to be
+        clustered) again; returns how many."""
+        with self.store.session() as s:
+            return s.execute(update(ScannedFace).where(ScannedFace.state != UNKNOWN, ScannedFace.identity_id.is_(None))
+                             .values(state=UNKNOWN, similarity=None, enrolled_face_id=None, cluster_id=None)).rowcount
+
     def forget_enrolled_face(self, face_id: int) -> list[str]:
         """Delete the scanned face whose gallery copy is ``face_id`` (before that is removed); returns
         its photo's content hash, if there was one."""
