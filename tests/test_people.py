@@ -394,3 +394,15 @@ def test_merging_or_emptying_a_named_person_keeps_their_scanned_faces_consistent
         states = dict(db.execute("SELECT state, COUNT(*) FROM scanned_faces GROUP BY state").fetchall())
     # The named faces went with their gallery copies; nothing is left pointing at a gone identity.
     assert set(states) == {"unknown"} and states["unknown"] == 121 - len(faces_a) - len(faces_b) + 1
+
+
+def test_bench_people_on_5celeb_through_the_cli(cli):
+    res = cli("bench", "people", "--cache", "--json")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["photos"] == 118 and d["errors"] == 0
+    assert d["rescan_s"] < d["scan_s"]            # with the face cache on, the first scan decodes nothing either
+    assert all(c["purity"] >= 0.9 for c in d["clusters"])
+    assert d["suggested_wrong"] == 0 and d["suggested_accuracy"] == d["enroll_accuracy"] == 1.0
+    res = cli("bench", "people", "--dataset", CELEB, "--probe", "nope")
+    assert res.exit_code == 2 and "no nope/ folder" in res.output
