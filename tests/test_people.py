@@ -137,6 +137,10 @@ def test_naming_the_five_makes_query_identify_the_val_photos(celeb):
         assert c["suggestion"]["name"] == majority
         celeb.people.name(c["id"], c["suggestion"]["name"])
     assert right() == len(val)
+    # Waiting faces identified by the naming are right, as a later scan's would be.
+    identified = [(who, p["path"]) for who in named for p in celeb.people.photos(who)["photos"]
+                  for f in p["faces"] if f["state"] == "identified"]
+    assert identified and all(_person(path) == who for who, path in identified)
 
 
 def test_same_photo_faces_are_never_one_person(celeb):

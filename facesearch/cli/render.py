@@ -440,6 +440,8 @@ def named_text(d: dict) -> Iterable[str]:
     yield f"Named candidate person {d['cluster']} {d['name']!r} {how}: {d['named']} face(s) enrolled."
     if d["left_out"]:
         yield f"  left out (not {d['name']}, or their photo already has {d['name']}): {d['left_out']}"
+    if d.get("identified"):
+        yield f"  {len(d['identified'])} waiting face(s) now identified as {d['name']}: {d['identified']}"
 
 
 def rejected_text(d: dict) -> Iterable[str]:

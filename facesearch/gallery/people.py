@@ -564,7 +564,11 @@ class People:
         that name. Its faces become gallery faces, so queries and later scans find the person.
         Faces the user said are not ``name`` (``people not``), and faces from a photo where ``name``
         already appears, stay unknown. Returns ``{"action", "cluster", "name", "created", "named",
-        "left_out"}``.
+        "left_out", "identified"}``.
+
+        Then the unknown faces still waiting (in no candidate person) that now match ``name`` at the
+        calibrated threshold, as a later scan would match them, are recorded as identified
+        (``"identified"``: their ids); undoing the naming returns them.
 
         Raises:
             NotFoundError: no candidate person has that id.
@@ -573,7 +577,14 @@ class People:
         name = name.strip()
         if not name:
             raise GalleryError("the name is empty")
-        with self.gallery._writing(), self.store.session() as s:
+        with self.gallery._writing():
+            named = self._name(cluster, name)
+            # Waiting faces of the photos scanned so far are matched as a later scan's would be.
+            named["identified"] = self._identify_waiting(name, named["action"])
+        return named
+
+    def _name(self, cluster: int, name: str) -> dict:
+        with self.store.session() as s:
             rows = s.execute(select(ScannedFace, ScannedPhoto).join(ScannedPhoto, ScannedPhoto.id == ScannedFace.photo_id)
                              .where(ScannedFace.cluster_id == cluster, ScannedFace.state == UNKNOWN)
                              .order_by(ScannedFace.id)).all()
@@ -606,6 +617,34 @@ class People:
                                            "summary": f"named candidate person {cluster} {name!r} ({len(named)} faces)"})
         return {"action": action.id, "cluster": cluster, "name": name, "created": created, "named": len(named),
                 "left_out": left_out}
+
+    def _identify_waiting(self, name: str, action_id: int) -> list[int]:
+        """Waiting unknown faces whose best match at the calibrated threshold is now ``name`` become
+        identified as ``name`` (not refused, one a photo, none in a photo that already has them);
+        recorded in action ``action_id`` for undo. Returns their ids."""
+        with self.store.session() as s:
+            identity = self._identity(s, name)
+            rows = s.execute(select(ScannedFace.id, ScannedFace.photo_id, ScannedFace.embedding).where(
+                ScannedFace.state == UNKNOWN, ScannedFace.cluster_id.is_(None))).all()
+            refused = set(s.scalars(select(PeopleConstraint.face_id).where(PeopleConstraint.identity_id == identity.id)))
+            busy = set(s.scalars(select(ScannedFace.photo_id).where(ScannedFace.identity_id == identity.id)))
+        rows = [r for r in rows if r[0] not in refused and r[1] not in busy]
+        if not rows:
+            return []
+        with self.gallery._guard:
+            matches = self.gallery.matcher().identify(np.stack([np.frombuffer(r[2], "<f4") for r in rows]))
+        best: dict[int, tuple[float, int]] = {}
+        for (face, photo, _), match in zip(rows, matches):
+            if match.identity == name and match.similarity > best.get(photo, (-np.inf, 0))[0]:
+                best[photo] = (float(match.similarity), int(face))
+        if not best:
+            return []
+        with self.store.session() as s:
+            s.execute(update(ScannedFace), [{"id": face, "state": IDENTIFIED, "identity_id": identity.id,
+                                             "similarity": sim} for sim, face in best.values()])
+            action = s.get(PeopleAction, action_id)
+            action.payload = json.dumps({**json.loads(action.payload), "identified": sorted(f for _, f in best.values())})
+        return sorted(f for _, f in best.values())
 
     def reject(self, face_id: int, name: str) -> dict:
         """``people not FACE NAME``: scanned face ``face_id`` is not ``name``. If it was given to
@@ -689,6 +728,9 @@ class People:
         enrolled = list(s.scalars(select(ScannedFace.enrolled_face_id).where(
             ScannedFace.id.in_(faces), ScannedFace.enrolled_face_id.is_not(None))))
         self._unenroll(s, enrolled, self.store._bump(s))
+        s.execute(update(ScannedFace).where(ScannedFace.id.in_(payload.get("identified", [])),
+                                            ScannedFace.state == IDENTIFIED)
+                  .values(state=UNKNOWN, identity_id=None, similarity=None, cluster_id=None))
         back = faces + payload["left_out"]
         s.execute(update(ScannedFace).where(ScannedFace.id.in_(back), ScannedFace.state.in_([NAMED, UNKNOWN]))
                   .values(state=UNKNOWN, identity_id=None, enrolled_face_id=None, similarity=None,

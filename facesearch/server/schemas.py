@@ -200,6 +200,7 @@ class Named(BaseModel):
     created: bool
     named: int
     left_out: list[int]
+    identified: list[int] = Field(description="waiting unknown faces now identified as this person")
 
 
 class SplitRequest(BaseModel):
