@@ -410,3 +410,30 @@ def test_bench_people_on_5celeb_through_the_cli(cli):
     assert d["suggested_wrong"] == 0 and d["suggested_accuracy"] == d["enroll_accuracy"] == 1.0
     res = cli("bench", "people", "--dataset", CELEB, "--probe", "nope")
     assert res.exit_code == 2 and "no nope/ folder" in res.output
+
+
+def test_scanning_uploads_over_http(known_gallery):
+    from conftest import wait_ready
+    from facesearch.server.app import create_app
+    from facesearch.server.serving import BackgroundServer
+    from test_server import call, one_line_error
+
+    uploads = known_gallery.home / "uploads"
+    with BackgroundServer(create_app(known_gallery)) as url:
+        wait_ready(url)
+        got, answer = call("POST", url + "/api/v1/people/scan",
+                           photos=[QUERIES / "multiface.jpg", ("notes.jpg", b"not a photo")])
+        assert got in (415, 422) and "notes.jpg" in one_line_error(answer)
+        assert not uploads.exists() or not list(uploads.iterdir())
+        assert known_gallery.people.list()["photos"] == 0
+        got, report = call("POST", url + "/api/v1/people/scan", photos=[QUERIES / "multiface.jpg", QUERIES / "obama1.jpg"])
+        assert got == 200, report
+        assert report["scanned"] == [{"path": "multiface.jpg", "faces": 6}, {"path": "obama1.jpg", "faces": 1}]
+        assert [(i["path"], i["identity"]) for i in report["identified"]] == [("obama1.jpg", "obama")]
+        assert len(list(uploads.iterdir())) == 2 and all(stat.S_IMODE(p.stat().st_mode) == 0o600
+                                                         for p in uploads.iterdir())
+        got, again = call("POST", url + "/api/v1/people/scan", photos=[QUERIES / "obama1.jpg"])
+        assert got == 200 and again["already_scanned"] == ["obama1.jpg"] and again["scanned"] == []
+        face = known_gallery.people.photos("obama")["photos"][0]["faces"][0]["face"]
+        got, jpeg = call("GET", url + f"/api/v1/people/faces/{face}/thumbnail")
+        assert got == 200 and jpeg[:3] == b"\xff\xd8\xff"

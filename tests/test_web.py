@@ -184,3 +184,7 @@ def test_the_people_page_names_splits_rejects_and_undoes(known_gallery, page, tm
         page.click("#undo")
         page.wait_for_function("document.querySelector('#notice').textContent.startsWith('Undone: face')")
         assert len(known_gallery.people.photos("star")["photos"]) == first["faces"]
+
+        page.set_input_files("#scan-picker", str(QUERIES / "multiface.jpg"))
+        page.wait_for_function("document.querySelector('#notice').textContent.startsWith('Scanned 1 photo: 6 faces')")
+        assert known_gallery.people.list()["photos"] == 94

@@ -741,6 +741,17 @@ class Gallery:
             forget(gone, self._cache_root or faces_cache_dir())
         return {"removed_face": face_id, "identity": name, "faces_left": left}
 
+    @staticmethod
+    def _check_uploads(photos: Sequence[tuple[str, bytes]], max_pixels: int | None) -> None:
+        """Raise :class:`ImageError` naming the first photo that is not a readable image within ``max_pixels``."""
+        for filename, data in photos:
+            if sniff_format(data) is None:
+                raise ImageError(filename, "not a JPEG, PNG, WebP, BMP or TIFF image")
+            try:
+                load_image(data, max_pixels=max_pixels)
+            except ImageError as exc:
+                raise ImageError(filename, exc.reason) from None
+
     def _uploads_of(self, records: Sequence[FaceRecord]) -> list[str]:
         """The source photos of ``records`` that are the gallery's own copies of uploads."""
         folder = (self.home / UPLOADS_DIR).resolve()
@@ -750,7 +761,8 @@ class Gallery:
         """Delete the kept uploads among ``paths`` that no stored photo uses any more."""
         if not paths:
             return
-        for path in set(paths) - self.store.paths_in_use(paths):
+        # A scanned photo keeps its copy while the scan holds it (its other faces' thumbnails).
+        for path in set(paths) - self.store.paths_in_use(paths) - self.people.paths_in_use(paths):
             Path(path).unlink(missing_ok=True)
 
     def enroll_uploads(self, photos: Sequence[tuple[str, bytes]], name: str, *, max_pixels: int | None = MAX_PIXELS,
@@ -765,13 +777,7 @@ class Gallery:
         """
         if not name or not name.strip():
             raise GalleryError("the name is empty")
-        for filename, data in photos:
-            if sniff_format(data) is None:
-                raise ImageError(filename, "not a JPEG, PNG, WebP, BMP or TIFF image")
-            try:
-                load_image(data, max_pixels=max_pixels)
-            except ImageError as exc:
-                raise ImageError(filename, exc.reason) from None
+        self._check_uploads(photos, max_pixels)
         folder = self.home / UPLOADS_DIR
         make_dirs(folder, PRIVATE_DIR)
         stored: dict[str, str] = {}   # stored path -> given name
@@ -792,6 +798,37 @@ class Gallery:
             if str(path) not in enrolled:
                 path.unlink(missing_ok=True)
         return _renamed_report(report, stored)
+
+    def scan_uploads(self, photos: Sequence[tuple[str, bytes]], *, max_pixels: int | None = MAX_PIXELS,
+                     analysis: FaceAnalysis | None = None) -> ScanReport:
+        """Scan photos received as bytes, ``(file name, data)`` each, as :meth:`scan` scans files.
+
+        Every photo is checked first, as :meth:`enroll_uploads` does (nothing is stored if one
+        fails); the photos scanned are kept under ``<home>/uploads/`` (thumbnails are cut from
+        them), the others are not. The report names them by the given file names.
+        """
+        self._check_uploads(photos, max_pixels)
+        folder = self.home / UPLOADS_DIR
+        make_dirs(folder, PRIVATE_DIR)
+        stored: dict[str, str] = {}
+        created: list[Path] = []
+        try:
+            for filename, data in photos:
+                path, new = _keep_upload(folder, data)
+                if new:
+                    created.append(path)
+                stored.setdefault(str(path), filename)
+            report = self.scan(list(stored), analysis=analysis)
+        except BaseException:
+            for path in created:
+                if str(path.resolve()) not in self.people.paths_in_use([str(path.resolve())]):
+                    path.unlink(missing_ok=True)
+            raise
+        scanned = {p for p, _ in report.scanned}
+        for path in created:
+            if str(path) not in scanned:
+                path.unlink(missing_ok=True)
+        return report.renamed(stored)
 
     # -- API keys ---------------------------------------------------------------------------
 

@@ -65,6 +65,15 @@ class ScanReport:
     errors: list[tuple[str, str]] = field(default_factory=list)           # (path, one-line reason)
     clusters: dict = field(default_factory=dict)
 
+    def renamed(self, names: dict[str, str]) -> "ScanReport":
+        """This report with the paths in ``names`` (stored path -> given name) replaced."""
+        def given(path: str) -> str:
+            return names.get(path, path)
+
+        return ScanReport([(given(p), n) for p, n in self.scanned], [given(p) for p in self.already_scanned],
+                          [given(p) for p in self.no_face], [(given(p), n, s) for p, n, s in self.identified],
+                          self.unknown, [(given(p), e) for p, e in self.errors], dict(self.clusters))
+
     def as_dict(self) -> dict:
         return {"scanned": [{"path": p, "faces": n} for p, n in self.scanned],
                 "already_scanned": list(self.already_scanned), "no_face": list(self.no_face),
@@ -788,6 +797,13 @@ class People:
         with self.store.session() as s:
             return s.execute(update(ScannedFace).where(ScannedFace.state != UNKNOWN, ScannedFace.identity_id.is_(None))
                              .values(state=UNKNOWN, similarity=None, enrolled_face_id=None, cluster_id=None)).rowcount
+
+    def paths_in_use(self, paths: Sequence[str]) -> set[str]:
+        """Which of ``paths`` a scanned photo still has."""
+        if not paths:
+            return set()
+        with self.store.session() as s:
+            return set(s.scalars(select(ScannedPhoto.path).where(ScannedPhoto.path.in_(list(paths)))))
 
     def forget_enrolled_face(self, face_id: int) -> list[str]:
         """Delete the scanned face whose gallery copy is ``face_id`` (before that is removed); returns

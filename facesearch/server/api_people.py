@@ -2,16 +2,18 @@
 them (:class:`facesearch.gallery.people.People`), with the shapes ``facesearch people ... --json``
 prints. Changes run on the server's writer thread like every write.
 
-Scanning itself reads photo folders, so it stays a command on the gallery's own machine.
+``POST /api/v1/people/scan`` scans uploaded photos (kept under the gallery's ``uploads/``);
+scanning a folder is the ``facesearch scan`` command on the gallery's own machine.
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, File, Path, Query, Response, UploadFile
 
 from facesearch.server import schemas
 from facesearch.server.api_gallery import ERRORS, NAME, _jpeg
 from facesearch.server.keys import read_access, write_access
 from facesearch.server.state import ServerState, server_state
+from facesearch.server.uploads import read_photos
 
 router = APIRouter(prefix="/api/v1/people", tags=["people"])
 
@@ -24,6 +26,21 @@ async def list_people(sample: int = Query(8, ge=1, le=32, description="faces lis
                       state: ServerState = Depends(server_state)) -> dict:
     """The candidate people, largest first, and the people seen in the scanned photos."""
     return await state.read(state.gallery.people.list, sample)
+
+
+@router.post("/scan", response_model=schemas.ScanReport, responses=ERRORS, dependencies=[Depends(write_access)])
+async def scan(photo: list[UploadFile] = File(..., description="photos of a library to scan"),
+               min_face_size: int = Query(20, ge=12, le=1000, description="smallest face looked for, pixels"),
+               state: ServerState = Depends(server_state)) -> dict:
+    """Scan photos: every face kept, enrolled people identified, the unknown ones grouped into
+    candidate people. If any photo cannot be used, the request fails naming it and nothing is stored."""
+    photos = await read_photos(photo, state.limits)
+
+    def write() -> dict:
+        return state.gallery.scan_uploads(photos, max_pixels=state.limits.max_pixels,
+                                          analysis=state.enrollment_analysis(min_face_size)).as_dict()
+
+    return await state.write(write)
 
 
 @router.get("/clusters/{cluster}", response_model=schemas.CandidateFaces, responses=ERRORS,

@@ -257,3 +257,26 @@ class Reclustered(BaseModel):
     new_clusters: int
     clusters: int
     waiting: int
+
+
+class ScannedPhotoRecord(BaseModel):
+    path: str
+    faces: int
+
+
+class IdentifiedFace(BaseModel):
+    path: str
+    identity: str
+    similarity: float
+
+
+class ScanReport(BaseModel):
+    """What ``facesearch scan --json`` prints (paths are the uploaded files' names)."""
+
+    scanned: list[ScannedPhotoRecord]
+    already_scanned: list[str]
+    no_face: list[str]
+    identified: list[IdentifiedFace]
+    unknown: int
+    errors: list[PhotoError]
+    clusters: Reclustered

@@ -1,4 +1,4 @@
-// The people page: candidate people from `facesearch scan`, a row of faces each; name one
+// The people page: candidate people from `facesearch scan` (or photos scanned from here), a row of faces each; name one
 // (or merge it into an enrolled person), split selected faces off, say a face is not someone,
 // undo the last action, re-cluster.
 "use strict";
@@ -109,7 +109,22 @@ async function change(call, describe) {
   showNotice(message);
 }
 
+async function scan(files) {
+  const form = new FormData();
+  for (const file of files) form.append("photo", file, file.name);
+  showNotice(`Scanning ${files.length} photo${files.length === 1 ? "" : "s"}…`);
+  await change(() => api("/people/scan", { method: "POST", body: form }), (r) => {
+    const faces = r.scanned.reduce((n, p) => n + p.faces, 0);
+    return `Scanned ${r.scanned.length} photo${r.scanned.length === 1 ? "" : "s"}: ${faces} face${faces === 1 ? "" : "s"}, ` +
+           `${r.identified.length} identified, ${r.unknown} unknown` +
+           (r.already_scanned.length ? `; ${r.already_scanned.length} already scanned.` : ".");
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const picker = document.getElementById("scan-picker");
+  document.getElementById("scan").addEventListener("click", () => picker.click());
+  picker.addEventListener("change", () => { if (picker.files.length) scan(picker.files); picker.value = ""; });
   document.getElementById("undo").addEventListener("click", () =>
     change(() => post("/people/undo"), (r) => `Undone: ${r.summary}.`));
   document.getElementById("recluster").addEventListener("click", () =>
