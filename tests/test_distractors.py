@@ -210,3 +210,13 @@ def test_the_shipped_lfw_statistics_give_realistic_similarities():
     assert abs(same.mean() - 0.699) < 0.02 and abs(same.std() - 0.124) < 0.02
     assert abs(different.mean() - 0.036) < 0.01 and abs(different.std() - 0.135) < 0.01
     assert 0.001 < np.mean(different >= 0.45) < 0.004
+
+
+def test_refitting_from_a_folder_without_lfw_is_one_line_and_exit_1(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "facesearch.bench.distractors", "--refit", "--lfw", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and str(tmp_path) in done.stderr and "Traceback" not in done.stderr

@@ -295,6 +295,20 @@ def test_bench_live_rows(cli, known_gallery):
     # Without tracking every face of every frame is embedded; with it, far fewer.
     assert off["embeddings_per_frame"] == 1.0
     assert on["embeddings_per_frame"] < 0.6
+    assert on["faces_at_ceiling"] > 0 and on["ceiling_gflops"] > 0
+
+
+def test_bench_live_with_four_faces(cli, known_gallery):
+    """The speed issue's second live figure: four people in one 640x480 clip, each found."""
+    res = cli("--home", known_gallery.home, "bench", "live", "--faces", "4", "--frames", "6", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["faces"] == 4
+    on, off = data["rows"]
+    assert off["embeddings_per_frame"] == 4.0  # every face found in every frame
+    assert on["embeddings_per_frame"] < 4.0
+    res = cli("--home", known_gallery.home, "bench", "live", "--faces", "5")
+    assert res.exit_code != 0 and "--faces" in res.output
 
 
 # -- the pieces, without models ------------------------------------------------------------

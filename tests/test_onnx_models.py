@@ -92,3 +92,35 @@ def test_a_corrupt_converted_model_is_refused(tmp_path, caplog):
     stored.path.write_bytes(b"graph bytez")
     assert load_converted("m.onnx", "source-sha", directory=tmp_path) is None
     assert "does not match its sidecar" in caplog.text and not stored.path.exists()
+
+
+def test_the_optimised_graph_is_cached_per_machine_and_runs_the_same(tmp_path, monkeypatch):
+    """The first session optimises and caches the graph; the next loads it without reading the
+    converted graph, and computes the same embeddings; a corrupt optimised file is rebuilt."""
+    from facesearch.models.embed import INPUT, onnx_filename, prewhiten
+    from facesearch.models.onnx_session import cached_session, machine_key, new_session
+    from facesearch.models.weights import cached_weights_sha256
+
+    source = cached_weights_sha256()
+    original = load_converted(onnx_filename(source), source)
+    monkeypatch.setenv("FACESEARCH_CACHE", str(tmp_path))
+    graph = store_converted(onnx_filename(source), original.data, source)
+    probe = {INPUT: prewhiten(np.random.default_rng(1).integers(0, 256, (2, 160, 160, 3)).astype(np.uint8))}
+    builds = []
+
+    def build():
+        builds.append(1)
+        return load_converted(graph.path.name, source)
+
+    first, path = cached_session(graph.path.name, source, build, probe)
+    assert builds == [1] and path == graph.path
+    optimised = graph.path.with_name(f"{graph.path.stem}.optimised-{machine_key()}.onnx")
+    assert optimised.exists()
+    second, path = cached_session(graph.path.name, source, build, probe)
+    assert builds == [1] and path == optimised  # the converted graph was not needed
+    reference = new_session(original.data).run(None, probe)[0]
+    np.testing.assert_allclose(second.run(None, probe)[0], reference, atol=1e-5)
+    optimised.write_bytes(optimised.read_bytes()[:-10] + b"corrupted!")
+    third, path = cached_session(graph.path.name, source, build, probe)
+    assert builds == [1, 1] and path == graph.path and optimised.exists()
+    np.testing.assert_allclose(third.run(None, probe)[0], reference, atol=1e-5)

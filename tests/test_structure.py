@@ -81,3 +81,18 @@ def test_help_does_not_import_tensorflow():
     assert "facesearch.cli" in imported  # the listing works
     heavy = sorted(m for m in imported if m.split(".")[0] in _HEAVY)
     assert not heavy, f"`python -m facesearch --help` imported {heavy[:10]}"
+
+
+#: What a command that needs neither a model nor the index must not load: the runtimes, the
+#: index library, OpenCV and scikit-learn (with SciPy and pandas behind it) cost seconds.
+_MODEL_AND_INDEX = ("tensorflow", "keras", "onnxruntime", "faiss", "cv2", "sklearn", "scipy", "pandas", "mtcnn")
+
+
+@pytest.mark.parametrize("args", [["list"], ["list", "--json"], ["rename", "nobody", "somebody"], ["remove", "nobody"],
+                                  ["query", "/no/such/photo.jpg"]])
+def test_commands_without_a_model_load_no_runtime_index_or_opencv(args, tmp_path):
+    proc = _python("-X", "importtime", "-m", "facesearch", "--home", str(tmp_path / "g"), *args)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "facesearch.gallery.facade" in imported or args[0] == "query"
+    heavy = sorted(m for m in imported if m.split(".")[0] in _MODEL_AND_INDEX)
+    assert not heavy, f"`facesearch {' '.join(args)}` imported {heavy[:10]}"

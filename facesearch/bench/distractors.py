@@ -42,7 +42,7 @@ from facesearch.bench.datasets import folder_dataset, lfw_root
 from facesearch.bench.embeddings import embed_photos
 from facesearch.bench.face_statistics import FaceStatistics, MIXTURE_DIMS, group_rows, select_components
 from facesearch.bench.lfw import default_lfw
-from facesearch.errors import DataError
+from facesearch.errors import DataError, FaceSearchError
 from facesearch.models.analysis import FaceAnalysis
 from facesearch.models.face_cache import FaceCache
 from facesearch.progress import ProgressFactory, no_progress
@@ -397,6 +397,8 @@ def lfw_embeddings(lfw: str | os.PathLike, analysis: FaceAnalysis | None = None,
     names, counts = np.unique([who for _, who in items], return_counts=True)
     several = set(names[counts >= 2])
     items = [(p, who) for p, who in items if who in several]
+    if not items:
+        raise DataError(f"{lfw}: no people with two or more photos (expected LFW: one folder per person)")
     analysis = analysis or FaceAnalysis()
     cache = FaceCache.for_settings(analysis.settings) if use_cache else None
     with progress("embedding LFW") as (on_total, update):
@@ -467,7 +469,12 @@ def refit_command(argv: Sequence[str] | None, *, module: str, description: str, 
         print("no LFW data: pass --lfw PATH or set FACESEARCH_DATA", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    print(json.dumps(refit(lfw, args.out), indent=2))
+    try:
+        result = refit(lfw, args.out)
+    except FaceSearchError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
     return 0
 
 

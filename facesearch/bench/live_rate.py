@@ -1,18 +1,22 @@
 """``facesearch bench live``: analysed frames per second of live identification, tracking on and off.
 
-Without a video of your own, a 640x480 clip with one face is made from a photo: the face
-drifts and zooms a little from frame to frame, as a person in front of a webcam does, so the
-tracker has real work.
+Without a video of your own, a 640x480 clip is made from photos, one face per photo, each in its
+own cell of the frame: the faces drift and zoom a little from frame to frame, as people in front
+of a webcam do, so the tracker has real work. Each rate is also given as the frame's time in
+FaceNet faces at the float32 matmul ceiling measured in the same run (the speed issue's yardstick:
+15 fps is a frame within about 7 such faces on the 2-core reference machine).
 """
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
 
+from facesearch.bench.speed import GFLOP_PER_FACE, matmul_ceiling
 from facesearch.errors import DataError
 from facesearch.imaging.decode import load_image
 from facesearch.paths import data_dir
@@ -21,30 +25,42 @@ from facesearch.video.session import run as run_live
 from facesearch.video.sources import Source
 
 
-def one_face_video(photo: str | os.PathLike, path: str | os.PathLike, *, frames: int = 60,
-                   size: tuple[int, int] = (640, 480), fps: float = 10.0) -> Path:
-    """Write an mp4 of ``frames`` frames (``size`` = (width, height)) showing ``photo`` moving gently."""
+def moving_faces_video(photos: Sequence[str | os.PathLike], path: str | os.PathLike, *, frames: int = 60,
+                       size: tuple[int, int] = (640, 480), fps: float = 10.0) -> Path:
+    """Write an mp4 of ``frames`` frames (``size`` = (width, height)) showing each of ``photos``
+    in its own cell of a grid (one photo fills the frame; four make a 2x2 grid), moving gently."""
     width, height = size
-    image = load_image(photo)
-    scale = 0.8 * min(width / image.shape[1], height / image.shape[0])
+    images = [load_image(p) for p in photos]
+    cols = int(np.ceil(np.sqrt(len(images))))
+    rows = int(np.ceil(len(images) / cols))
+    cell_w, cell_h = width // cols, height // rows
     writer = cv2.VideoWriter(os.fspath(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
         raise OSError(f"{path}: cannot write an mp4 video here")
     try:
         for i in range(frames):
-            zoom = scale * (1.0 + 0.05 * np.sin(i / 7.0))
-            w, h = int(image.shape[1] * zoom), int(image.shape[0] * zoom)
-            small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-            x = int((width - w) / 2 + 20 * np.sin(i / 5.0))
-            y = int((height - h) / 2 + 10 * np.cos(i / 6.0))
             frame = np.full((height, width, 3), 40, np.uint8)
-            x0, y0 = max(x, 0), max(y, 0)
-            x1, y1 = min(x + w, width), min(y + h, height)
-            frame[y0:y1, x0:x1] = small[y0 - y:y1 - y, x0 - x:x1 - x]
+            for k, image in enumerate(images):
+                cx, cy = (k % cols) * cell_w, (k // cols) * cell_h
+                scale = 0.8 * min(cell_w / image.shape[1], cell_h / image.shape[0])
+                zoom = scale * (1.0 + 0.05 * np.sin((i + 3 * k) / 7.0))
+                w, h = int(image.shape[1] * zoom), int(image.shape[0] * zoom)
+                small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+                x = int(cx + (cell_w - w) / 2 + 0.03 * cell_w * np.sin((i + 5 * k) / 5.0))
+                y = int(cy + (cell_h - h) / 2 + 0.02 * cell_h * np.cos((i + 2 * k) / 6.0))
+                x0, y0 = max(x, cx), max(y, cy)
+                x1, y1 = min(x + w, cx + cell_w), min(y + h, cy + cell_h)
+                frame[y0:y1, x0:x1] = small[y0 - y:y1 - y, x0 - x:x1 - x]
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     finally:
         writer.release()
     return Path(path)
+
+
+def one_face_video(photo: str | os.PathLike, path: str | os.PathLike, *, frames: int = 60,
+                   size: tuple[int, int] = (640, 480), fps: float = 10.0) -> Path:
+    """Write an mp4 of ``frames`` frames (``size`` = (width, height)) showing ``photo`` moving gently."""
+    return moving_faces_video([photo], path, frames=frames, size=size, fps=fps)
 
 
 def benchmark(gallery, video_path: str | os.PathLike, tracking: bool = True, *,
@@ -63,24 +79,42 @@ def benchmark(gallery, video_path: str | os.PathLike, tracking: bool = True, *,
 
 
 def run(gallery, video: str | os.PathLike) -> list[dict]:
-    """One row with tracking and one without, on the same video and gallery."""
-    return [benchmark(gallery, video, tracking=True), benchmark(gallery, video, tracking=False)]
+    """One row with tracking and one without, on the same video and gallery; each row also gives
+    ``faces_at_ceiling``: an analysed frame's time over one FaceNet face's time at the float32
+    matmul ceiling measured just before that row."""
+    rows = []
+    for tracking in (True, False):
+        ceiling = matmul_ceiling(2048, 3)["gflops"]
+        row = benchmark(gallery, video, tracking=tracking)
+        face_s = GFLOP_PER_FACE / ceiling
+        row["ceiling_gflops"] = ceiling
+        row["faces_at_ceiling"] = round(1.0 / max(row["analysed_fps"], 1e-9) / face_s, 2)
+        rows.append(row)
+    return rows
 
 
-def run_clip(gallery, *, video: str | os.PathLike | None = None, photo: str | os.PathLike | None = None,
+def run_clip(gallery, *, video: str | os.PathLike | None = None, photos: Sequence[str | os.PathLike] = (),
              frames: int = 60) -> dict:
     """``facesearch bench live``: :func:`run` on ``video``, or on a clip of ``frames`` frames made
-    from ``photo`` in a temporary folder (removed afterwards). Returns the dict ``--json`` prints."""
+    from ``photos`` (one face each) in a temporary folder (removed afterwards). Returns the dict
+    ``--json`` prints."""
     if video is not None:
-        return {"benchmark": "live", "rows": run(gallery, video)}
-    if photo is None:
-        raise DataError("pass --video FILE or --photo PHOTO (or set FACESEARCH_DATA for its obama1.jpg)")
+        return {"benchmark": "live", "faces": None, "rows": run(gallery, video)}
+    if not photos:
+        raise DataError("pass --video FILE or --photo PHOTO (or set FACESEARCH_DATA for the fixture photos)")
     with tempfile.TemporaryDirectory() as tmp:
-        clip = one_face_video(photo, Path(tmp) / "one-face.mp4", frames=frames)
-        return {"benchmark": "live", "rows": run(gallery, clip)}
+        clip = moving_faces_video(photos, Path(tmp) / "faces.mp4", frames=frames)
+        return {"benchmark": "live", "faces": len(photos), "rows": run(gallery, clip)}
 
 
-def default_photo() -> Path | None:
-    """The one-face photo of the shared data (``fixtures/queries/obama1.jpg`` under ``$FACESEARCH_DATA``)."""
+#: One-face photos of four different people among the shared fixtures, for clips of 1-4 faces.
+DEFAULT_PHOTOS = ("obama1.jpg", "alex_lacamoire1.jpg", "johnsnow_test1.jpg", "lin-manuel-miranda.png")
+
+
+def default_photos(faces: int = 1) -> list[Path]:
+    """``faces`` one-face photos of different people from ``fixtures/queries`` under
+    ``$FACESEARCH_DATA`` (empty when it is not set). Raises DataError above four."""
+    if not 1 <= faces <= len(DEFAULT_PHOTOS):
+        raise DataError(f"--faces {faces}: the default clips have 1 to {len(DEFAULT_PHOTOS)} faces; pass --photo for more")
     data = data_dir()
-    return data / "fixtures" / "queries" / "obama1.jpg" if data is not None else None
+    return [data / "fixtures" / "queries" / name for name in DEFAULT_PHOTOS[:faces]] if data is not None else []

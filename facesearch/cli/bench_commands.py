@@ -174,19 +174,22 @@ def bench_speed(lfw, data_dir, sizes, only, compare, min_face_size, reference, q
 
 @bench.command(name="live")
 @click.option("--video", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Video to analyse (default: a 640x480 one-face clip made from --photo).")
-@click.option("--photo", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Photo for the generated clip (default: fixtures/queries/obama1.jpg under $FACESEARCH_DATA).")
+              help="Video to analyse (default: a 640x480 clip made from --photo).")
+@click.option("--photo", "photos", type=click.Path(exists=True, dir_okay=False), multiple=True,
+              help="Photo of one face for the generated clip; repeat for more faces, each in its own part of "
+                   "the frame (default: --faces photos of fixtures/queries under $FACESEARCH_DATA).")
+@click.option("--faces", type=click.IntRange(1, 4), default=1, show_default=True,
+              help="Faces in the default clip (different people from the fixtures).")
 @click.option("--frames", type=click.IntRange(2), default=60, show_default=True, help="Frames of the generated clip.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @click.pass_context
-def bench_live(ctx, video, photo, frames, as_json):
+def bench_live(ctx, video, photos, faces, frames, as_json):
     """Analysed frames per second of `live` on a video, tracking on and off (uses the gallery at --home)."""
     from facesearch.bench import live_rate
 
-    if video is None and photo is None:
-        photo = live_rate.default_photo()
-    data = live_rate.run_clip(open_gallery(ctx), video=video, photo=photo, frames=frames)
+    if video is None and not photos:
+        photos = live_rate.default_photos(faces)
+    data = live_rate.run_clip(open_gallery(ctx), video=video, photos=photos, frames=frames)
     render.emit(data, as_json, render.live_rate_text)
 
 

@@ -5,11 +5,13 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 
+from facesearch.lazy_import import lazy_module
 from facesearch.imaging.decode import load_image
 from facesearch.imaging.photo_files import IMAGE_EXTENSIONS
+
+cv2 = lazy_module("cv2")
 
 LabelledBox = tuple[tuple[float, float, float, float], "str | None", float]
 

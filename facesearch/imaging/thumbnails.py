@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import io
 
-import cv2
 import numpy as np
 from PIL import Image
+
+from facesearch.lazy_import import lazy_module
+
+cv2 = lazy_module("cv2")
 
 #: Side in pixels of a face thumbnail.
 THUMBNAIL_SIDE = 112

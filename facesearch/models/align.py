@@ -13,11 +13,13 @@ The default was picked by measurement on LFW ``pairsDevTrain.txt``; both figures
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
+from facesearch.lazy_import import lazy_module
 from facesearch.models.detect import DetectedFace
 from facesearch.models.embed import FACE_SIZE
+
+cv2 = lazy_module("cv2")
 
 METHODS = ("box", "5point")
 

@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pooch
 
+from facesearch.lazy_import import lazy_module
 from facesearch.atomic import replace_atomically
 from facesearch.errors import WeightsError
 from facesearch.models.runtime import import_tensorflow
 from facesearch.permissions import SHARED_FILE
+
+pooch = lazy_module("pooch")
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras

@@ -81,6 +81,19 @@ def load_converted(name: str, source_sha256: str, directory: Path | None = None)
     return ConvertedModel(path=path, sha256=actual, source_sha256=source, data=data)
 
 
+def recorded_sha256(name: str, source_sha256: str, directory: Path | None = None) -> str | None:
+    """The sha256 that ``name``'s sidecar records if it says the file was converted from
+    ``source_sha256``, else None. Reads the sidecar only: for finding what was derived from the
+    file (an optimised graph) without reading and hashing the file itself."""
+    path = Path(directory if directory is not None else models_dir()) / name
+    try:
+        meta = json.loads(_sidecar(path).read_text(encoding="utf-8"))
+        recorded, source = str(meta["sha256"]), str(meta["source_sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return recorded if source == source_sha256 else None
+
+
 def store_converted(name: str, data: bytes, source_sha256: str, directory: Path | None = None,
                     **extra: object) -> ConvertedModel:
     """Write ``data`` as ``name`` in the model cache with its sidecar (file first, sidecar last,

@@ -21,8 +21,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import cv2
 import numpy as np
+
+from facesearch.lazy_import import lazy_module
+
+cv2 = lazy_module("cv2")
 
 log = logging.getLogger(__name__)
 

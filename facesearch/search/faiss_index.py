@@ -38,10 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import faiss
 import numpy as np
 
+from facesearch.lazy_import import lazy_module
 from facesearch.atomic import replace_atomically
+
+faiss = lazy_module("faiss")
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ With ``centre`` > 0 the threshold applies to the *centred* score of
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Protocol, Sequence
+import inspect
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
 from facesearch.search.answers import DEFAULT_THRESHOLD, Candidate, Match
 from facesearch.search.faiss_index import VectorIndex, centroids
@@ -44,8 +44,35 @@ class Searchable(Protocol):
 NameLookup = Callable[[np.ndarray], Mapping[int, str]]
 
 
-class _NearestMatcher(BaseEstimator):
-    """Shared machinery: a vector index whose ids map to identity names."""
+class _NearestMatcher:
+    """Shared machinery: a vector index whose ids map to identity names.
+
+    ``get_params``/``set_params`` are scikit-learn's estimator protocol (so ``sklearn.base.clone``
+    and parameter searches work) written out here rather than inherited: importing
+    ``sklearn.base`` pulls in SciPy and pandas, seconds of start-up for every ``facesearch query``.
+    """
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [p.name for p in signature.parameters.values()
+                if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters and their current values (scikit-learn's protocol)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> "_NearestMatcher":
+        """Set constructor parameters by name; unknown names raise ValueError."""
+        valid = set(self._param_names())
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; valid: {sorted(valid)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
     threshold: float
     top_k: int
