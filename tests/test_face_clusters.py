@@ -59,7 +59,7 @@ def test_faces_of_one_photo_never_share_a_label_even_when_everything_would_merge
     # Pretend photos of three faces each (consecutive rows: often the same person), and cut so
     # high that without the constraint everything would be one cluster.
     photos = np.arange(len(vectors)) // 3
-    labels = cluster_faces(vectors, photos, threshold=2.0)
+    labels = cluster_faces(vectors, photos, threshold=2.0, pair_threshold=2.0)
     pairs = [(a, b) for a in range(len(vectors)) for b in range(a + 1, len(vectors)) if photos[a] == photos[b]]
     assert _no_shared_label(labels, pairs)
     assert (labels >= 0).sum() > len(vectors) // 2  # the constraint splits; it does not dissolve everything

@@ -256,7 +256,7 @@ def bench_serve(data_dir, clients, requests, rounds, max_batch, workers, compare
 @click.option("--max-people", type=click.IntRange(1), default=None,
               help="LFW: only the first N people (alphabetical) with several photos and N seen once, for quick runs.")
 @click.option("--methods", default=None,
-              help="Rows to run, comma-separated (the adopted method always runs) [default: all].")
+              help="Rows to run, comma-separated (the adopted method always runs) [default: all but hdbscan].")
 @click.option("--no-cache", is_flag=True, help="Recompute every embedding.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def bench_cluster(lfw, dataset, max_people, methods, no_cache, as_json):

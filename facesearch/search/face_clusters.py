@@ -6,15 +6,18 @@ wrong merge costs more than a split (a split is fixed by naming both halves alik
 method here is tuned for precision first.
 
 Method (chosen by measurement, see docs/benchmarks.md, "bench cluster"): average-linkage
-agglomerative clustering on cosine distance (scipy's ``linkage``), cut at ``threshold`` with
-the constraints built into the cut:
+agglomerative clustering on cosine distance (scipy's ``linkage``), cut with a threshold that
+depends on the sizes of the two groups merged (strict for two lone faces, ``pair_threshold``,
+looser for large groups, up to ``threshold``: :func:`merge_threshold`) and with the
+constraints built into the cut:
 
 * two faces of the same photo are never one person (one person appears once in a photo);
 * a ``cannot_link`` pair (the user said "this face is NOT that person") is never one person.
 
-The dendrogram is cut top-down: a node becomes a cluster when its merge distance is at most
-``threshold`` and none of its faces conflict with each other; a conflicting node is replaced
-by its two children. Faces that end alone are not in any cluster (label -1).
+A dendrogram node is kept when its merge and every merge below it pass the size-dependent
+threshold and none of its faces conflict with each other; the clusters are the highest kept
+nodes (a node that fails is replaced by its two children). Faces that end alone are not in
+any cluster (label -1).
 
 Average linkage only merges two groups whose mean distance is within the threshold, which
 needs at least one pair of faces within it; so faces are first split into the connected
@@ -32,9 +35,11 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import pdist
 
-#: Cosine distance (1 - cosine similarity of L2-normalised FaceNet embeddings) at which the
-#: dendrogram is cut; chosen on LFW by ``facesearch bench cluster`` for pairwise precision >= 0.99.
-DEFAULT_THRESHOLD = 0.5
+#: Mean cosine distance (1 - cosine similarity of L2-normalised FaceNet embeddings) at which
+#: large groups merge, and at which two lone faces do; chosen on LFW by ``facesearch bench
+#: cluster`` (docs/benchmarks.md) for pairwise precision >= 0.99 with few strangers paired.
+DEFAULT_THRESHOLD = 0.45
+DEFAULT_PAIR_THRESHOLD = 0.32
 #: The fewest faces that make a candidate person; smaller groups are left unclustered (-1).
 DEFAULT_MIN_SIZE = 2
 #: Rows of the similarity matrix computed at a time (bounds memory to BLOCK x N floats).
@@ -133,44 +138,65 @@ def _conflicted_nodes(merges: np.ndarray, partners: list[set[int]], rows: np.nda
     return conflicted
 
 
-def _cut(merges: np.ndarray, conflicted: np.ndarray, threshold: float) -> list[list[int]]:
-    """The highest dendrogram nodes within ``threshold`` and free of conflicts, as lists of leaves."""
+def merge_threshold(threshold: float, pair_threshold: float, a: np.ndarray | float, b: np.ndarray | float):
+    """The largest mean cosine distance at which groups of ``a`` and ``b`` faces merge.
+
+    ``pair_threshold`` for two lone faces, rising towards ``threshold`` as the groups grow: a
+    mean over a x b pairs varies less than one pair's distance, and a lone face has thousands of
+    strangers to meet its nearest look-alike among, so one close pair means less than a close
+    mean between two groups. Measured on LFW (docs/benchmarks.md): two lone faces within 0.3 are
+    one person 96% of the time, within 0.35-0.4 only 42%.
+    """
+    return threshold - (threshold - pair_threshold) / np.sqrt(np.asarray(a, float) * np.asarray(b, float))
+
+
+def _cut(merges: np.ndarray, conflicted: np.ndarray, threshold: float, pair_threshold: float) -> list[list[int]]:
+    """The highest dendrogram nodes whose every merge passes :func:`merge_threshold` and which
+    hold no conflicting faces, as lists of leaves."""
     n = len(merges) + 1
+    size = np.concatenate([np.ones(n), merges[:, 3]])
+    left, right = merges[:, 0].astype(np.int64), merges[:, 1].astype(np.int64)
+    passes = merges[:, 2] <= merge_threshold(threshold, pair_threshold, size[left], size[right])
+    valid = np.ones(2 * n - 1, bool)
+    for step in range(n - 1):  # children come before parents in scipy's order
+        valid[n + step] = passes[step] and not conflicted[n + step] and valid[left[step]] and valid[right[step]]
     clusters, stack = [], [2 * n - 2]
     while stack:
         node = stack.pop()
-        if node < n:
-            clusters.append([node])
-        elif merges[node - n, 2] <= threshold and not conflicted[node]:
-            leaves, todo = [], [node]
-            while todo:
-                x = todo.pop()
-                if x < n:
-                    leaves.append(x)
-                else:
-                    todo.extend((int(merges[x - n, 0]), int(merges[x - n, 1])))
-            clusters.append(leaves)
-        else:
-            stack.extend((int(merges[node - n, 0]), int(merges[node - n, 1])))
+        if not valid[node]:
+            stack.extend((int(left[node - n]), int(right[node - n])))
+            continue
+        leaves, todo = [], [node]
+        while todo:
+            x = todo.pop()
+            if x < n:
+                leaves.append(x)
+            else:
+                todo.extend((int(left[x - n]), int(right[x - n])))
+        clusters.append(leaves)
     return clusters
 
 
 def cluster_faces(vectors: np.ndarray, photo_ids: np.ndarray, *, cannot_link: Sequence[tuple[int, int]] = (),
-                  threshold: float = DEFAULT_THRESHOLD, min_size: int = DEFAULT_MIN_SIZE,
-                  method: str = "average") -> np.ndarray:
+                  threshold: float = DEFAULT_THRESHOLD, pair_threshold: float = DEFAULT_PAIR_THRESHOLD,
+                  min_size: int = DEFAULT_MIN_SIZE, method: str = "average") -> np.ndarray:
     """Group faces into candidate people.
 
     Args:
         vectors: float32 (N, D) L2-normalised face embeddings.
         photo_ids: int64 (N,) the photo each face comes from; faces of one photo never share a label.
         cannot_link: pairs of row indexes (into ``vectors``) that never share a label.
-        threshold: cosine distance at which the dendrogram is cut (larger merges more).
+        threshold: the largest mean cosine distance at which two large groups merge (larger merges more).
+        pair_threshold: the same for two lone faces; groups in between get a threshold in
+            between (:func:`merge_threshold`). Must not exceed ``threshold``.
         min_size: groups smaller than this are left unclustered.
         method: scipy linkage method on cosine distance (``"average"``, ``"complete"``, ``"single"``).
     Returns:
         int64 (N,) labels 0..K-1, numbered largest cluster first; -1 for faces in no cluster.
     """
     vectors, photo_ids = _check(vectors, photo_ids)
+    if not 0.0 <= pair_threshold <= threshold:
+        raise ValueError(f"pair_threshold {pair_threshold} must be between 0 and threshold {threshold}")
     n = len(vectors)
     labels = np.full(n, -1, np.int64)
     if n < 2:
@@ -182,7 +208,8 @@ def cluster_faces(vectors: np.ndarray, photo_ids: np.ndarray, *, cannot_link: Se
             continue
         merges = linkage(pdist(vectors[comp].astype(np.float64), "cosine").clip(0.0), method=method)
         conflicted = _conflicted_nodes(merges, partners, comp)
-        groups.extend(comp[leaves] for leaves in _cut(merges, conflicted, threshold) if len(leaves) >= min_size)
+        groups.extend(comp[leaves] for leaves in _cut(merges, conflicted, threshold, pair_threshold)
+                      if len(leaves) >= min_size)
     return _number(groups, n)
 
 
@@ -196,11 +223,12 @@ def _number(groups: list[np.ndarray], n: int) -> np.ndarray:
 
 def attach_faces(new_vectors: np.ndarray, new_photo_ids: np.ndarray, vectors: np.ndarray, labels: np.ndarray,
                  photo_ids: np.ndarray, *, cannot_link: Sequence[tuple[int, int]] = (),
-                 threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+                 threshold: float = DEFAULT_THRESHOLD, pair_threshold: float = DEFAULT_PAIR_THRESHOLD) -> np.ndarray:
     """Give newly scanned faces to existing clusters, without re-clustering.
 
     A new face joins the cluster with the smallest mean cosine distance to its members (the
-    average-linkage distance :func:`cluster_faces` cuts at) if that is within ``threshold`` and
+    average-linkage distance :func:`cluster_faces` cuts at) if that is within the threshold
+    :func:`cluster_faces` would use for one face and a group of that size (:func:`merge_threshold`), and
     joining breaks no constraint: the cluster holds no face of the same photo and no face it
     is cannot-linked to, and no other new face of the same photo (or cannot-linked to it) has
     joined that cluster in this call. Closest pairs are decided first.
@@ -213,7 +241,7 @@ def attach_faces(new_vectors: np.ndarray, new_photo_ids: np.ndarray, vectors: np
         photo_ids: int64 (N,) their photos.
         cannot_link: pairs of row indexes into the new faces *followed by* the existing ones:
             rows 0..M-1 are ``new_vectors``, rows M..M+N-1 are ``vectors``.
-        threshold: the largest mean cosine distance at which a face joins.
+        threshold, pair_threshold: as for :func:`cluster_faces`.
     Returns:
         int64 (M,) an existing label for each new face, or -1 (the caller clusters those among
         themselves with :func:`cluster_faces`).
@@ -235,11 +263,12 @@ def attach_faces(new_vectors: np.ndarray, new_photo_ids: np.ndarray, vectors: np
     onehot = csr_matrix((np.ones(len(clustered), np.float32), (np.arange(len(clustered)), member_label)),
                         shape=(len(clustered), len(names)))
     sizes = np.bincount(member_label, minlength=len(names)).astype(np.float32)
+    limit = merge_threshold(threshold, pair_threshold, 1, sizes)
     candidates = []
     for start in range(0, m, BLOCK):
         sims = new_vectors[start:start + BLOCK] @ vectors[clustered].T
         mean = np.asarray((onehot.T @ sims.T).T) / sizes
-        r, c = np.nonzero(1.0 - mean <= threshold)
+        r, c = np.nonzero(1.0 - mean <= limit)
         candidates.extend(zip((1.0 - mean[r, c]).tolist(), (r + start).tolist(), c.tolist()))
     candidates.sort()
     # The labels each row (new or existing) is barred from, grown as new faces join.
