@@ -474,3 +474,23 @@ def test_the_server_on_every_backend_answers_like_embedded_under_concurrent_requ
                 answer = json.loads(response.read())
         assert answer["results"][0]["faces"] == expected
         _consistent(g)
+
+
+def test_scan_name_query_and_undo_on_every_backend(backend, cli, analysis):
+    """The people commands through SQLAlchemy on each backend: a named candidate person is found by
+    ``query`` (its faces reach the backend's vectors), and undoing the naming takes them out again."""
+    res = cli(*backend.args(), "scan", "-q", "--json", CELEB / "train" / "jerry_seinfeld", CELEB / "train" / "madonna")
+    assert res.exit_code == 0, res.output
+    with backend.open(analysis) as g:
+        assert g.is_empty()                       # unknown faces are not gallery faces
+        biggest = g.people.list()["clusters"][0]
+        person = Path(g.people.show(biggest["id"])["faces"][0]["path"]).parent.name
+        assert g.people.name(biggest["id"], person)["named"] == biggest["faces"]
+        _consistent(g)
+    probe = sorted((CELEB / "val" / person).glob("*.jpg"))[0]
+    answer = json.loads(cli(*backend.args(), "query", "--json", probe).stdout)
+    assert answer["results"][0]["faces"][0]["identity"] == person
+    with backend.open(analysis) as g:
+        assert g.people.undo()["kind"] == "name"
+        assert g.is_empty() and len(g.people.show(biggest["id"])["faces"]) == biggest["faces"]
+        _consistent(g)

@@ -144,3 +144,47 @@ def test_the_live_page_names_who_the_camera_sees(server, page, tmp_path):
     screenshot(page, "live", tmp_path)
     assert int(page.inner_text("#sent")) >= 2
     page.click("#stop")
+
+
+def test_the_people_page_names_splits_rejects_and_undoes(known_gallery, page, tmp_path):
+    from conftest import CELEB, wait_ready
+    from facesearch.server.app import create_app
+    from facesearch.server.serving import BackgroundServer
+
+    known_gallery.scan([CELEB / "train"], recursive=True)
+    first = known_gallery.people.list()["clusters"][0]
+    with BackgroundServer(create_app(known_gallery)) as url:
+        wait_ready(url)
+        page.goto(url + "/people")
+        card = page.locator(f".cluster[data-cluster='{first['id']}']")
+        card.wait_for()
+        assert f"{first['faces']} faces" in card.locator(".title").inner_text()
+        page.wait_for_function("[...document.querySelectorAll('.cluster img')].every(i => i.src.startsWith('blob:'))")
+        screenshot(page, "people", tmp_path)
+
+        figures = card.locator("figure")
+        figures.nth(0).click()
+        figures.nth(1).click()
+        card.locator(".split-button").click()
+        page.wait_for_function("document.querySelector('#notice').textContent.startsWith('Moved 2 faces')")
+        assert len(known_gallery.people.show(first["id"])["faces"]) == first["faces"] - 2
+        page.click("#undo")
+        page.wait_for_function("document.querySelector('#notice').textContent.startsWith('Undone: split')")
+        assert len(known_gallery.people.show(first["id"])["faces"]) == first["faces"]
+
+        card = page.locator(f".cluster[data-cluster='{first['id']}']")
+        card.locator(".person-name").fill("star")
+        card.locator(".name-button").click()
+        named = page.locator(".named[data-name='star']")
+        named.wait_for()
+        assert "star" in known_gallery.names()
+        named.locator("figure button").first.click()
+        page.wait_for_function("document.querySelector('#notice').textContent.includes('is not star')")
+        assert len(known_gallery.people.photos("star")["photos"]) == first["faces"] - 1
+        page.click("#undo")
+        page.wait_for_function("document.querySelector('#notice').textContent.startsWith('Undone: face')")
+        assert len(known_gallery.people.photos("star")["photos"]) == first["faces"]
+
+        page.set_input_files("#scan-picker", str(QUERIES / "multiface.jpg"))
+        page.wait_for_function("document.querySelector('#notice').textContent.startsWith('Scanned 1 photo: 6 faces')")
+        assert known_gallery.people.list()["photos"] == 94

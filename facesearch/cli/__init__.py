@@ -4,7 +4,7 @@
 when imported here, and :mod:`~facesearch.cli.render` turns results into text or JSON.
 """
 from facesearch.cli import (  # noqa: F401
-    bench_commands, classify_commands, gallery_commands, server_commands, video_commands)
+    bench_commands, classify_commands, gallery_commands, people_commands, server_commands, video_commands)
 from facesearch.cli.root import main
 
 __all__ = ["main"]

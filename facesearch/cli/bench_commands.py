@@ -282,3 +282,25 @@ def bench_cluster(lfw, dataset, max_people, methods, no_cache, as_json):
     data = cluster_quality.run(None if dataset else _default_lfw(lfw), dataset=dataset, max_people=max_people,
                                methods=method_list, use_cache=not no_cache, progress=quiet_progress(False))
     render.emit(data, as_json, render.cluster_bench_text)
+
+
+@bench.command(name="people")
+@click.option("--dataset", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder of <split>/<person>/<photos> [default: 5celeb under $FACESEARCH_DATA].")
+@click.option("--probe", default="val", show_default=True, help="The split whose photos are queried afterwards.")
+@click.option("--cache", "use_cache", is_flag=True, help="Use the face cache (the first scan's time then means little).")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def bench_people(dataset, probe, use_cache, as_json):
+    """A labelled photo library scanned unlabelled into an empty gallery: scan and re-scan time,
+    candidate people's purity and recall, and `query` after naming them against the enroll path."""
+    import os
+
+    from facesearch.bench import people_scan
+
+    if dataset is None:
+        if not os.environ.get("FACESEARCH_DATA"):
+            raise click.UsageError("no data folder: pass --dataset DIR or set FACESEARCH_DATA")
+        dataset = Path(os.environ["FACESEARCH_DATA"]) / "5celeb"
+    if not (Path(dataset) / probe).is_dir():
+        raise click.UsageError(f"{dataset}: no {probe}/ folder to query (see --probe)")
+    render.emit(people_scan.run(dataset, probe=probe, use_cache=use_cache), as_json, render.people_bench_text)

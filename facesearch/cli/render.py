@@ -404,6 +404,81 @@ def scale_text(d: dict) -> Iterable[str]:
                + (f", {r['cells']} cells, nprobe {r['nprobe']}" if r.get('cells') else ""))
 
 
+# -- people --------------------------------------------------------------------------------------
+
+def clusters_text(d: dict) -> Iterable[str]:
+    yield (f"{d['clusters']} candidate {_plural(d['clusters'], 'person', 'people')} "
+           f"({d['new_clusters']} new, {d['attached']} face(s) joined one); {d['waiting']} face(s) waiting.")
+
+
+def scan_text(d: dict) -> Iterable[str]:
+    faces = sum(s["faces"] for s in d["scanned"])
+    yield (f"Scanned {len(d['scanned'])} photo(s): {faces} face(s), {len(d['identified'])} identified, "
+           f"{d['unknown']} unknown; {len(d['already_scanned'])} already scanned, {len(d['no_face'])} without a face, "
+           f"{len(d['errors'])} error(s).")
+    for i in d["identified"]:
+        yield f"  {i['path']}: {i['identity']} {i['similarity']:.2f}"
+    if d["clusters"]:
+        yield from clusters_text(d["clusters"])
+
+
+def people_text(d: dict) -> Iterable[str]:
+    yield (f"{d['photos']} photo(s) scanned, {d['faces']} face(s); {len(d['clusters'])} candidate "
+           f"{_plural(len(d['clusters']), 'person', 'people')}, {d['waiting']} unknown face(s) waiting.")
+    if d["clusters"]:
+        yield f"{'person':>7}  faces  photos  faces shown"
+    for c in d["clusters"]:
+        hint = f"   looks like {c['suggestion']['name']} ({c['suggestion']['faces']}/{c['faces']})" \
+            if c.get("suggestion") else ""
+        yield f"{c['id']:>7}  {c['faces']:>5}  {c['photos']:>6}  {' '.join(str(f) for f in c['sample'])}{hint}"
+    for p in d["people"]:
+        yield f"  {p['name']}: {p['faces']} face(s) in {p['photos']} photo(s)"
+    if d.get("sheet"):
+        yield f"Contact sheet: {d['sheet']}"
+
+
+def cluster_text(d: dict) -> Iterable[str]:
+    yield f"Candidate person {d['id']}: {len(d['faces'])} face(s)"
+    for f in d["faces"]:
+        yield f"  face {f['face']:>6}  {f['box']}  {f['path']}"
+
+
+def named_text(d: dict) -> Iterable[str]:
+    how = "as a new person" if d["created"] else "merged into the enrolled person"
+    yield f"Named candidate person {d['cluster']} {d['name']!r} {how}: {d['named']} face(s) enrolled."
+    if d["left_out"]:
+        yield f"  left out (not {d['name']}, or their photo already has {d['name']}): {d['left_out']}"
+    if d.get("identified"):
+        yield f"  {len(d['identified'])} waiting face(s) now identified as {d['name']}: {d['identified']}"
+
+
+def rejected_text(d: dict) -> Iterable[str]:
+    moved = " and taken back from them" if d["was"] != "unknown" else ""
+    yield f"Face {d['face']} is not {d['name']!r}: recorded{moved}."
+
+
+def people_split_text(d: dict) -> Iterable[str]:
+    yield f"Moved {len(d['faces'])} face(s) from candidate person {d['cluster']} to {d['new_cluster']}."
+
+
+def person_photos_text(d: dict) -> Iterable[str]:
+    yield f"{d['name']}: {len(d['photos'])} scanned photo(s)"
+    for p in d["photos"]:
+        for f in p["faces"]:
+            yield f"  {p['path']}  {f['box']}  ({f['state']})"
+
+
+def undone_text(d: dict) -> Iterable[str]:
+    yield f"Undid action {d['undone']}: {d['summary']}."
+
+
+def history_text(d: dict) -> Iterable[str]:
+    if not d["actions"]:
+        yield "No actions yet."
+    for a in d["actions"]:
+        yield f"{a['id']:>5}  {a['at']}  {a.get('summary', a['kind'])}" + ("  (undone)" if a["undone"] else "")
+
+
 def cluster_bench_text(d: dict) -> Iterable[str]:
     m = d["machine"]
     yield (f"{d['photos']} photos of {d['people']} people ({d['people_seen_once']} seen once), {d['faces']} faces, "
@@ -419,3 +494,17 @@ def cluster_bench_text(d: dict) -> Iterable[str]:
     t = d["targets"]
     yield (f"Targets: pairwise precision >= 99%: {'met' if t['pairwise_precision_met'] else 'MISSED'}; "
            f"best BCubed F1 of all rows: {'met' if t['adopted_has_best_bcubed_f1'] else 'MISSED'}")
+
+
+def people_bench_text(d: dict) -> Iterable[str]:
+    yield (f"{d['root']}: {d['photos']} photos, {d['faces']} faces scanned in {d['scan_s']:.1f} s; re-scan "
+           f"{d['rescan_s']:.2f} s ({100 * d['rescan_share']:.1f}% of the first)")
+    yield f"{len(d['clusters'])} candidate people, {d['waiting']} faces waiting:"
+    for c in d["clusters"]:
+        yield f"  #{c['id']:<4} {c['faces']:>4} faces  {c['person']:<16} purity {_pct(c['purity'])}%"
+    yield "Share of each person's faces in their largest candidate: " + \
+        ", ".join(f"{k} {_pct(v).strip()}%" for k, v in sorted(d["recall"].items()))
+    yield (f"query on {d['probes']} {d['probe']} photos: {_pct(d['people_accuracy']).strip()}% right after naming each "
+           f"person's largest candidate; {_pct(d['suggested_accuracy']).strip()}% after accepting {d['suggested']} "
+           f"suggested merge(s) ({d['suggested_wrong']} wrong); {_pct(d['all_named_accuracy']).strip()}% once every "
+           f"candidate is named; {_pct(d['enroll_accuracy']).strip()}% by the enroll path")

@@ -15,6 +15,10 @@ when it is opened (see :mod:`facesearch.permissions`).
 Other backends, chosen by URL (:mod:`facesearch.gallery.backends`): a PostgreSQL ``db_url`` keeps
 the vectors in the same database (pgvector), and ``vectors`` puts them in Milvus; the gallery
 then searches and maintains that store instead of the FAISS files (``self.vectors``).
+
+A gallery also keeps the photo libraries scanned into it (:meth:`Gallery.scan`): every face of
+every photo, the unknown ones grouped into candidate people to name (``self.people``,
+:mod:`facesearch.gallery.people`). Those faces stay out of the enrolled faces until named.
 """
 from __future__ import annotations
 
@@ -49,6 +53,7 @@ from facesearch.search.calibration import (DEFAULT_FPIR, MAX_PROBES, MAX_REFEREN
 from facesearch.search.normalisation import CENTRE_WEIGHT, COHORT_K
 from facesearch.gallery.store import FaceRecord, NewFace, Store
 from facesearch.gallery import api_keys, interchange, transfer
+from facesearch.gallery.people import People, ScanReport
 from facesearch.gallery.lock import LOCK_FILE
 from facesearch.gallery.backends import open_vectors, writer_lock
 
@@ -176,6 +181,8 @@ class Gallery:
         # Other processes are kept apart by the writer lock and the index files' atomic swaps.
         self._guard = threading.RLock()
         self._key_memo = api_keys.KeyMemo()
+        #: The scanned photo library: candidate people, naming, feedback (:mod:`.people`).
+        self.people = People(self)
 
     def __repr__(self) -> str:
         return f"Gallery({str(self.home)!r})"
@@ -664,7 +671,8 @@ class Gallery:
     def remove(self, name: str) -> int:
         """Remove an identity and its faces. Returns the number of faces removed.
 
-        Every copy of the person's face data that facesearch keeps goes: the database rows
+        Every copy of the person's face data that facesearch keeps goes: the database rows (their
+        scanned faces too, identified or named, with the cached faces of those photos)
         (overwritten with zeros, not just unlinked, and the write-ahead log emptied), the
         index files (rewritten without them at once, although other writes leave their changes
         in the database until a checkpoint is due; past 50,000 faces the files hold 40-byte
@@ -679,6 +687,7 @@ class Gallery:
         with self._exclusive():
             photos = self.store.identity_photo_hashes(name)
             uploads = self._uploads_of(self.store.faces(name))
+            photos += self.people.forget_identity(name)
             removed = self.store.remove_identity(name)
             self._erase_removed()
             self._forget_uploads(uploads)
@@ -694,10 +703,19 @@ class Gallery:
             log.warning("%s: another process is reading the gallery, so the database's write-ahead log "
                         "keeps the removed faces until the next removal", self.home)
 
+    def scan(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, *, recursive: bool = False,
+             recluster: bool = False, progress: Callable[[int], None] | None = None,
+             on_total: Callable[[int], None] | None = None, analysis: FaceAnalysis | None = None) -> ScanReport:
+        """Scan a photo library: every face of every photo stored, enrolled people identified, the
+        unknown faces clustered into candidate people (``self.people``). See :meth:`.People.scan`."""
+        return self.people.scan(paths, recursive=recursive, recluster=recluster, progress=progress,
+                                on_total=on_total, analysis=analysis)
+
     def rename(self, old: str, new: str) -> None:
         """Rename an identity (merging into ``new`` if it already exists). A rename changes no
         vector; a merge updates one identity average."""
         with self._writing():
+            self.people.merge_identity(old, new)
             self.store.rename_identity(old, new)
 
     def remove_face(self, face_id: int) -> dict:
@@ -711,12 +729,28 @@ class Gallery:
         with self._exclusive():
             record = self.store.face(face_id)
             photo = self.store.face_photo_hash(face_id)
+            scanned = self.people.forget_enrolled_face(face_id)
             name, left = self.store.remove_face(face_id)
+            if not left:
+                self.people.release_orphans()
             self._erase_removed()
             self._forget_uploads(self._uploads_of([record]))
-        if not self.store.photo_hash_in_use(photo):
-            forget([photo], self._cache_root or faces_cache_dir())
+        # A scanned photo's cached faces go even while it is in use: they hold the removed face.
+        gone = [p for p in {photo} if p is not None and not self.store.photo_hash_in_use(p)] + scanned
+        if gone:
+            forget(gone, self._cache_root or faces_cache_dir())
         return {"removed_face": face_id, "identity": name, "faces_left": left}
+
+    @staticmethod
+    def _check_uploads(photos: Sequence[tuple[str, bytes]], max_pixels: int | None) -> None:
+        """Raise :class:`ImageError` naming the first photo that is not a readable image within ``max_pixels``."""
+        for filename, data in photos:
+            if sniff_format(data) is None:
+                raise ImageError(filename, "not a JPEG, PNG, WebP, BMP or TIFF image")
+            try:
+                load_image(data, max_pixels=max_pixels)
+            except ImageError as exc:
+                raise ImageError(filename, exc.reason) from None
 
     def _uploads_of(self, records: Sequence[FaceRecord]) -> list[str]:
         """The source photos of ``records`` that are the gallery's own copies of uploads."""
@@ -727,7 +761,8 @@ class Gallery:
         """Delete the kept uploads among ``paths`` that no stored photo uses any more."""
         if not paths:
             return
-        for path in set(paths) - self.store.paths_in_use(paths):
+        # A scanned photo keeps its copy while the scan holds it (its other faces' thumbnails).
+        for path in set(paths) - self.store.paths_in_use(paths) - self.people.paths_in_use(paths):
             Path(path).unlink(missing_ok=True)
 
     def enroll_uploads(self, photos: Sequence[tuple[str, bytes]], name: str, *, max_pixels: int | None = MAX_PIXELS,
@@ -742,13 +777,7 @@ class Gallery:
         """
         if not name or not name.strip():
             raise GalleryError("the name is empty")
-        for filename, data in photos:
-            if sniff_format(data) is None:
-                raise ImageError(filename, "not a JPEG, PNG, WebP, BMP or TIFF image")
-            try:
-                load_image(data, max_pixels=max_pixels)
-            except ImageError as exc:
-                raise ImageError(filename, exc.reason) from None
+        self._check_uploads(photos, max_pixels)
         folder = self.home / UPLOADS_DIR
         make_dirs(folder, PRIVATE_DIR)
         stored: dict[str, str] = {}   # stored path -> given name
@@ -769,6 +798,37 @@ class Gallery:
             if str(path) not in enrolled:
                 path.unlink(missing_ok=True)
         return _renamed_report(report, stored)
+
+    def scan_uploads(self, photos: Sequence[tuple[str, bytes]], *, max_pixels: int | None = MAX_PIXELS,
+                     analysis: FaceAnalysis | None = None) -> ScanReport:
+        """Scan photos received as bytes, ``(file name, data)`` each, as :meth:`scan` scans files.
+
+        Every photo is checked first, as :meth:`enroll_uploads` does (nothing is stored if one
+        fails); the photos scanned are kept under ``<home>/uploads/`` (thumbnails are cut from
+        them), the others are not. The report names them by the given file names.
+        """
+        self._check_uploads(photos, max_pixels)
+        folder = self.home / UPLOADS_DIR
+        make_dirs(folder, PRIVATE_DIR)
+        stored: dict[str, str] = {}
+        created: list[Path] = []
+        try:
+            for filename, data in photos:
+                path, new = _keep_upload(folder, data)
+                if new:
+                    created.append(path)
+                stored.setdefault(str(path), filename)
+            report = self.scan(list(stored), analysis=analysis)
+        except BaseException:
+            for path in created:
+                if str(path.resolve()) not in self.people.paths_in_use([str(path.resolve())]):
+                    path.unlink(missing_ok=True)
+            raise
+        scanned = {p for p, _ in report.scanned}
+        for path in created:
+            if str(path) not in scanned:
+                path.unlink(missing_ok=True)
+        return report.renamed(stored)
 
     # -- API keys ---------------------------------------------------------------------------
 

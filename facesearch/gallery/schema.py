@@ -1,6 +1,7 @@
 """The gallery's tables (SQLAlchemy ORM): identities, source photos, faces with their embeddings,
-one row of gallery state (embedding model, change counter), the calibrated threshold and the
-server's API keys.
+one row of gallery state (embedding model, change counter), the calibrated threshold, the
+server's API keys, and the faces found by scanning a photo library (``facesearch scan``) with
+their candidate people and the user's feedback (:mod:`facesearch.gallery.people`).
 
 Changing a table here needs a new Alembic revision in ``migrations/versions/`` (see
 :mod:`facesearch.gallery.revisions`), so that galleries made by earlier releases are upgraded.
@@ -9,12 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 #: The Alembic revision these tables are (the newest script in ``migrations/versions/``; a test
 #: keeps the two equal). Opening a gallery at this revision needs no Alembic at all.
-REVISION = "0005"
+REVISION = "0006"
 
 #: Written into ``gallery_state.schema_version`` by 0.1.0, which had no migrations. The schema's
 #: revision is now Alembic's (:mod:`facesearch.gallery.revisions`); the column keeps this value so
@@ -135,3 +136,81 @@ class CalibrationRow(Base):
     generation: Mapped[int] = mapped_column(Integer, default=0)
     note: Mapped[str] = mapped_column(String(512), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+
+
+class ScannedPhoto(Base):
+    """A photo of a scanned library, by content: scanning it again costs nothing."""
+
+    __tablename__ = "scanned_photos"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(4096))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    scanned_at: Mapped[dt.datetime] = mapped_column(default=_now)
+
+
+class PeopleCluster(Base):
+    """A candidate person: scanned unknown faces that look alike. Ids are never reused
+    (``sqlite_autoincrement``), so an action log entry names the cluster it acted on for good."""
+
+    __tablename__ = "people_clusters"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+
+
+class ScannedFace(Base):
+    """One face of a scanned photo. ``state`` says what it is: ``unknown`` (``cluster_id`` its
+    candidate person, or none while it waits), ``identified`` (matched to ``identity_id`` at the
+    calibrated threshold; not enrolled), or ``named`` (enrolled as ``identity_id`` through
+    ``people name``: ``enrolled_face_id`` is the gallery face made from it). Only named faces are
+    in the gallery's faces, so unknown ones never answer a query nor move an identity's average."""
+
+    __tablename__ = "scanned_faces"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("scanned_photos.id", ondelete="CASCADE"), index=True)
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    w: Mapped[float] = mapped_column(Float)
+    h: Mapped[float] = mapped_column(Float)
+    landmarks: Mapped[str] = mapped_column(String(512))  # JSON [[x, y] * 5]
+    score: Mapped[float] = mapped_column(Float)
+    quality: Mapped[float] = mapped_column(Float)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    similarity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    identity_id: Mapped[int | None] = mapped_column(ForeignKey("identities.id", ondelete="SET NULL"),
+                                                    nullable=True, index=True)
+    enrolled_face_id: Mapped[int | None] = mapped_column(ForeignKey("faces.id", ondelete="SET NULL"),
+                                                         nullable=True, index=True)
+    cluster_id: Mapped[int | None] = mapped_column(ForeignKey("people_clusters.id", ondelete="SET NULL"),
+                                                   nullable=True, index=True)
+
+
+class PeopleAction(Base):
+    """One step of ``facesearch people`` (name, not, split, recluster), with what undoing it needs
+    (``payload``, JSON); ``undone_at`` is set once it has been undone."""
+
+    __tablename__ = "people_actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    undone_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class PeopleConstraint(Base):
+    """Negative feedback: face ``face_id`` is not the same person as face ``other_face_id`` (a
+    split), or not identity ``identity_id`` (``people not``). Deleted with the action that made it
+    when that is undone."""
+
+    __tablename__ = "people_constraints"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    face_id: Mapped[int] = mapped_column(ForeignKey("scanned_faces.id", ondelete="CASCADE"), index=True)
+    other_face_id: Mapped[int | None] = mapped_column(ForeignKey("scanned_faces.id", ondelete="CASCADE"),
+                                                      nullable=True, index=True)
+    identity_id: Mapped[int | None] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"),
+                                                    nullable=True, index=True)
+    action_id: Mapped[int] = mapped_column(ForeignKey("people_actions.id", ondelete="CASCADE"), index=True)

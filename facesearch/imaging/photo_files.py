@@ -115,3 +115,30 @@ def collect_photos(paths: Sequence[str | os.PathLike], name: str | None) -> tupl
             for sub in subdirs:
                 items += [(p, sub.name) for p in iter_image_files(sub)]
     return items, errors
+
+
+def library_photos(paths: Sequence[str | os.PathLike], recursive: bool) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Expand ``scan`` arguments (photos, or folders of them: only their own photos unless
+    ``recursive``) into photo paths in order, without repeats, plus ``(path, reason)`` errors.
+    Nothing is opened: special files are refused when read."""
+    photos: list[Path] = []
+    errors: list[tuple[str, str]] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            errors.append((str(raw), "no such file or folder"))
+            continue
+        if not path.is_dir():
+            photos.append(path)
+            continue
+        if recursive:
+            found = iter_image_files(path)
+        else:
+            found = sorted(p for p in path.iterdir() if not _is_hidden(p.name) and not p.is_dir()
+                           and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not found:
+            errors.append((str(raw), "folder holds no photos" + ("" if recursive else " (--recursive looks in sub-folders)")))
+        photos += found
+    seen: set[Path] = set()
+    unique = [p for p in photos if not (p in seen or seen.add(p))]
+    return unique, errors

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from facesearch import __version__
 from facesearch.errors import FaceSearchError, GalleryError, ImageError, NotFoundError, OptionsError, one_line
 from facesearch.gallery import Gallery
-from facesearch.server import api_gallery, api_live, api_photos, pages, schemas
+from facesearch.server import api_gallery, api_live, api_people, api_photos, pages, schemas
 from facesearch.server.state import ServerSettings, ServerState
 from facesearch.server.uploads import BODY_TOO_LARGE, BodyLimit, UploadRejected, too_large_message
 
@@ -67,6 +67,7 @@ def create_app(gallery: Gallery | None = None, *, home: str | os.PathLike | None
     _add_health(app)
     app.include_router(api_photos.router)
     app.include_router(api_gallery.router)
+    app.include_router(api_people.router)
     app.include_router(api_live.router)
     app.include_router(pages.router)
     app.mount("/static", pages.static_files(), name="static")

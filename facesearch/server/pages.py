@@ -1,7 +1,8 @@
 """The web page: plain HTML, CSS and JavaScript from ``static/``, no build step.
 
 ``/`` identifies an uploaded photo, ``/gallery`` shows, renames, removes and enrolls people,
-``/live`` identifies the camera's frames over the WebSocket of :mod:`.api_live`.
+``/live`` identifies the camera's frames over the WebSocket of :mod:`.api_live`, ``/people`` names and
+corrects the candidate people a scan found (:mod:`.api_people`).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC = Path(__file__).resolve().parent / "static"
-PAGES = {"/": "index.html", "/gallery": "gallery.html", "/live": "live.html"}
+PAGES = {"/": "index.html", "/gallery": "gallery.html", "/live": "live.html", "/people": "people.html"}
 
 router = APIRouter(include_in_schema=False)
 

@@ -144,3 +144,139 @@ class Error(BaseModel):
     """Every error: one line naming the file or object and the reason."""
 
     error: str
+
+
+# -- people found by scanning (facesearch.gallery.people) ----------------------------------------
+
+class Suggestion(BaseModel):
+    name: str = Field(description="the enrolled person at least half of the candidate's faces match")
+    faces: int = Field(description="how many of its faces match them")
+
+
+class CandidatePerson(BaseModel):
+    id: int = Field(description="the candidate person's id, for name / split")
+    faces: int
+    photos: int
+    sample: list[int] = Field(description="scanned face ids, sharpest first (thumbnails at /api/v1/people/faces/ID/thumbnail)")
+    suggestion: Optional[Suggestion] = Field(default=None, description="most likely a part of this enrolled person")
+
+
+class ScannedPerson(BaseModel):
+    name: str
+    faces: int
+    photos: int
+
+
+class PeopleList(BaseModel):
+    """What ``facesearch people list --json`` prints."""
+
+    clusters: list[CandidatePerson] = Field(description="largest first")
+    waiting: int = Field(description="unknown faces in no candidate person yet")
+    people: list[ScannedPerson] = Field(description="enrolled people seen in the scanned photos")
+    photos: int
+    faces: int
+
+
+class CandidateFace(BaseModel):
+    face: int
+    path: str
+    box: list[int]
+    quality: float
+
+
+class CandidateFaces(BaseModel):
+    id: int
+    faces: list[CandidateFace]
+
+
+class NameRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=256, description="the person's name; merges into them if enrolled")
+
+
+class Named(BaseModel):
+    action: int
+    cluster: int
+    name: str
+    created: bool
+    named: int
+    left_out: list[int]
+    identified: list[int] = Field(description="waiting unknown faces now identified as this person")
+
+
+class SplitRequest(BaseModel):
+    faces: list[int] = Field(min_length=1, description="the scanned faces to move into a new candidate person")
+
+
+class Split(BaseModel):
+    action: int
+    cluster: int
+    new_cluster: int
+    faces: list[int]
+
+
+class Rejected(BaseModel):
+    action: int
+    face: int
+    name: str
+    was: str = Field(description="the face's state before: unknown, identified or named")
+
+
+class PersonPhotoFace(BaseModel):
+    face: int
+    box: list[int]
+    state: str
+    similarity: Optional[float] = None
+
+
+class PersonPhoto(BaseModel):
+    path: str
+    faces: list[PersonPhotoFace]
+
+
+class PersonPhotos(BaseModel):
+    name: str
+    photos: list[PersonPhoto]
+
+
+class Undone(BaseModel):
+    undone: int
+    kind: str
+    summary: str
+
+
+class PeopleActionRecord(BaseModel):
+    id: int
+    kind: str
+    summary: str = ""
+    at: str
+    undone: bool
+
+
+class Reclustered(BaseModel):
+    attached: int
+    new_clusters: int
+    clusters: int
+    waiting: int
+
+
+class ScannedPhotoRecord(BaseModel):
+    path: str
+    faces: int
+
+
+class IdentifiedFace(BaseModel):
+    path: str
+    identity: str
+    similarity: float
+
+
+class ScanReport(BaseModel):
+    """What ``facesearch scan --json`` prints (paths are the uploaded files' names)."""
+
+    scanned: list[ScannedPhotoRecord]
+    already_scanned: list[str]
+    no_face: list[str]
+    identified: list[IdentifiedFace]
+    unknown: int
+    errors: list[PhotoError]
+    clusters: Reclustered

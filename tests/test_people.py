@@ -1,0 +1,437 @@
+"""Scanning a photo library and its candidate people (``facesearch scan``, ``facesearch people``):
+real photos, real models, real SQLite galleries."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import stat
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import CELEB, KNOWN, QUERIES
+
+
+class CountingAnalysis:
+    """The real analysis, counting the photos it is asked to detect and embed."""
+
+    def __init__(self, analysis):
+        self.inner = analysis
+        self.photos = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def get_batch(self, images):
+        self.photos += len(images)
+        return self.inner.get_batch(images)
+
+
+def _person(path: str) -> str:
+    return Path(path).parent.name
+
+
+def _db(home: Path) -> sqlite3.Connection:
+    return sqlite3.connect(home / "db" / "gallery.sqlite")
+
+
+@pytest.fixture(scope="module")
+def celeb_template(tmp_path_factory, analysis):
+    """5celeb train and val scanned together into an empty gallery, once; copy with ``celeb``."""
+    from facesearch.gallery import Gallery
+
+    home = tmp_path_factory.mktemp("celeb-scan")
+    with Gallery(home, analysis=analysis) as g:
+        report = g.scan([CELEB], recursive=True)
+    assert not report.errors, report.errors
+    return home
+
+
+@pytest.fixture
+def celeb(tmp_path, celeb_template, analysis):
+    from facesearch.gallery import Gallery
+
+    home = tmp_path / "celeb"
+    shutil.copytree(celeb_template, home)
+    g = Gallery(home, analysis=analysis)
+    yield g
+    g.close()
+
+
+def _clusters(g) -> dict[int, list[dict]]:
+    return {c["id"]: g.people.show(c["id"])["faces"] for c in g.people.list()["clusters"]}
+
+
+def _no_cluster_holds_two_faces_of_one_photo(home: Path) -> None:
+    with _db(home) as db:
+        clash = db.execute("SELECT cluster_id, photo_id, COUNT(*) FROM scanned_faces WHERE state = 'unknown' AND "
+                           "cluster_id IS NOT NULL GROUP BY cluster_id, photo_id HAVING COUNT(*) > 1").fetchall()
+    assert clash == []
+
+
+def test_scan_keeps_every_face_and_identifies_the_enrolled(known_gallery):
+    report = known_gallery.scan([QUERIES])
+    assert not report.errors
+    found = dict(report.scanned)
+    assert found[str(QUERIES / "multiface.jpg")] == 6      # every face, not the largest
+    who = Counter((Path(p).name, n) for p, n, _ in report.identified)
+    assert who[("two_people.jpg", "obama")] == 1 and who[("two_people.jpg", "biden")] == 1
+    assert not any(Path(p).name == "multiface.jpg" for p, _, _ in report.identified)
+    assert report.unknown >= 6
+    photos = {Path(p["path"]).name: p["faces"] for p in known_gallery.people.photos("obama")["photos"]}
+    assert {"obama1.jpg", "two_people.jpg", "obama_and_biden.jpg"} <= set(photos)
+    assert all(f["state"] == "identified" and len(f["box"]) == 4 for f in photos["obama1.jpg"])
+    # Unknown faces answer no query and join no identity: the gallery still holds its 9 enrolled faces.
+    assert known_gallery.face_count() == 9
+
+
+def test_a_rescan_neither_decodes_nor_detects(tmp_path, analysis):
+    from facesearch.gallery import Gallery
+
+    counting = CountingAnalysis(analysis)
+    with Gallery(tmp_path / "g", analysis=counting, cache=False) as g:
+        first = g.scan([KNOWN], recursive=True)
+        assert counting.photos == 9 and len(first.scanned) == 9
+        again = g.scan([KNOWN, KNOWN / "obama"], recursive=True)
+    assert counting.photos == 9            # no photo detected or embedded again
+    assert again.scanned == [] and len(again.already_scanned) == 9   # a photo named twice counts once
+    assert again.clusters["attached"] == again.clusters["new_clusters"] == 0          # nothing re-clustered
+    assert again.clusters["clusters"] == first.clusters["clusters"]
+
+
+def test_five_celebrities_scanned_unlabelled_become_five_pure_people(celeb):
+    clusters = _clusters(celeb)
+    largest = sorted(clusters.values(), key=len, reverse=True)[:5]
+    majority = [Counter(_person(f["path"]) for f in faces).most_common(1)[0] for faces in largest]
+    assert {name for name, _ in majority} == {"ben_afflek", "elton_john", "jerry_seinfeld", "madonna", "mindy_kaling"}
+    for (name, count), faces in zip(majority, largest):
+        assert count / len(faces) >= 0.9, (name, count, len(faces))
+    _no_cluster_holds_two_faces_of_one_photo(celeb.home)
+
+
+def test_naming_the_five_makes_query_identify_the_val_photos(celeb):
+    clusters = _clusters(celeb)
+    named = set()
+    for cluster, faces in sorted(clusters.items(), key=lambda kv: -len(kv[1])):
+        name = Counter(_person(f["path"]) for f in faces).most_common(1)[0][0]
+        if name not in named:
+            celeb.people.name(cluster, name)
+            named.add(name)
+    val = sorted(p for p in (CELEB / "val").rglob("*.jpg"))
+
+    def right() -> int:
+        return sum(bool(faces) and faces[0].match.identity == p.parent.name
+                   for p in val for faces in [celeb.query(p).faces])
+
+    assert right() >= len(val) - 2
+    # The smaller candidates the gallery then suggests are parts of the named people: accepting
+    # every suggestion (no label looked at) merges them rightly, and val is named as by enrollment.
+    suggested = [c for c in celeb.people.list()["clusters"] if c["suggestion"]]
+    assert suggested
+    for c in suggested:
+        majority = Counter(_person(f["path"]) for f in clusters[c["id"]]).most_common(1)[0][0]
+        assert c["suggestion"]["name"] == majority
+        celeb.people.name(c["id"], c["suggestion"]["name"])
+    assert right() == len(val)
+    # Waiting faces identified by the naming are right, as a later scan's would be.
+    identified = [(who, p["path"]) for who in named for p in celeb.people.photos(who)["photos"]
+                  for f in p["faces"] if f["state"] == "identified"]
+    assert identified and all(_person(path) == who for who, path in identified)
+
+
+def test_same_photo_faces_are_never_one_person(celeb):
+    from facesearch.gallery.people import separate
+
+    with _db(celeb.home) as db:
+        rows = db.execute("SELECT id, embedding FROM scanned_faces ORDER BY id LIMIT 20").fetchall()
+    vectors = np.stack([np.frombuffer(e, "<f4") for _, e in rows])
+    labels = np.zeros(len(rows), np.int64)              # all one cluster ...
+    photos = np.array([0, 0, 0] + list(range(1, len(rows) - 2)), np.int64)  # ... three faces from one photo
+    kept = separate(labels, vectors, photos, cannot_link=[(5, 6)])
+    assert (kept[:3] >= 0).sum() == 1 and (kept[5:7] >= 0).sum() == 1
+    assert (kept >= 0).sum() == len(rows) - 3
+
+
+def test_name_query_and_later_scans_identify_them(tmp_path, analysis, cli):
+    home = tmp_path / "g"
+    res = cli("--home", home, "scan", "--json", "-q", CELEB / "train" / "jerry_seinfeld", CELEB / "train" / "madonna")
+    assert res.exit_code == 0, res.output
+    listing = json.loads(cli("--home", home, "people", "list", "--json").output)
+    biggest = listing["clusters"][0]
+    shown = json.loads(cli("--home", home, "people", "show", biggest["id"], "--json").output)
+    person = Counter(_person(f["path"]) for f in shown["faces"]).most_common(1)[0][0]
+    res = cli("--home", home, "people", "name", biggest["id"], person, "--json")
+    assert json.loads(res.output)["named"] == biggest["faces"]
+    val = sorted((CELEB / "val" / person).glob("*.jpg"))
+    answers = json.loads(cli("--home", home, "query", "--json", *val).output)["results"]
+    assert sum(r["faces"][0]["identity"] == person for r in answers) >= len(val) - 1
+    report = json.loads(cli("--home", home, "scan", "--json", "-q", CELEB / "val" / person).output)
+    assert len(report["identified"]) >= len(val) - 1 and {i["identity"] for i in report["identified"]} == {person}
+    photos = json.loads(cli("--home", home, "people", "photos", person, "--json").output)["photos"]
+    assert len(photos) == biggest["faces"] + len(report["identified"])
+
+
+def test_split_and_not_are_kept_after_a_recluster_and_each_undoes(celeb):
+    people = celeb.people
+    cluster, faces = max(_clusters(celeb).items(), key=lambda kv: len(kv[1]))
+    ids = [f["face"] for f in faces]
+    split = people.split(cluster, ids[:2])
+    assert {f["face"] for f in people.show(split["new_cluster"])["faces"]} == set(ids[:2])
+    people.recluster()
+    after = {f["face"]: c for c, fs in _clusters(celeb).items() for f in fs}
+    for face in ids[:2]:
+        assert after.get(face) is None or all(after.get(other) != after[face] for other in ids[2:])
+
+    # Undo the split: the faces go back and the constraint goes.
+    assert people.undo()["kind"] == "split"
+    people.recluster()
+    after = {f["face"]: c for c, fs in _clusters(celeb).items() for f in fs}
+    assert after[ids[0]] == after[ids[2]]
+
+    # Name the cluster, then say one of its faces is not that person.
+    cluster = after[ids[2]]
+    named = people.name(cluster, "someone")
+    enrolled = celeb.face_count()
+    assert enrolled == named["named"]
+    rejected = people.reject(ids[0], "someone")
+    assert rejected["was"] == "named" and celeb.face_count() == enrolled - 1
+    assert all(f["face"] != ids[0] for p in people.photos("someone")["photos"] for f in p["faces"])
+    # Undoing the naming puts its faces back as unknown; the rejected face then joins the
+    # cluster again, but naming it "someone" once more leaves that face out.
+    assert people.undo()["kind"] == "not" and celeb.face_count() == enrolled
+    people.reject(ids[0], "someone")
+    assert people.undo()["kind"] == "not"
+    assert people.undo()["kind"] == "name" and celeb.is_empty()
+    people.recluster()
+    cluster = {f["face"]: c for c, fs in _clusters(celeb).items() for f in fs}[ids[2]]
+    people.name(cluster, "someone")
+    people.reject(ids[0], "someone")
+    people.update_clusters()
+    back = {f["face"]: c for c, fs in _clusters(celeb).items() for f in fs}.get(ids[0])
+    if back is not None:
+        again = people.name(back, "someone")
+        assert ids[0] in again["left_out"]
+    assert all(f["face"] != ids[0] for p in people.photos("someone")["photos"] for f in p["faces"])
+    history = people.history()
+    assert [a["kind"] for a in history][-4:] == ["not", "not", "name", "split"]
+    assert [a["undone"] for a in history][-4:] == [True, True, True, True]
+
+
+def test_undo_with_nothing_to_undo_and_bad_input_are_one_line(tmp_path, cli):
+    home = tmp_path / "g"
+    broken = tmp_path / "photos"
+    broken.mkdir()
+    (broken / "broken.jpg").write_text("not a photo")
+    shutil.copy(QUERIES / "obama1.jpg", broken / "obama1.jpg")
+    res = cli("--home", home, "scan", "-q", broken, tmp_path / "missing")
+    assert res.exit_code == 1
+    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 2 and any(e.endswith("missing: no such file or folder") for e in errors)
+    assert any(str(broken / "broken.jpg") in e for e in errors)
+    assert "Scanned 1 photo(s)" in res.output       # the good photo was kept
+    for args, expected in [(("people", "undo"), "nothing to undo"),
+                           (("people", "name", "999", "x"), "no candidate person 999"),
+                           (("people", "not", "999", "x"), "no scanned face with id 999"),
+                           (("people", "split", "999", "1"), "no candidate person 999"),
+                           (("people", "photos", "nobody"), "no identity named 'nobody'")]:
+        res = cli("--home", home, *args)
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error:") and expected in lines[0], \
+            res.output
+    res = cli("--home", home, "scan", "-q", KNOWN)
+    assert res.exit_code == 1 and "folder holds no photos (--recursive looks in sub-folders)" in res.output
+
+
+def test_sheet_is_private_and_removal_removes_the_scanned_faces(celeb, tmp_path, cli):
+    res = cli("--home", celeb.home, "people", "list", "--sheet", tmp_path / "sheet.png", "--json")
+    data = json.loads(res.output)
+    assert data["sheet"] and stat.S_IMODE(os.stat(tmp_path / "sheet.png").st_mode) == 0o600
+    from PIL import Image
+
+    with Image.open(tmp_path / "sheet.png") as sheet:
+        assert sheet.height >= 96 * len(data["clusters"][:50])
+    cluster = data["clusters"][0]
+    given = cluster["faces"] + len(celeb.people.name(cluster["id"], "x")["identified"])
+    with _db(celeb.home) as db:
+        assert db.execute("SELECT COUNT(*) FROM scanned_faces WHERE identity_id IS NOT NULL").fetchone()[0] == given
+    celeb.remove("x")
+    with _db(celeb.home) as db:
+        assert db.execute("SELECT COUNT(*) FROM scanned_faces WHERE identity_id IS NOT NULL").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM faces").fetchone()[0] == 0
+        total = db.execute("SELECT COUNT(*) FROM scanned_faces").fetchone()[0]
+    assert total == 121 - given
+
+
+def test_the_people_endpoints_answer_what_the_cli_prints(celeb, cli):
+    from conftest import wait_ready
+    from facesearch.server.app import create_app
+    from facesearch.server.serving import BackgroundServer
+    from test_server import call, one_line_error
+
+    with BackgroundServer(create_app(celeb)) as url:
+        wait_ready(url)
+        base = url + "/api/v1/people"
+        got, listing = call("GET", base + "?sample=4")
+        assert got == 200 and listing == json.loads(cli("--home", celeb.home, "people", "list", "--sample", "4",
+                                                        "--json").output)
+        first = listing["clusters"][0]
+        got, shown = call("GET", base + f"/clusters/{first['id']}")
+        assert got == 200 and len(shown["faces"]) == first["faces"]
+        got, jpeg = call("GET", base + f"/faces/{first['sample'][0]}/thumbnail?size=64")
+        assert got == 200 and jpeg[:3] == b"\xff\xd8\xff"
+        faces = [f["face"] for f in shown["faces"]]
+        got, split = call("POST", base + f"/clusters/{first['id']}/split", body={"faces": faces[:1]})
+        assert got == 200 and split["faces"] == faces[:1]
+        got, named = call("POST", base + f"/clusters/{first['id']}/name", body={"name": "star"})
+        assert got == 200 and named["named"] == first["faces"] - 1 and named["created"]
+        got, photos = call("GET", base + "/named/star/photos")
+        assert got == 200 and len(photos["photos"]) == named["named"] + len(named["identified"])
+        got, rejected = call("POST", base + f"/faces/{faces[1]}/not", body={"name": "star"})
+        assert got == 200 and rejected["was"] == "named"
+        got, history = call("GET", base + "/history")
+        assert [a["kind"] for a in history] == ["not", "name", "split"]
+        for kind in ("not", "name", "split"):
+            got, undone = call("POST", base + "/undo")
+            assert got == 200 and undone["kind"] == kind
+        assert celeb.is_empty()
+        got, again = call("POST", base + "/recluster")
+        assert got == 200 and again["clusters"] == len(listing["clusters"])
+        for method, path, body in (("GET", "/clusters/9999", None), ("POST", "/clusters/9999/name", {"name": "x"}),
+                                   ("POST", "/faces/99999/not", {"name": "star"}), ("GET", "/named/nobody/photos", None),
+                                   ("POST", "/undo", None)):
+            got, answer = call(method, base + path, body=body)
+            assert got == 404 and one_line_error(answer), (path, answer)
+        got, answer = call("POST", base + f"/clusters/{first['id']}/name", body={"name": ""})
+        assert got == 422
+
+
+@pytest.mark.slow
+def test_a_killed_scan_leaves_a_consistent_library_that_a_rescan_completes(tmp_path):
+    """SIGKILL a scan once it has committed some photos (a cold face cache keeps it busy): the gallery
+    opens, every committed photo has its faces, and scanning again finishes the rest."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+    from facesearch.gallery import Gallery
+
+    cold = tmp_path / "cold-cache"
+    cold.mkdir()
+    os.symlink(Path(os.environ["FACESEARCH_CACHE"]) / "models", cold / "models")
+    home = tmp_path / "g"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FACESEARCH_CACHE": str(cold)}
+    proc = subprocess.Popen([sys.executable, "-m", "facesearch", "--home", str(home), "scan", "-q", "-r",
+                             str(CELEB / "train")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, photos = time.time() + 600, 0
+    while time.time() < deadline and proc.poll() is None and not photos:
+        time.sleep(0.5)
+        if (home / "db" / "gallery.sqlite").exists():
+            try:
+                with _db(home) as db:
+                    photos = db.execute("SELECT COUNT(*) FROM scanned_photos").fetchone()[0]
+            except sqlite3.OperationalError:  # tables not created yet
+                pass
+    assert proc.poll() is None, f"the scan ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with _db(home) as db:
+        done = db.execute("SELECT COUNT(*) FROM scanned_photos").fetchone()[0]
+        orphans = db.execute("SELECT COUNT(*) FROM scanned_photos p WHERE NOT EXISTS "
+                             "(SELECT 1 FROM scanned_faces f WHERE f.photo_id = p.id)").fetchone()[0]
+    assert 0 < done < 93 and orphans <= 1      # one 5celeb train photo has no face
+    with Gallery(home) as g:                   # the warm face cache: the rest is quick
+        report = g.scan([CELEB / "train"], recursive=True)
+        assert len(report.already_scanned) == done and len(report.scanned) == 93 - done
+        assert g.people.list()["photos"] == 93
+    _no_cluster_holds_two_faces_of_one_photo(home)
+
+
+def test_every_people_command_through_the_cli(celeb, cli):
+    home = celeb.home
+
+    def run(*args):
+        res = cli("--home", home, "people", *args, "--json")
+        assert res.exit_code == 0, res.output
+        return json.loads(res.output)
+
+    first = run("list")["clusters"][0]
+    faces = [f["face"] for f in run("show", first["id"])["faces"]]
+    split = run("split", first["id"], faces[0])
+    assert split["faces"] == faces[:1] and split["new_cluster"] != first["id"]
+    named = run("name", first["id"], "star")
+    assert named["named"] == first["faces"] - 1
+    rejected = run("not", faces[1], "star")
+    assert {k: v for k, v in rejected.items() if k != "action"} == {"face": faces[1], "name": "star", "was": "named"}
+    assert [a["kind"] for a in run("history")["actions"]] == ["not", "name", "split"]
+    assert run("undo")["kind"] == "not"
+    assert run("recluster")["clusters"] >= 1
+    text = cli("--home", home, "people", "history").output
+    assert "face" in text and "(undone)" in text
+
+
+def test_merging_or_emptying_a_named_person_keeps_their_scanned_faces_consistent(celeb):
+    people = celeb.people
+    clusters = sorted(_clusters(celeb).items(), key=lambda kv: -len(kv[1]))
+    (first, faces_a), (second, faces_b) = clusters[0], clusters[1]
+    extra = len(people.name(first, "a")["identified"]) + len(people.name(second, "b")["identified"])
+    people.reject(faces_b[0]["face"], "b")
+    celeb.rename("b", "a")                       # a merge: b's scanned faces and feedback follow
+    given = sum(len(p["faces"]) for p in people.photos("a")["photos"])
+    assert given == len(faces_a) + len(faces_b) - 1 + extra
+    people.update_clusters()                     # the rejected face waits, still "not a"
+    with _db(celeb.home) as db:
+        assert db.execute("SELECT COUNT(*) FROM scanned_faces WHERE state != 'unknown' AND identity_id IS NULL"
+                          ).fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM people_constraints c JOIN identities i ON i.id = c.identity_id "
+                          "WHERE i.name = 'a'").fetchone()[0] == 1
+    for record in celeb.faces("a"):              # removing every face one by one empties "a"
+        celeb.remove_face(record["id"])
+    with _db(celeb.home) as db:
+        states = dict(db.execute("SELECT state, COUNT(*) FROM scanned_faces GROUP BY state").fetchall())
+    # The named faces went with their gallery copies; nothing is left pointing at a gone identity.
+    assert set(states) == {"unknown"} and states["unknown"] == 121 - len(faces_a) - len(faces_b) + 1
+
+
+def test_bench_people_on_5celeb_through_the_cli(cli):
+    res = cli("bench", "people", "--cache", "--json")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["photos"] == 118 and d["errors"] == 0
+    assert d["rescan_s"] < d["scan_s"]            # with the face cache on, the first scan decodes nothing either
+    assert all(c["purity"] >= 0.9 for c in d["clusters"])
+    assert d["suggested_wrong"] == 0 and d["suggested_accuracy"] == d["enroll_accuracy"] == 1.0
+    res = cli("bench", "people", "--dataset", CELEB, "--probe", "nope")
+    assert res.exit_code == 2 and "no nope/ folder" in res.output
+
+
+def test_scanning_uploads_over_http(known_gallery):
+    from conftest import wait_ready
+    from facesearch.server.app import create_app
+    from facesearch.server.serving import BackgroundServer
+    from test_server import call, one_line_error
+
+    uploads = known_gallery.home / "uploads"
+    with BackgroundServer(create_app(known_gallery)) as url:
+        wait_ready(url)
+        got, answer = call("POST", url + "/api/v1/people/scan",
+                           photos=[QUERIES / "multiface.jpg", ("notes.jpg", b"not a photo")])
+        assert got in (415, 422) and "notes.jpg" in one_line_error(answer)
+        assert not uploads.exists() or not list(uploads.iterdir())
+        assert known_gallery.people.list()["photos"] == 0
+        got, report = call("POST", url + "/api/v1/people/scan", photos=[QUERIES / "multiface.jpg", QUERIES / "obama1.jpg"])
+        assert got == 200, report
+        assert report["scanned"] == [{"path": "multiface.jpg", "faces": 6}, {"path": "obama1.jpg", "faces": 1}]
+        assert [(i["path"], i["identity"]) for i in report["identified"]] == [("obama1.jpg", "obama")]
+        assert len(list(uploads.iterdir())) == 2 and all(stat.S_IMODE(p.stat().st_mode) == 0o600
+                                                         for p in uploads.iterdir())
+        got, again = call("POST", url + "/api/v1/people/scan", photos=[QUERIES / "obama1.jpg"])
+        assert got == 200 and again["already_scanned"] == ["obama1.jpg"] and again["scanned"] == []
+        face = known_gallery.people.photos("obama")["photos"][0]["faces"][0]["face"]
+        got, jpeg = call("GET", url + f"/api/v1/people/faces/{face}/thumbnail")
+        assert got == 200 and jpeg[:3] == b"\xff\xd8\xff"
