@@ -40,7 +40,7 @@ from facesearch.permissions import PRIVATE_DIR, make_dirs, tighten
 from facesearch.imaging.decode import FORMAT_EXTENSIONS, MAX_PIXELS, load_image, sniff_format
 from facesearch.imaging.photo_files import collect_photos, iter_image_files
 from facesearch.imaging.thumbnails import encode_jpeg, face_thumbnail
-from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, hash_photo
+from facesearch.models.photo_faces import CHUNK, PhotoError, PhotoFaces, analyse_photos, hash_photo
 from facesearch.search.faiss_index import GalleryIndex, kind_for
 from facesearch.search.answers import DEFAULT_THRESHOLD, Match
 from facesearch.search.verification import Verification, verify_faces
@@ -572,7 +572,8 @@ class Gallery:
     def enroll(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, name: str | None = None, *,
                progress: Callable[[int], None] | None = None,
                on_total: Callable[[int], None] | None = None,
-               analysis: FaceAnalysis | None = None) -> EnrollReport:
+               analysis: FaceAnalysis | None = None,
+               ray: str | None = None, ray_workers: int | None = None) -> EnrollReport:
         """Enroll photos: folders of ``<identity>/<photos>``, or photos of one person with ``name``.
 
         Each photo contributes its largest face (photos with several faces are reported). A
@@ -585,6 +586,11 @@ class Gallery:
             on_total: called once with the number of photos found.
             analysis: detect and embed with this instead of the gallery's own (e.g. a larger
                 minimum face size); it must use the gallery's embedding model.
+            ray: decode, detect and embed on a Ray cluster (:mod:`facesearch.models.ray_analysis`):
+                its address, or ``""`` for a local cluster started for this call. This process
+                still stores every batch, in order, under the writer lock: the gallery is the one a
+                plain enrollment makes.
+            ray_workers: Ray actors (default: one per CPU of the cluster).
         """
         analysis = analysis or self.analysis
         if analysis.model_id != self.model_id:
@@ -599,13 +605,28 @@ class Gallery:
             on_total(len(items))
         cache = FaceCache.for_settings(analysis.settings, self._cache_root) if self._cache_root else None
         seen: dict[str, str] = {}
+        # Hashing and the in-run duplicate check run in this process, batch by batch, as the
+        # analysis (here or on the cluster) asks for more.
+        batches = ((chunk, self._photos_to_analyse(chunk, report, seen))
+                   for chunk in (items[start:start + CHUNK] for start in range(0, len(items), CHUNK)))
+        analyser = None
         try:
-            for start in range(0, len(items), CHUNK):
-                chunk = items[start:start + CHUNK]
-                self._enroll_chunk(chunk, report, seen, cache, analysis)
+            if ray is None:
+                analysed = ((chunk, todo, analyse_photos([(p, sha) for p, sha, _ in todo], analysis, cache))
+                            for chunk, todo in batches)
+            else:
+                from facesearch.models.ray_analysis import RayAnalyser  # Ray loads only for --ray
+
+                analyser = RayAnalyser(analysis, self._cache_root if cache else None, address=ray, workers=ray_workers)
+                analysed = ((chunk, todo, photos) for (chunk, todo), photos in
+                            analyser.map(((chunk, todo), [(p, sha) for p, sha, _ in todo]) for chunk, todo in batches))
+            for chunk, todo, photos in analysed:
+                self._store_analysed(todo, photos, report)
                 if progress:
                     progress(len(chunk))
         finally:
+            if analyser is not None:
+                analyser.close()
             # Also after an interruption: what was committed gets its index files now, when due,
             # rather than being caught up by every reader.
             if report.enrolled:
@@ -613,8 +634,10 @@ class Gallery:
                     pass
         return report
 
-    def _enroll_chunk(self, chunk, report: EnrollReport, seen: dict[str, str], cache, analysis) -> None:
-        todo, names = [], []
+    def _photos_to_analyse(self, chunk, report: EnrollReport, seen: dict[str, str]) -> list[tuple[Path, str, str]]:
+        """The ``(path, sha256, identity)`` of a batch's photos that are readable and not already
+        in this run; the others go into ``report``."""
+        todo = []
         for path, identity in chunk:
             sha = hash_photo(path)
             if isinstance(sha, PhotoError):
@@ -625,11 +648,14 @@ class Gallery:
                 report.duplicates.append((str(path), owner))
                 continue
             seen[sha] = identity
-            todo.append((path, sha))
-            names.append(identity)
+            todo.append((Path(path), sha, identity))
+        return todo
 
+    def _store_analysed(self, todo: Sequence[tuple[Path, str, str]], photos: Sequence[PhotoFaces | PhotoError],
+                        report: EnrollReport) -> None:
+        """Store the largest face of each analysed photo (``photos`` in the order of ``todo``)."""
         rows, enrolled = [], []
-        for identity, photo in zip(names, analyse_photos(todo, analysis, cache)):
+        for (_, _, identity), photo in zip(todo, photos):
             if isinstance(photo, PhotoError):
                 report.errors.append((str(photo.path), photo.reason))
                 continue
