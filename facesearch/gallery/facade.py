@@ -847,6 +847,8 @@ class Gallery:
         """What the index this gallery searches is: ``{"faces", "identities", "generation", "kind",
         "identities_kind", "cells", "nprobe", "pending"}`` (``cells``/``nprobe`` None unless an inverted file)."""
         index = self._load_index()
+        if self.vectors is not None:  # pgvector, Milvus: one kind of index for both sets, no cells
+            return {**index.summary(), "identities_kind": index.kind, "cells": None, "nprobe": None, "pending": 0}
         return {**index.summary(), "identities_kind": index.identities.base.kind, "cells": index.faces.base.cells,
                 "nprobe": index.faces.base.nprobe, "pending": index.pending}
 
