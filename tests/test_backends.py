@@ -337,12 +337,18 @@ def test_milvus_collection_of_another_dimension(cli, tmp_path):
 
 
 def test_unusable_vectors_option(cli, tmp_path):
-    res = cli("--home", tmp_path, "--vectors", tmp_path / "missing" / "v.db", "list")
+    """One line each, and nothing written: no gallery folder, no database file."""
+    home = tmp_path / "home"
+    res = cli("--home", home, "--vectors", tmp_path / "missing" / "v.db", "enroll", "--name", "obama", KNOWN / "obama")
     _one_line_error(res, names=str(tmp_path / "missing" / "v.db"), reason="folder does not exist")
-    res = cli("--home", tmp_path, "--vectors", "milvus://someone:s3cret@127.0.0.1:9", "list")
+    assert not home.exists()
+    res = cli("--home", home, "--vectors", "milvus://someone:s3cret@127.0.0.1:9", "enroll", "--name", "obama",
+              KNOWN / "obama")
     _one_line_error(res, names="milvus://someone:***@127.0.0.1:9", reason="cannot reach Milvus", secret="s3cret")
-    res = cli("--home", tmp_path, "--vectors", "faiss://nowhere", "list")
+    assert not home.exists()
+    res = cli("--home", home, "--vectors", "faiss://nowhere", "list")
     assert res.exit_code == 2 and "not a Milvus URL" in res.output
+    assert not home.exists()
 
 
 # -- moving a gallery between backends ------------------------------------------------------------

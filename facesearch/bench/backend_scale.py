@@ -6,7 +6,7 @@ and is measured the same way:
 - bulk load: the faces stored in chunks (``Gallery.add_embeddings``) inside the vector store's
   ``bulk_load``, then the index built (``reindex``, or the end of the bulk load for pgvector):
   faces per second over both;
-- live insert: ``LIVE_FACES`` more faces in small writes, each updating the index (what a growing
+- live insert: ``live_faces`` (default :data:`LIVE_FACES`) more faces in small writes, each updating the index (what a growing
   gallery pays);
 - one query: p50/p95 of ``Gallery.search_faces`` for one face, top 10; the probes are stored faces
   with noise added (cosine about 0.7 to the original, like another photo of the same person);
@@ -119,7 +119,8 @@ def probes(vectors: np.ndarray, n: int, seed: int = 1) -> tuple[np.ndarray, np.n
 
 
 def measure(backend: str, size: int, kind: str, folder: Path, *, queries: int = QUERIES,
-            query_budget_s: float = 60.0, seed: int = 0, progress: ProgressFactory = no_progress) -> dict:
+            query_budget_s: float = 60.0, live_faces: int = LIVE_FACES, seed: int = 0,
+            progress: ProgressFactory = no_progress) -> dict:
     """One row: a gallery of ``size`` faces of ``kind`` on ``backend``, built in ``folder`` (see the module)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -179,9 +180,9 @@ def measure(backend: str, size: int, kind: str, folder: Path, *, queries: int = 
 
         # -- live inserts
         t = time.perf_counter()
-        for labels, vectors in stream_distractors(kind, LIVE_FACES, seed + 1, chunk=LIVE_BATCH):
+        for labels, vectors in stream_distractors(kind, live_faces, seed + 1, chunk=LIVE_BATCH):
             g.add_embeddings([f"live{int(i)}" for i in labels], vectors)
-        row["live_faces_per_s"] = round(LIVE_FACES / (time.perf_counter() - t), 1)
+        row["live_faces_per_s"] = round(live_faces / (time.perf_counter() - t), 1)
         pg_bytes = int(_sql(kwargs["db_url"], "SELECT pg_database_size('bench')")) if backend == "postgres" else 0
 
     # -- size on disk (the engines stopped: their files are complete)
@@ -193,13 +194,14 @@ def measure(backend: str, size: int, kind: str, folder: Path, *, queries: int = 
         row["disk"]["milvus_mb"] = round(_du(folder / "vectors.db") / 2**20, 1)
     total = home_bytes + pg_bytes + _du(folder / "vectors.db")
     row["disk_mb"] = round(total / 2**20, 1)
-    row["bytes_per_face"] = round(total / (size + LIVE_FACES))
+    row["bytes_per_face"] = round(total / (size + live_faces))
     row["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     return row
 
 
 def run(sizes: Sequence[int], backends: Sequence[str] = BACKENDS, *, kinds: Sequence[str] = ("faces",),
-        queries: int = QUERIES, query_budget_s: float = 60.0, work: str | os.PathLike | None = None,
+        queries: int = QUERIES, query_budget_s: float = 60.0, live_faces: int = LIVE_FACES,
+        work: str | os.PathLike | None = None,
         keep: bool = False, progress: ProgressFactory = no_progress) -> dict:
     """Every size x kind x backend row; galleries and engines live under ``work`` (a temporary
     folder by default) and are removed after each row unless ``keep``."""
@@ -214,11 +216,11 @@ def run(sizes: Sequence[int], backends: Sequence[str] = BACKENDS, *, kinds: Sequ
                 for backend in backends:
                     folder = work_dir / f"{backend}-{kind}-{size}"
                     rows.append(measure(backend, size, kind, folder, queries=queries, query_budget_s=query_budget_s,
-                                        progress=progress))
+                                        live_faces=live_faces, progress=progress))
                     if not keep:
                         shutil.rmtree(folder, ignore_errors=True)
     finally:
         if not keep and not work:
             shutil.rmtree(work_dir, ignore_errors=True)
     return {"benchmark": "scale-backends", "matmul": matmul_ceiling(1024, 3), "cpu_count": os.cpu_count(),
-            "live_faces": LIVE_FACES, "live_batch": LIVE_BATCH, "rows": rows}
+            "live_faces": live_faces, "live_batch": LIVE_BATCH, "rows": rows}

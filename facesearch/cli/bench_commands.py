@@ -213,8 +213,10 @@ def bench_live(ctx, video, photo, frames, as_json):
               help="With --backend: probes timed one at a time (fewer where they take over --query-budget).")
 @click.option("--query-budget", type=click.FloatRange(1), default=60.0, show_default=True,
               help="With --backend: seconds of queries per row a slow backend is held to.")
+@click.option("--live-faces", type=click.IntRange(100), default=1000, show_default=True,
+              help="With --backend: faces added after the bulk load in writes of 100, each updating the index.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-def bench_scale(lfw, sizes, kinds, people, work, keep, reuse, backends, queries, query_budget, as_json):
+def bench_scale(lfw, sizes, kinds, people, work, keep, reuse, backends, queries, query_budget, live_faces, as_json):
     """Query latency, recall, write costs, memory and disk of galleries up to a million faces."""
     from facesearch.bench import scale
 
@@ -231,7 +233,7 @@ def bench_scale(lfw, sizes, kinds, people, work, keep, reuse, backends, queries,
             raise click.UsageError(f"--backend: unknown backend(s) {', '.join(unknown)}; "
                                    f"choose from {', '.join(backend_scale.BACKENDS)}")
         data = backend_scale.run(_comma_list("--sizes", sizes, int), backend_list, kinds=kind_list, queries=queries,
-                                 query_budget_s=query_budget, work=work, keep=keep, progress=quiet_progress(False))
+                                 query_budget_s=query_budget, live_faces=live_faces, work=work, keep=keep, progress=quiet_progress(False))
         render.emit(data, as_json, render.backend_scale_text)
         return
     data = scale.run(_default_lfw(lfw), _comma_list("--sizes", sizes, int), kinds=kind_list, people=people,

@@ -50,7 +50,7 @@ from facesearch.search.normalisation import CENTRE_WEIGHT, COHORT_K
 from facesearch.gallery.store import FaceRecord, NewFace, Store
 from facesearch.gallery import api_keys, interchange, transfer
 from facesearch.gallery.lock import LOCK_FILE
-from facesearch.gallery.backends import open_vectors, writer_lock
+from facesearch.gallery.backends import connect_vectors, open_vectors, writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -145,14 +145,21 @@ class Gallery:
                  vectors: str | os.PathLike | None = None) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
         self.index_dir = self.home / "index"
-        self._make_private(db_url is None)
-        if db_url is None:
-            db_url = f"sqlite:///{(self.home / 'db' / DB_FILE).resolve()}"
-        self.analysis = analysis or FaceAnalysis()
-        # The analysis names the model: a gallery refuses to open with another one (store.py).
-        self.model_id = self.analysis.model_id
-        self.dim = self.analysis.dim
-        self.store = Store(db_url, model_id=self.model_id, embedding_dim=self.dim)
+        # A vector store is reached first: when it cannot be, nothing has been written.
+        connection = connect_vectors(vectors, wait=wait, on_wait=on_wait)
+        try:
+            self._make_private(db_url is None)
+            if db_url is None:
+                db_url = f"sqlite:///{(self.home / 'db' / DB_FILE).resolve()}"
+            self.analysis = analysis or FaceAnalysis()
+            # The analysis names the model: a gallery refuses to open with another one (store.py).
+            self.model_id = self.analysis.model_id
+            self.dim = self.analysis.dim
+            self.store = Store(db_url, model_id=self.model_id, embedding_dim=self.dim)
+        except BaseException:
+            if connection is not None:
+                connection.close()
+            raise
         if cache is False:
             self._cache_root = None
         else:
@@ -161,8 +168,12 @@ class Gallery:
         try:
             #: The vector store outside the gallery's files (pgvector, Milvus), ``None`` for the FAISS files.
             self.vectors = open_vectors(self.store, vectors, model_id=self.model_id, dim=self.dim,
-                                        lock_file=self.index_dir / LOCK_FILE, wait=wait, on_wait=on_wait)
+                                        lock_file=self.index_dir / LOCK_FILE, wait=wait, on_wait=on_wait,
+                                        connection=connection)
         except BaseException:
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.close()
             self.store.close()
             raise
         self._index: GalleryIndex | None = None
