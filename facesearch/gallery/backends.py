@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from facesearch.errors import OptionsError
 from facesearch.gallery.lock import AdvisoryLock, WriterLock
+from facesearch.gallery.schema import FaceRow, Identity
 from facesearch.gallery.store import Store
 from facesearch.search.vector_store import VectorStore
 
@@ -73,9 +74,12 @@ def open_vectors(store: Store, vectors: str | os.PathLike | None, *, model_id: s
     """
     in_postgres = None
     if store.dialect == "postgresql":
-        from facesearch.search.pgvector_index import PgvectorStore
+        from facesearch.search.pgvector_index import PgvectorStore, Sources
 
-        in_postgres = PgvectorStore(store, dim)
+        in_postgres = PgvectorStore(store, dim, Sources(
+            face_id=FaceRow.id, face_embedding=FaceRow.embedding, face_generation=FaceRow.added_gen,
+            identity_id=Identity.id, identity_sum=Identity.vector_sum, identity_count=Identity.face_count,
+            identity_generation=Identity.updated_gen))
     if vectors is None:
         return in_postgres
     vectors = _checked(vectors)
