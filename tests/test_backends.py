@@ -480,3 +480,29 @@ def test_the_server_on_every_backend_answers_like_embedded_under_concurrent_requ
                 answer = json.loads(response.read())
         assert answer["results"][0]["faces"] == expected
         _consistent(g)
+
+
+# -- the backends side by side --------------------------------------------------------------------
+
+@pytest.mark.slow  # starts a PostgreSQL server and Milvus Lite of its own
+def test_bench_scale_compares_the_three_backends(cli, tmp_path):
+    res = cli("bench", "scale", "--backend", "embedded,postgres,milvus", "--sizes", "300", "--kinds", "faces",
+              "--queries", "10", "--query-budget", "1", "--live-faces", "100", "--work", tmp_path, "--json")
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["rows"]
+    assert [r["backend"] for r in rows] == ["embedded", "postgres", "milvus"]
+    assert [r["index_kind"] for r in rows] == ["flat", "pgvector-hnsw", "milvus"]
+    for r in rows:
+        assert r["size"] == 300 and r["queries"] == 10
+        assert r["recall_at_1"] == 1.0  # 300 faces: every backend finds each probe's original
+        assert 0 < r["query_p50_ms"] <= r["query_p95_ms"]
+        assert r["bulk_faces_per_s"] > 0 and r["live_faces_per_s"] > 0
+        assert r["disk_mb"] > 0 and r["bytes_per_face"] > 2048  # at least the float32 vector itself
+    assert rows[1]["disk"]["postgres_mb"] > 0 and rows[2]["disk"]["milvus_mb"] > 0
+    assert rows[1]["ivfflat_build_s"] > 0 and rows[1]["hnsw_build_s"] > 0
+    assert list(tmp_path.iterdir()) == []  # without --keep, nothing is left behind
+
+
+def test_bench_scale_refuses_an_unknown_backend(cli):
+    res = cli("bench", "scale", "--backend", "embedded,faiss", "--sizes", "300")
+    assert res.exit_code == 2 and "unknown backend(s) faiss" in res.output
