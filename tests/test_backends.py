@@ -506,3 +506,21 @@ def test_bench_scale_compares_the_three_backends(cli, tmp_path):
 def test_bench_scale_refuses_an_unknown_backend(cli):
     res = cli("bench", "scale", "--backend", "embedded,faiss", "--sizes", "300")
     assert res.exit_code == 2 and "unknown backend(s) faiss" in res.output
+
+
+def test_a_read_only_postgres_connection_answers_queries_and_refuses_writes(cli, pg_url, tmp_path):
+    """What a query server pointed at a read replica gets: a hot standby runs every transaction read-only
+    (here, ``default_transaction_read_only`` on the session); queries answer as on the primary, a write
+    fails in one line and changes nothing."""
+    primary = ("--home", tmp_path / "a", "--db-url", pg_url)
+    assert cli(*primary, "enroll", KNOWN).exit_code == 0
+    replica = ("--home", tmp_path / "b", "--db-url", pg_url + "&options=-c%20default_transaction_read_only%3Don")
+    for args in (primary, replica):  # the same answers from both
+        res = cli(*args, "query", QUERIES / "obama1.jpg", "--json")
+        assert res.exit_code == 0, res.output
+    assert json.loads(cli(*replica, "query", QUERIES / "obama1.jpg", "--json").stdout) == \
+        json.loads(cli(*primary, "query", QUERIES / "obama1.jpg", "--json").stdout)
+    assert json.loads(cli(*replica, "list", "--json").stdout) == json.loads(cli(*primary, "list", "--json").stdout)
+    res = cli(*replica, "remove", "obama")
+    _one_line_error(res, names="postgresql+psycopg://postgres@", reason="read-only transaction")
+    assert "obama" in {i["name"] for i in json.loads(cli(*primary, "list", "--json").stdout)}
