@@ -79,7 +79,8 @@ def _consistent(g) -> None:
 
 
 def _kind(backend: Backend) -> str | None:
-    return {"embedded": None, "postgres": "PgvectorStore", "milvus": "MilvusStore"}[backend.name]
+    return {"embedded": None, "postgres": "PgvectorStore", "milvus": "MilvusStore",
+            "milvus-server": "MilvusStore"}[backend.name]
 
 
 def test_enroll_and_query_every_fixture_answer_like_embedded(backend, cli, analysis, known_gallery, probe_faces):
@@ -144,7 +145,7 @@ def _env(**extra: str) -> dict:
     return {**os.environ, "PYTHONPATH": str(REPO), **extra}
 
 
-@pytest.mark.parametrize("backend", ["postgres", "milvus"], indirect=True)
+@pytest.mark.parametrize("backend", ["postgres", "milvus", "milvus-server"], indirect=True)
 def test_concurrent_enrollers_on_every_backend_all_succeed(backend, tmp_path):
     people = sorted(p.name for p in (CELEB / "train").iterdir())
     folders = [_copy_people([people[(w + i) % 5] for i in range(3)], tmp_path / f"w{w}") for w in range(2)]
@@ -183,7 +184,7 @@ def _count_faces(backend: Backend) -> int:
         engine.dispose()
 
 
-@pytest.mark.parametrize("backend", ["postgres", "milvus"], indirect=True)
+@pytest.mark.parametrize("backend", ["postgres", "milvus", "milvus-server"], indirect=True)
 def test_killed_enrollment_leaves_a_consistent_gallery_on_every_backend(backend, tmp_path):
     """SIGKILL an enrollment once it has committed some faces: the gallery opens, its vectors agree with
     its database, and a second enrollment completes it."""
