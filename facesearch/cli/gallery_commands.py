@@ -22,8 +22,9 @@ from facesearch.cli.root import exit_on_errors, main, open_gallery, open_local_g
                    "faces under it are neither enrolled nor reported as extra faces.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
               help="Decode, detect and embed on a Ray cluster (`pip install 'facesearch[ray]'`): its address "
-                   "(HOST:PORT, ray://HOST:10001 or auto), or none to start a local one for this run. This process "
-                   "stores the results: the gallery is the one a plain enroll makes (docs/scaling.md).")
+                   "(HOST:PORT, ray://HOST:10001 or auto), or none to start a local one for this run (then give --ray "
+                   "after PATHS, or it takes the next word as the address). This process stores the results: the "
+                   "gallery is the one a plain enroll makes (docs/scaling.md).")
 @click.option("--ray-workers", type=click.IntRange(1), default=None,
               help="Ray actors, each with its own models (default: one per CPU of the cluster).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
