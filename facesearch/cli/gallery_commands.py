@@ -26,7 +26,7 @@ from facesearch.cli.root import exit_on_errors, main, open_gallery, open_local_g
                    "after PATHS, or it takes the next word as the address). This process stores the results: the "
                    "gallery is the one a plain enroll makes (docs/scaling.md).")
 @click.option("--ray-workers", type=click.IntRange(1), default=None,
-              help="Ray actors, each with its own models (default: one per CPU of the cluster).")
+              help="Ray actors, each with its own models (default: one per CPU of the cluster); implies --ray.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
