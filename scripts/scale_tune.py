@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from facesearch.bench.lfw import default_lfw
-from facesearch.bench.scale import _exact_top, real_faces
+from facesearch.bench.scale import exact_top, real_faces
 from facesearch.bench.speed import matmul_ceiling
 from facesearch.gallery import Gallery
 from facesearch.search import faiss_index
@@ -40,7 +40,7 @@ def main() -> None:
             exact = np.load(cache)
         else:
             t = time.perf_counter()
-            exact = _exact_top(g, probes, 10)
+            exact = exact_top(g, probes, 10)
             np.save(cache, exact)
             print(f"exact top-10 of {len(probes)} probes in {time.perf_counter() - t:.0f} s", flush=True)
         index = g._load_index()

@@ -156,7 +156,40 @@ def pg_url(pg_server):
     return f"postgresql+psycopg://postgres@/{name}?host={pg_server}"
 
 
-BACKENDS = ["embedded", "postgres", "milvus"]
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """``HOST:PORT`` of a real Milvus gRPC server: Milvus Lite's own (``python -m milvus_lite server``),
+    on 127.0.0.1 and a free port, its data in a temporary folder; stopped at the end of the session."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = tmp_path_factory.mktemp("milvus-server")
+    proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(folder / "data"),
+                             "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=open(folder / "server.log", "w"))
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"the Milvus Lite server did not start: {(folder / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+_collections = iter(range(1, 1_000_000))
+
+#: embedded (SQLite + FAISS), PostgreSQL + pgvector, Milvus Lite in a file, and a Milvus server over TCP.
+BACKENDS = ["embedded", "postgres", "milvus", "milvus-server"]
 
 
 class Backend:
@@ -191,4 +224,8 @@ def backend(request, tmp_path):
         return Backend("postgres", tmp_path / "home", db_url=request.getfixturevalue("pg_url"))
     if request.param == "milvus":
         return Backend("milvus", tmp_path / "home", vectors=str(tmp_path / "vectors.db"))
+    if request.param == "milvus-server":
+        address = request.getfixturevalue("milvus_server")
+        return Backend("milvus-server", tmp_path / "home",
+                       vectors=f"milvus://{address}?collection=gallery{next(_collections)}")
     return Backend("embedded", tmp_path / "home")

@@ -96,3 +96,34 @@ def test_commands_without_a_model_load_no_runtime_index_or_opencv(args, tmp_path
     assert "facesearch.gallery.facade" in imported or args[0] == "query"
     heavy = sorted(m for m in imported if m.split(".")[0] in _MODEL_AND_INDEX)
     assert not heavy, f"`facesearch {' '.join(args)}` imported {heavy[:10]}"
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Modules a file imports when it runs (imports under ``if TYPE_CHECKING:`` are for type hints only)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    hints = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+             and getattr(block.test, "id", None) == "TYPE_CHECKING" for node in ast.walk(block)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in hints:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_search_and_models_do_not_import_the_gallery():
+    # Data moves one way: the gallery calls search/ and models/, which never reach back into it.
+    offenders = {str(p.relative_to(REPO)): sorted(m for m in _runtime_imports(p) if m.startswith("facesearch.gallery"))
+                 for folder in ("search", "models") for p in (PACKAGE / folder).rglob("*.py")}
+    assert not {k: v for k, v in offenders.items() if v}, offenders
+
+
+def test_ray_is_imported_by_one_module_only():
+    users = sorted(str(p.relative_to(REPO)) for p in _module_files()
+                   if any(m == "ray" or m.startswith("ray.") for m in _runtime_imports(p)))
+    assert users == ["facesearch/models/ray_analysis.py"], users

@@ -96,7 +96,7 @@ def _timed(fn, *args) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _exact_top(gallery: Gallery, queries: np.ndarray, k: int) -> np.ndarray:
+def exact_top(gallery: Gallery, queries: np.ndarray, k: int) -> np.ndarray:
     """Face ids of the exact top ``k`` for each query, over every stored vector (streamed)."""
     best_sims = np.full((len(queries), k), -np.inf, np.float32)
     best_ids = np.full((len(queries), k), -1, np.int64)
@@ -110,7 +110,7 @@ def _exact_top(gallery: Gallery, queries: np.ndarray, k: int) -> np.ndarray:
 
 
 def _recall(gallery: Gallery, queries: np.ndarray) -> dict:
-    exact = _exact_top(gallery, queries, 10)
+    exact = exact_top(gallery, queries, 10)
     _, found = gallery.search_faces(queries, 10)
     at1 = float(np.mean(found[:, 0] == exact[:, 0]))
     at10 = float(np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)]))

@@ -216,8 +216,18 @@ def bench_live(ctx, video, photos, faces, frames, as_json):
 @click.option("--keep", is_flag=True, help="Keep the galleries.")
 @click.option("--reuse", is_flag=True, help="With --work and --keep: measure a gallery of the right size left there "
                                           "by an earlier run instead of building it again.")
+@click.option("--backend", "backends", default=None, metavar="LIST",
+              help="Compare storage backends instead (embedded, postgres, milvus; comma-separated): bulk and live "
+                   "insert rate, query p50/p95, recall@1/@10 against exact search and size on disk, on synthetic "
+                   "faces only. The engines start themselves (pgserver, a Milvus Lite file) under --work.")
+@click.option("--queries", type=click.IntRange(10), default=200, show_default=True,
+              help="With --backend: probes timed one at a time (fewer where they take over --query-budget).")
+@click.option("--query-budget", type=click.FloatRange(1), default=60.0, show_default=True,
+              help="With --backend: seconds of queries per row a slow backend is held to.")
+@click.option("--live-faces", type=click.IntRange(100), default=1000, show_default=True,
+              help="With --backend: faces added after the bulk load in writes of 100, each updating the index.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-def bench_scale(lfw, sizes, kinds, people, work, keep, reuse, as_json):
+def bench_scale(lfw, sizes, kinds, people, work, keep, reuse, backends, queries, query_budget, live_faces, as_json):
     """Query latency, recall, write costs, memory and disk of galleries up to a million faces."""
     from facesearch.bench import scale
 
@@ -225,6 +235,18 @@ def bench_scale(lfw, sizes, kinds, people, work, keep, reuse, as_json):
     unknown = sorted(set(kind_list) - set(scale.KINDS))
     if unknown:
         raise click.UsageError(f"--kinds: unknown kind(s) {', '.join(unknown)}; choose from {', '.join(scale.KINDS)}")
+    if backends is not None:
+        from facesearch.bench import backend_scale
+
+        backend_list = _comma_list("--backend", backends)
+        unknown = sorted(set(backend_list) - set(backend_scale.BACKENDS))
+        if unknown:
+            raise click.UsageError(f"--backend: unknown backend(s) {', '.join(unknown)}; "
+                                   f"choose from {', '.join(backend_scale.BACKENDS)}")
+        data = backend_scale.run(_comma_list("--sizes", sizes, int), backend_list, kinds=kind_list, queries=queries,
+                                 query_budget_s=query_budget, live_faces=live_faces, work=work, keep=keep, progress=quiet_progress(False))
+        render.emit(data, as_json, render.backend_scale_text)
+        return
     data = scale.run(_default_lfw(lfw), _comma_list("--sizes", sizes, int), kinds=kind_list, people=people,
                      work=work, keep=keep, reuse=reuse, progress=quiet_progress(False))
     render.emit(data, as_json, render.scale_text)

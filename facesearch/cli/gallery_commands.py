@@ -21,19 +21,29 @@ from facesearch.cli.root import ALIGNED_CHOICES, ALIGNED_HELP, exit_on_errors, m
               help="Smallest face looked for, in pixels. 40 enrolls about twice as fast (docs/benchmarks.md); "
                    "faces under it are neither enrolled nor reported as extra faces.")
 @click.option("--aligned", type=click.Choice(ALIGNED_CHOICES), default=None, help=ALIGNED_HELP)
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+              help="Decode, detect and embed on a Ray cluster (`pip install 'facesearch[ray]'`): its address "
+                   "(HOST:PORT, ray://HOST:10001 or auto), or none to start a local one for this run (then give --ray "
+                   "after PATHS, or it takes the next word as the address). This process stores the results: the "
+                   "gallery is the one a plain enroll makes (docs/scaling.md).")
+@click.option("--ray-workers", type=click.IntRange(1), default=None,
+              help="Ray actors, each with its own models (default: one per CPU of the cluster); implies --ray.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def enroll(ctx, paths, name, min_face_size, aligned, as_json, quiet):
+def enroll(ctx, paths, name, min_face_size, aligned, ray_address, ray_workers, as_json, quiet):
     """Enroll people from photos.
 
     PATHS are folders with one sub-folder of photos per person (the usual dataset layout),
     or, with --name, photos or folders of photos of one person. Each photo contributes its
     largest face; a photo already enrolled is skipped.
     """
-    gallery = open_gallery(ctx, remote=True, min_face_size=min_face_size, aligned=aligned)
+    distributed = {}
+    if ray_address is not None or ray_workers is not None:
+        distributed = {"ray": ray_address or "", "ray_workers": ray_workers}
+    gallery = open_gallery(ctx, remote=not distributed, min_face_size=min_face_size, aligned=aligned)
     with progress_bar("enrolling", quiet) as (on_total, update):
-        report = gallery.enroll(list(paths), name, progress=update, on_total=on_total)
+        report = gallery.enroll(list(paths), name, progress=update, on_total=on_total, **distributed)
     data = report.as_dict()
     render.emit(data, as_json, render.enroll_text)
     exit_on_errors(ctx, data["errors"])

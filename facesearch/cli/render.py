@@ -388,6 +388,20 @@ def classify_bench_text(d: dict) -> Iterable[str]:
         yield f"  strangers: {d['unknown_faces']} faces of people not enrolled, from {d['unknown']}"
 
 
+def backend_scale_text(d: dict) -> Iterable[str]:
+    yield (f"Storage backends side by side: float32 matmul ceiling {d['matmul']['gflops']:.0f} GFLOP/s on "
+           f"{d['cpu_count']} cores; live insert = {d['live_faces']} faces in writes of {d['live_batch']}")
+    yield (f"{'faces':>9} {'kind':<7} {'backend':<9} {'index':<14} {'bulk f/s':>9} {'live f/s':>9} "
+           f"{'query p50/p95 ms':>18} {'n':>4} {'recall@1':>8} {'@10':>6} {'disk MB':>8} {'B/face':>7}")
+    for r in d["rows"]:
+        yield (f"{r['size']:>9} {r['kind']:<7} {r['backend']:<9} {r['index_kind']:<14} {r['bulk_faces_per_s']:>9.0f} "
+               f"{r['live_faces_per_s']:>9.0f} {r['query_p50_ms']:>9.1f}/{r['query_p95_ms']:<8.1f} {r['queries']:>4} "
+               f"{r['recall_at_1']:>8.3f} {r['recall_at_10']:>6.3f} {r['disk_mb']:>8.0f} {r['bytes_per_face']:>7}")
+        if "ivfflat_build_s" in r:
+            yield (f"{'':>9} index build over {r['size']} faces: HNSW {r['hnsw_build_s']:.1f} s, "
+                   f"IVFFlat ({r['ivfflat_lists']} lists) {r['ivfflat_build_s']:.1f} s")
+
+
 def scale_text(d: dict) -> Iterable[str]:
     yield (f"Gallery scale: {d['real_people']} real people among synthetic distractors; "
            f"float32 matmul ceiling {d['matmul']['gflops']:.0f} GFLOP/s on {d['cpu_count']} cores")

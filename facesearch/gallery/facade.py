@@ -44,7 +44,7 @@ from facesearch.permissions import PRIVATE_DIR, make_dirs, tighten
 from facesearch.imaging.decode import FORMAT_EXTENSIONS, MAX_PIXELS, load_image, sniff_format
 from facesearch.imaging.photo_files import collect_photos, iter_image_files
 from facesearch.imaging.thumbnails import encode_jpeg, face_thumbnail
-from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, hash_photo
+from facesearch.models.photo_faces import CHUNK, PhotoError, PhotoFaces, analyse_photos, hash_photo
 from facesearch.search.faiss_index import GalleryIndex, kind_for
 from facesearch.search.answers import DEFAULT_THRESHOLD, Match
 from facesearch.search.verification import Verification, verify_faces
@@ -55,7 +55,7 @@ from facesearch.gallery.store import FaceRecord, NewFace, Store
 from facesearch.gallery import api_keys, interchange, transfer
 from facesearch.gallery.people import People, ScanReport
 from facesearch.gallery.lock import LOCK_FILE
-from facesearch.gallery.backends import open_vectors, writer_lock
+from facesearch.gallery.backends import connect_vectors, open_vectors, writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +150,21 @@ class Gallery:
                  vectors: str | os.PathLike | None = None) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
         self.index_dir = self.home / "index"
-        self._make_private(db_url is None)
-        if db_url is None:
-            db_url = f"sqlite:///{(self.home / 'db' / DB_FILE).resolve()}"
-        self.analysis = analysis or FaceAnalysis()
-        # The analysis names the model: a gallery refuses to open with another one (store.py).
-        self.model_id = self.analysis.model_id
-        self.dim = self.analysis.dim
-        self.store = Store(db_url, model_id=self.model_id, embedding_dim=self.dim)
+        # A vector store is reached first: when it cannot be, nothing has been written.
+        connection = connect_vectors(vectors, wait=wait, on_wait=on_wait)
+        try:
+            self._make_private(db_url is None)
+            if db_url is None:
+                db_url = f"sqlite:///{(self.home / 'db' / DB_FILE).resolve()}"
+            self.analysis = analysis or FaceAnalysis()
+            # The analysis names the model: a gallery refuses to open with another one (store.py).
+            self.model_id = self.analysis.model_id
+            self.dim = self.analysis.dim
+            self.store = Store(db_url, model_id=self.model_id, embedding_dim=self.dim)
+        except BaseException:
+            if connection is not None:
+                connection.close()
+            raise
         if cache is False:
             self._cache_root = None
         else:
@@ -166,8 +173,12 @@ class Gallery:
         try:
             #: The vector store outside the gallery's files (pgvector, Milvus), ``None`` for the FAISS files.
             self.vectors = open_vectors(self.store, vectors, model_id=self.model_id, dim=self.dim,
-                                        lock_file=self.index_dir / LOCK_FILE, wait=wait, on_wait=on_wait)
+                                        lock_file=self.index_dir / LOCK_FILE, wait=wait, on_wait=on_wait,
+                                        connection=connection)
         except BaseException:
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.close()
             self.store.close()
             raise
         self._index: GalleryIndex | None = None
@@ -579,7 +590,8 @@ class Gallery:
     def enroll(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, name: str | None = None, *,
                progress: Callable[[int], None] | None = None,
                on_total: Callable[[int], None] | None = None,
-               analysis: FaceAnalysis | None = None) -> EnrollReport:
+               analysis: FaceAnalysis | None = None,
+               ray: str | None = None, ray_workers: int | None = None) -> EnrollReport:
         """Enroll photos: folders of ``<identity>/<photos>``, or photos of one person with ``name``.
 
         Each photo contributes its largest face (photos with several faces are reported). A
@@ -592,6 +604,11 @@ class Gallery:
             on_total: called once with the number of photos found.
             analysis: detect and embed with this instead of the gallery's own (e.g. a larger
                 minimum face size); it must use the gallery's embedding model.
+            ray: decode, detect and embed on a Ray cluster (:mod:`facesearch.models.ray_analysis`):
+                its address, or ``""`` for a local cluster started for this call. This process
+                still stores every batch, in order, under the writer lock: the gallery is the one a
+                plain enrollment makes.
+            ray_workers: Ray actors (default: one per CPU of the cluster).
         """
         analysis = analysis or self.analysis
         if analysis.model_id != self.model_id:
@@ -606,13 +623,28 @@ class Gallery:
             on_total(len(items))
         cache = FaceCache.for_settings(analysis.settings, self._cache_root) if self._cache_root else None
         seen: dict[str, str] = {}
+        # Hashing and the in-run duplicate check run in this process, batch by batch, as the
+        # analysis (here or on the cluster) asks for more.
+        batches = ((chunk, self._photos_to_analyse(chunk, report, seen))
+                   for chunk in (items[start:start + CHUNK] for start in range(0, len(items), CHUNK)))
+        analyser = None
         try:
-            for start in range(0, len(items), CHUNK):
-                chunk = items[start:start + CHUNK]
-                self._enroll_chunk(chunk, report, seen, cache, analysis)
+            if ray is None:
+                analysed = ((chunk, todo, analyse_photos([(p, sha) for p, sha, _ in todo], analysis, cache))
+                            for chunk, todo in batches)
+            else:
+                from facesearch.models.ray_analysis import RayAnalyser  # Ray loads only for --ray
+
+                analyser = RayAnalyser(analysis, self._cache_root if cache else None, address=ray, workers=ray_workers)
+                analysed = ((chunk, todo, photos) for (chunk, todo), photos in
+                            analyser.map(((chunk, todo), [(p, sha) for p, sha, _ in todo]) for chunk, todo in batches))
+            for chunk, todo, photos in analysed:
+                self._store_analysed(todo, photos, report)
                 if progress:
                     progress(len(chunk))
         finally:
+            if analyser is not None:
+                analyser.close()
             # Also after an interruption: what was committed gets its index files now, when due,
             # rather than being caught up by every reader.
             if report.enrolled:
@@ -620,8 +652,10 @@ class Gallery:
                     pass
         return report
 
-    def _enroll_chunk(self, chunk, report: EnrollReport, seen: dict[str, str], cache, analysis) -> None:
-        todo, names = [], []
+    def _photos_to_analyse(self, chunk, report: EnrollReport, seen: dict[str, str]) -> list[tuple[Path, str, str]]:
+        """The ``(path, sha256, identity)`` of a batch's photos that are readable and not already
+        in this run; the others go into ``report``."""
+        todo = []
         for path, identity in chunk:
             sha = hash_photo(path)
             if isinstance(sha, PhotoError):
@@ -632,11 +666,14 @@ class Gallery:
                 report.duplicates.append((str(path), owner))
                 continue
             seen[sha] = identity
-            todo.append((path, sha))
-            names.append(identity)
+            todo.append((Path(path), sha, identity))
+        return todo
 
+    def _store_analysed(self, todo: Sequence[tuple[Path, str, str]], photos: Sequence[PhotoFaces | PhotoError],
+                        report: EnrollReport) -> None:
+        """Store the largest face of each analysed photo (``photos`` in the order of ``todo``)."""
         rows, enrolled = [], []
-        for identity, photo in zip(names, analyse_photos(todo, analysis, cache)):
+        for (_, _, identity), photo in zip(todo, photos):
             if isinstance(photo, PhotoError):
                 report.errors.append((str(photo.path), photo.reason))
                 continue
@@ -881,6 +918,8 @@ class Gallery:
         """What the index this gallery searches is: ``{"faces", "identities", "generation", "kind",
         "identities_kind", "cells", "nprobe", "pending"}`` (``cells``/``nprobe`` None unless an inverted file)."""
         index = self._load_index()
+        if self.vectors is not None:  # pgvector, Milvus: one kind of index for both sets, no cells
+            return {**index.summary(), "identities_kind": index.kind, "cells": None, "nprobe": None, "pending": 0}
         return {**index.summary(), "identities_kind": index.identities.base.kind, "cells": index.faces.base.cells,
                 "nprobe": index.faces.base.nprobe, "pending": index.pending}
 

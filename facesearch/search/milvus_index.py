@@ -72,6 +72,48 @@ def _reason(exc: Exception) -> str:
     return one_line(getattr(exc, "message", None) or exc)
 
 
+def where_of(url: str) -> str:
+    """How messages name a Milvus URL (without its password) or a Milvus Lite file (its full path)."""
+    return masked(url) if url.startswith("milvus") else str(Path(url).expanduser().resolve())
+
+
+def connect(url: str, *, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> MilvusClient:
+    """A client of the Milvus server or Milvus Lite file ``url`` names (see :class:`MilvusStore`).
+
+    Raises:
+        GalleryError: the server cannot be reached, or the file cannot be opened (or, with
+            ``wait=False``, another process holds it).
+    """
+    on_wait = on_wait or log.warning
+    where = where_of(url)
+    if url.startswith("milvus"):
+        parts = urlsplit(url)
+        scheme = "https" if url.startswith("milvus+https") else "http"
+        token = f"{parts.username}:{parts.password}" if parts.username else ""
+        try:
+            return MilvusClient(uri=f"{scheme}://{parts.hostname}:{parts.port or 19530}", token=token, timeout=10)
+        except MilvusException as exc:
+            raise GalleryError(f"{where}: cannot reach Milvus: {_reason(exc)}") from None
+    path = Path(url).expanduser().resolve()
+    said = False
+    while True:
+        try:
+            return MilvusClient(str(path))
+        except MilvusException as exc:
+            if not path.parent.is_dir():
+                raise GalleryError(f"{where}: cannot open the Milvus Lite file: its folder does not exist") from None
+            if not path.exists():
+                raise GalleryError(f"{where}: cannot open the Milvus Lite file: {_reason(exc)}") from None
+            # An existing file that will not open is held by another process (Milvus Lite serves one).
+            if not wait:
+                raise GalleryError(f"{where}: another process has this Milvus Lite file open "
+                                   "(and --no-wait was given)") from None
+            if not said:
+                said = True
+                on_wait(f"{where}: waiting for another process using this Milvus Lite file")
+            time.sleep(LITE_RETRY_S)
+
+
 class _Collection:
     """One collection's vectors, searched by inner product."""
 
@@ -118,6 +160,8 @@ class MilvusStore(VectorStore):
             another writer holds it), for readers that find the collections behind.
         wait, on_wait: whether to wait for a Milvus Lite file another process holds, and the
             one-line message said once when waiting.
+        client: a client :func:`connect` already opened on ``url`` (the gallery reaches Milvus
+            before it writes anything); this object closes it.
 
     Raises:
         GalleryError: Milvus cannot be reached, or its collections hold another model's or
@@ -127,14 +171,16 @@ class MilvusStore(VectorStore):
     kind = "milvus"
 
     def __init__(self, url: str, store: "Store", *, model_id: str, dim: int, lock, try_lock,
-                 wait: bool = True, on_wait: Callable[[str], None] | None = None) -> None:
+                 wait: bool = True, on_wait: Callable[[str], None] | None = None,
+                 client: MilvusClient | None = None) -> None:
         self.url = url
         self.store = store
         self.model_id = model_id
         self.dim = dim
         self.lock = lock
         self.try_lock = try_lock
-        self.client = self._connect(url, wait, on_wait or log.warning)
+        self.where = where_of(url)
+        self.client = client if client is not None else connect(url, wait=wait, on_wait=on_wait)
         name = parse_qs(urlsplit(url).query).get("collection", [DEFAULT_COLLECTION])[0] \
             if url.startswith("milvus") else DEFAULT_COLLECTION
         self.faces = _Collection(self, f"{name}_faces")
@@ -154,37 +200,6 @@ class MilvusStore(VectorStore):
         except BaseException:
             self.close()
             raise
-
-    def _connect(self, url: str, wait: bool, on_wait: Callable[[str], None]) -> MilvusClient:
-        if url.startswith("milvus"):
-            parts = urlsplit(url)
-            self.where = masked(url)
-            scheme = "https" if url.startswith("milvus+https") else "http"
-            token = f"{parts.username}:{parts.password}" if parts.username else ""
-            try:
-                return MilvusClient(uri=f"{scheme}://{parts.hostname}:{parts.port or 19530}", token=token, timeout=10)
-            except MilvusException as exc:
-                raise GalleryError(f"{self.where}: cannot reach Milvus: {_reason(exc)}") from None
-        path = Path(url).expanduser().resolve()
-        self.where = str(path)
-        said = False
-        while True:
-            try:
-                return MilvusClient(str(path))
-            except MilvusException as exc:
-                if not path.parent.is_dir():
-                    raise GalleryError(f"{self.where}: cannot open the Milvus Lite file: its folder does not exist") \
-                        from None
-                if not path.exists():
-                    raise GalleryError(f"{self.where}: cannot open the Milvus Lite file: {_reason(exc)}") from None
-                # An existing file that will not open is held by another process (Milvus Lite serves one).
-                if not wait:
-                    raise GalleryError(f"{self.where}: another process has this Milvus Lite file open "
-                                       "(and --no-wait was given)") from None
-                if not said:
-                    said = True
-                    on_wait(f"{self.where}: waiting for another process using this Milvus Lite file")
-                time.sleep(LITE_RETRY_S)
 
     # -- collections ------------------------------------------------------------------------
 

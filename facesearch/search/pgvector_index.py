@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
@@ -24,7 +25,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from facesearch.errors import GalleryError
-from facesearch.gallery.schema import FaceRow, Identity
 from facesearch.search.faiss_index import normalise
 from facesearch.search.vector_store import VectorStore, padded
 
@@ -50,6 +50,28 @@ FACE_VECTORS = Table("face_vectors", _META, Column("face_id", Integer, primary_k
                      Column("embedding", Vector()))
 IDENTITY_VECTORS = Table("identity_vectors", _META, Column("identity_id", Integer, primary_key=True),
                          Column("average", Vector()))
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The gallery's columns the vector tables copy, handed in by the gallery (its schema is its own:
+    search/ never imports gallery/). Each is a SQLAlchemy column expression.
+
+    Attributes:
+        face_id, face_embedding, face_generation: a face's id, its float32 little-endian embedding
+            (bytes), and the generation that added it.
+        identity_id, identity_sum, identity_count, identity_generation: an identity's id, the float64
+            little-endian sum of its embeddings (bytes), its face count, and the generation that last
+            changed it.
+    """
+
+    face_id: Any
+    face_embedding: Any
+    face_generation: Any
+    identity_id: Any
+    identity_sum: Any
+    identity_count: Any
+    identity_generation: Any
 
 
 class _Column:
@@ -90,15 +112,17 @@ class PgvectorStore(VectorStore):
         store: the gallery's :class:`~facesearch.gallery.store.Store` (a PostgreSQL database at
             schema revision 0005 or later).
         dim: the embedding's length.
+        sources: the gallery's columns the vector tables are copied from.
     """
 
     kind = "pgvector-hnsw"
 
-    def __init__(self, store: "Store", dim: int) -> None:
+    def __init__(self, store: "Store", dim: int, sources: Sources) -> None:
         if store.dialect != "postgresql":
             raise GalleryError(f"{store.where}: pgvector needs a PostgreSQL database, not {store.dialect}")
         self.store = store
         self.dim = dim
+        self.sources = sources
         self.faces = _Column(self, FACE_VECTORS, "face_id", "embedding")
         self.identities = _Column(self, IDENTITY_VECTORS, "identity_id", "average")
         self._prepare()
@@ -142,17 +166,18 @@ class PgvectorStore(VectorStore):
 
     def _record(self, s: Session, generation: int) -> None:
         """Write what the transaction at ``generation`` changed into the vector tables."""
+        src = self.sources
         last = -1
         while True:  # in chunks: a bulk import may add a million faces in one transaction
-            rows = s.execute(select(FaceRow.id, FaceRow.embedding)
-                             .where(FaceRow.added_gen == generation, FaceRow.id > last)
-                             .order_by(FaceRow.id).limit(COPY_CHUNK)).all()
+            rows = s.execute(select(src.face_id, src.face_embedding)
+                             .where(src.face_generation == generation, src.face_id > last)
+                             .order_by(src.face_id).limit(COPY_CHUNK)).all()
             if not rows:
                 break
             self._put_faces(s, rows)
             last = rows[-1][0]
-        changed = s.execute(select(Identity.id, Identity.vector_sum, Identity.face_count)
-                            .where(Identity.updated_gen == generation)).all()
+        changed = s.execute(select(src.identity_id, src.identity_sum, src.identity_count)
+                            .where(src.identity_generation == generation)).all()
         self._put_identities(s, changed)
 
     @staticmethod
@@ -208,8 +233,9 @@ class PgvectorStore(VectorStore):
         """Copy every vector again from the faces and identities, and build both HNSW indexes
         anew (after the copy: inserting into a built graph costs more), in one transaction;
         queries wait for it (dropping the indexes locks the tables)."""
+        src = self.sources
         with self.store.session() as s:
-            total = int(s.scalar(select(func.count(FaceRow.id))))
+            total = int(s.scalar(select(func.count(src.face_id))))
             if on_total:
                 on_total(total)
             s.execute(text("DROP INDEX IF EXISTS face_vectors_hnsw, identity_vectors_hnsw"))
@@ -217,15 +243,15 @@ class PgvectorStore(VectorStore):
             s.execute(delete(IDENTITY_VECTORS))
             last = -1
             while True:
-                rows = s.execute(select(FaceRow.id, FaceRow.embedding).where(FaceRow.id > last)
-                                 .order_by(FaceRow.id).limit(COPY_CHUNK)).all()
+                rows = s.execute(select(src.face_id, src.face_embedding).where(src.face_id > last)
+                                 .order_by(src.face_id).limit(COPY_CHUNK)).all()
                 if not rows:
                     break
                 self._put_faces(s, rows)
                 last = rows[-1][0]
                 if progress:
                     progress(len(rows))
-            self._put_identities(s, s.execute(select(Identity.id, Identity.vector_sum, Identity.face_count)).all())
+            self._put_identities(s, s.execute(select(src.identity_id, src.identity_sum, src.identity_count)).all())
             self._create_indexes(s)
         self.generation = -1
         return self.current()
