@@ -1,6 +1,6 @@
 """Classifiers on top of the gallery: mlp + reranking, reports, dataset tools, image models.
 
-Real data, kept small: the mlp trains on 5celeb/train's 92 cached embeddings in seconds; image
+Real data, kept small: the mlp trains on 5celeb/train's 93 cached embeddings in seconds; image
 models train one epoch on 75x75 crops (InceptionV3's smallest input) from random weights.
 """
 from __future__ import annotations
@@ -180,9 +180,15 @@ def test_rerank_without_a_trained_classifier_is_one_line(known_gallery):
 
 @pytest.fixture(scope="module")
 def celeb_crops(tmp_path_factory, celeb_home):
-    """5celeb/train cropped to 75x75 by `facesearch crop` (detections from the face cache)."""
+    """5celeb/train cropped to 75x75 by `facesearch crop` (detections from the face cache), with
+    one faceless photo (a grey card) added, since every 5celeb photo now has a face found."""
+    import shutil
+
+    src = tmp_path_factory.mktemp("celeb-train") / "train"
+    shutil.copytree(CELEB / "train", src)
+    Image.new("RGB", (300, 200), (128, 128, 128)).save(src / "madonna" / "grey-card.jpg")
     dst = tmp_path_factory.mktemp("crops") / "train"
-    res = _run("crop", CELEB / "train", dst, "--size", 75, "--json", "-q")
+    res = _run("crop", src, dst, "--size", 75, "--json", "-q")
     assert res.exit_code == 0, res.output
     return dst, json.loads(res.stdout)
 
@@ -191,10 +197,11 @@ def test_crop_keeps_the_layout_and_logs_odd_photos(celeb_crops):
     dst, log = celeb_crops
     assert sorted(p.name for p in dst.iterdir() if p.is_dir()) == sorted(p.name for p in (CELEB / "train").iterdir())
     crops = sorted(dst.glob("*/*.jpg"))
-    photos = list((CELEB / "train").glob("*/*"))
+    photos = list((CELEB / "train").glob("*/*")) + ["grey-card.jpg"]
     # One crop per photo with a face (the largest); the others are logged.
     assert len(crops) == log["cropped"] == len(photos) - len(log["no_face"]) - len(log["errors"])
-    assert log["no_face"] and log["multiple_faces"] and not log["errors"]  # 5celeb has both kinds
+    assert [Path(p).name for p in log["no_face"]] == ["grey-card.jpg"]
+    assert log["multiple_faces"] and not log["errors"]  # 5celeb has photos of several faces
     with Image.open(crops[0]) as im:
         assert im.size == (75, 75)
     assert all(Path(m["path"]).is_file() and m["faces"] >= 2 for m in log["multiple_faces"])

@@ -11,7 +11,8 @@ import pytest
 from conftest import CELEB, DATA
 from facesearch.bench.cluster_quality import (bcubed_scores, chinese_whispers, immich_rule, merged_singletons,
                                               pairwise_scores, same_photo_pairs)
-from facesearch.search.face_clusters import attach_faces, cluster_faces
+from facesearch.search.face_clusters import (DEFAULT_PAIR_THRESHOLD, DEFAULT_THRESHOLD, REFERENCE_FACES, attach_faces,
+                                             cluster_faces, thresholds_for)
 
 LFW = DATA / "lfw" / "lfw-deepfunneled.tgz"
 
@@ -52,6 +53,26 @@ def test_five_people_come_out_as_clean_clusters(celeb_faces):
     # Labels are numbered largest first.
     sizes = np.bincount(labels[labels >= 0])
     assert (np.diff(sizes) <= 0).all() and sizes.min() >= 2
+    # A library this small gets thresholds loose enough for one large cluster per person.
+    top = [Counter(people[(labels == k) & named]).most_common(1)[0] for k in range(5)]
+    assert len({name for name, _ in top}) == 5 and min(sizes[:5]) >= 10, (top, sizes[:8])
+
+
+def test_thresholds_follow_the_library_size():
+    assert thresholds_for(REFERENCE_FACES) == pytest.approx((DEFAULT_THRESHOLD, DEFAULT_PAIR_THRESHOLD))
+    sizes = [10, 100, 1_000, REFERENCE_FACES, 100_000, 10_000_000]
+    pairs = [thresholds_for(n)[1] for n in sizes]
+    assert all(a >= b for a, b in zip(pairs, pairs[1:])) and pairs[0] > 0.5 and pairs[-1] >= 0.2
+    assert all(t - p == pytest.approx(DEFAULT_THRESHOLD - DEFAULT_PAIR_THRESHOLD) for t, p in map(thresholds_for, sizes))
+
+
+def test_waiting_faces_of_a_large_library_are_clustered_as_strictly_as_the_library(celeb_faces):
+    vectors, photos, _ = celeb_faces
+    loose = cluster_faces(vectors, photos)
+    strict = cluster_faces(vectors, photos, library_size=1_000_000)
+    assert (strict >= 0).sum() < (loose >= 0).sum()
+    threshold, pair_threshold = thresholds_for(1_000_000)
+    assert np.array_equal(strict, cluster_faces(vectors, photos, threshold=threshold, pair_threshold=pair_threshold))
 
 
 def test_faces_of_one_photo_never_share_a_label_even_when_everything_would_merge(celeb_faces):

@@ -287,7 +287,8 @@ class People:
                     where = {int(r): k for k, r in enumerate(waiting)}
                     where.update({int(r): len(waiting) + k for k, r in enumerate(placed)})
                     got = attach_faces(vectors[waiting], photos[waiting], vectors[placed], clusters[placed],
-                                       photos[placed], cannot_link=[(where[a], where[b]) for a, b in links])
+                                       photos[placed], cannot_link=[(where[a], where[b]) for a, b in links],
+                                       library_size=len(ids))
                     labels[waiting] = got
                     labels = separate(labels, vectors, photos, links)
                     attached = int((labels[waiting] >= 0).sum())
@@ -295,7 +296,8 @@ class People:
                 if len(rest):
                     where = {int(r): k for k, r in enumerate(rest)}
                     inner = [(where[a], where[b]) for a, b in links if a in where and b in where]
-                    fresh = cluster_faces(vectors[rest], photos[rest], cannot_link=inner)
+                    # As strict as clustering the whole library: the thresholds follow its size.
+                    fresh = cluster_faces(vectors[rest], photos[rest], cannot_link=inner, library_size=len(ids))
                     fresh = separate(fresh, vectors[rest], photos[rest], inner)
                     for label in np.unique(fresh[fresh >= 0]):
                         cluster = PeopleCluster()

@@ -60,7 +60,7 @@ def analyse_photos(photos: Sequence[tuple[Path, str]], analysis: FaceAnalysis,
     fresh, images, mirror = [], [], []
     # With flip, faces cached without it need only their mirrored crops embedded.
     unflipped = (FaceCache(cache.root, {k: v for k, v in cache.settings.items() if k != "flip"})
-                 if cache and analysis.flip else None)
+                 if cache and getattr(analysis, "flip", False) else None)  # dlib's pipeline has no flip
     for i, (path, sha) in enumerate(photos):
         path = Path(path)
         hit = cache.get(sha) if cache else None

@@ -19,6 +19,12 @@ threshold, and its two sides hold no conflicting faces, but for one face of the 
 which is dropped from the cluster rather than cutting a large person in two; the clusters are
 the highest kept merges. Faces that end alone are not in any cluster (label -1).
 
+The thresholds follow the library's size (:func:`thresholds_for`): the defaults were chosen on all
+of LFW (15,266 faces), where each face has thousands of strangers to meet a look-alike among; a
+library of a hundred faces has a hundred times fewer, so the same rate of wrong links allows a
+looser threshold (and a library of a million faces needs a stricter one). The rate of
+different people's faces within each distance was measured on LFW (:data:`STRANGER_RATE`).
+
 Average linkage only merges two groups whose mean distance is within the threshold, which
 needs at least one pair of faces within it; so faces are first split into the connected
 components of the "within threshold" graph and each component is linked on its own (exact,
@@ -40,6 +46,13 @@ from scipy.spatial.distance import pdist
 #: cluster`` (docs/benchmarks.md) for pairwise precision >= 0.99 with few strangers paired.
 DEFAULT_THRESHOLD = 0.45
 DEFAULT_PAIR_THRESHOLD = 0.32
+#: The library the two defaults were chosen on: every face of LFW's 13,233 photos.
+REFERENCE_FACES = 15_266
+#: Share of pairs of different people's faces within each cosine distance, measured on the
+#: labelled faces of LFW's 13,233 photos (87.3M pairs of different people; docs/benchmarks.md).
+STRANGER_RATE = ((0.20, 3.207e-07), (0.24, 7.445e-07), (0.28, 1.752e-06), (0.32, 6.826e-06), (0.36, 2.449e-05),
+                 (0.40, 8.530e-05), (0.44, 2.604e-04), (0.48, 7.108e-04), (0.52, 1.775e-03), (0.56, 4.062e-03),
+                 (0.60, 8.533e-03))
 #: Faces of one side of a merge that may be dropped for conflicting with the other side (more
 #: conflicts and the merge is refused: two people photographed together, not one person).
 MAX_EJECTED = 1
@@ -117,6 +130,31 @@ def _components(vectors: np.ndarray, threshold: float) -> list[np.ndarray]:
     return np.split(order, bounds)
 
 
+def thresholds_for(faces: int) -> tuple[float, float]:
+    """``(threshold, pair_threshold)`` for a library of ``faces`` faces.
+
+    The pair threshold is the distance within which a face expects as many strangers among
+    ``faces`` faces as a face of LFW does within :data:`DEFAULT_PAIR_THRESHOLD` among
+    :data:`REFERENCE_FACES` (interpolated in :data:`STRANGER_RATE`, log scale, kept within its
+    range); the large-group threshold keeps the defaults' distance above it. All of LFW gets the
+    defaults; 117 faces (5celeb) get about (0.62, 0.49); a million faces (0.33, 0.20), the end of the measured rates.
+    """
+    dist = np.array([d for d, _ in STRANGER_RATE])
+    log_rate = np.log([r for _, r in STRANGER_RATE])
+    wanted = np.interp(DEFAULT_PAIR_THRESHOLD, dist, log_rate) + np.log(REFERENCE_FACES / max(int(faces), 1))
+    pair = float(np.interp(wanted, log_rate, dist))  # log_rate rises with distance
+    return pair + (DEFAULT_THRESHOLD - DEFAULT_PAIR_THRESHOLD), pair
+
+
+def _resolve(threshold: float | None, pair_threshold: float | None, faces: int) -> tuple[float, float]:
+    auto_threshold, auto_pair = thresholds_for(faces)
+    threshold = auto_threshold if threshold is None else float(threshold)
+    pair_threshold = min(auto_pair, threshold) if pair_threshold is None else float(pair_threshold)
+    if not 0.0 <= pair_threshold <= threshold:
+        raise ValueError(f"pair_threshold {pair_threshold} must be between 0 and threshold {threshold}")
+    return threshold, pair_threshold
+
+
 def merge_threshold(threshold: float, pair_threshold: float, a: np.ndarray | float, b: np.ndarray | float):
     """The largest mean cosine distance at which groups of ``a`` and ``b`` faces merge.
 
@@ -174,26 +212,30 @@ def _cut(merges: np.ndarray, partners: list[set[int]], rows: np.ndarray, thresho
 
 
 def cluster_faces(vectors: np.ndarray, photo_ids: np.ndarray, *, cannot_link: Sequence[tuple[int, int]] = (),
-                  threshold: float = DEFAULT_THRESHOLD, pair_threshold: float = DEFAULT_PAIR_THRESHOLD,
-                  min_size: int = DEFAULT_MIN_SIZE, method: str = "average") -> np.ndarray:
+                  threshold: float | None = None, pair_threshold: float | None = None,
+                  library_size: int | None = None, min_size: int = DEFAULT_MIN_SIZE,
+                  method: str = "average") -> np.ndarray:
     """Group faces into candidate people.
 
     Args:
         vectors: float32 (N, D) L2-normalised face embeddings.
         photo_ids: int64 (N,) the photo each face comes from; faces of one photo never share a label.
         cannot_link: pairs of row indexes (into ``vectors``) that never share a label.
-        threshold: the largest mean cosine distance at which two large groups merge (larger merges more).
+        threshold: the largest mean cosine distance at which two large groups merge (larger merges
+            more); default from :func:`thresholds_for` the library's size.
         pair_threshold: the same for two lone faces; groups in between get a threshold in
-            between (:func:`merge_threshold`). Must not exceed ``threshold``.
+            between (:func:`merge_threshold`). Must not exceed ``threshold``. Default likewise.
+        library_size: faces in the whole library these faces belong to (default: ``len(vectors)``);
+            what the default thresholds follow, so clustering the waiting faces of a large
+            library stays as strict as clustering all of it.
         min_size: groups smaller than this are left unclustered.
         method: scipy linkage method on cosine distance (``"average"``, ``"complete"``, ``"single"``).
     Returns:
         int64 (N,) labels 0..K-1, numbered largest cluster first; -1 for faces in no cluster.
     """
     vectors, photo_ids = _check(vectors, photo_ids)
-    if not 0.0 <= pair_threshold <= threshold:
-        raise ValueError(f"pair_threshold {pair_threshold} must be between 0 and threshold {threshold}")
     n = len(vectors)
+    threshold, pair_threshold = _resolve(threshold, pair_threshold, n if library_size is None else library_size)
     labels = np.full(n, -1, np.int64)
     if n < 2:
         return labels
@@ -219,7 +261,8 @@ def _number(groups: list[np.ndarray], n: int) -> np.ndarray:
 
 def attach_faces(new_vectors: np.ndarray, new_photo_ids: np.ndarray, vectors: np.ndarray, labels: np.ndarray,
                  photo_ids: np.ndarray, *, cannot_link: Sequence[tuple[int, int]] = (),
-                 threshold: float = DEFAULT_THRESHOLD, pair_threshold: float = DEFAULT_PAIR_THRESHOLD) -> np.ndarray:
+                 threshold: float | None = None, pair_threshold: float | None = None,
+                 library_size: int | None = None) -> np.ndarray:
     """Give newly scanned faces to existing clusters, without re-clustering.
 
     A new face joins the cluster with the smallest mean cosine distance to its members (the
@@ -237,13 +280,16 @@ def attach_faces(new_vectors: np.ndarray, new_photo_ids: np.ndarray, vectors: np
         photo_ids: int64 (N,) their photos.
         cannot_link: pairs of row indexes into the new faces *followed by* the existing ones:
             rows 0..M-1 are ``new_vectors``, rows M..M+N-1 are ``vectors``.
-        threshold, pair_threshold: as for :func:`cluster_faces`.
+        threshold, pair_threshold, library_size: as for :func:`cluster_faces` (the library's
+            size defaults to the new and existing faces together).
     Returns:
         int64 (M,) an existing label for each new face, or -1 (the caller clusters those among
         themselves with :func:`cluster_faces`).
     """
     new_vectors, new_photo_ids = _check(new_vectors, new_photo_ids, "new_vectors")
     vectors, photo_ids = _check(vectors, photo_ids)
+    threshold, pair_threshold = _resolve(threshold, pair_threshold,
+                                         len(new_vectors) + len(vectors) if library_size is None else library_size)
     labels = np.asarray(labels, np.int64)
     if labels.shape != (len(vectors),):
         raise ValueError(f"labels: expected shape ({len(vectors)},), got {labels.shape}")
