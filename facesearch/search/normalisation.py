@@ -17,6 +17,7 @@ docs/benchmarks.md ("Normalised scores") measures each with ``bench identify --n
 """
 from __future__ import annotations
 
+import warnings
 from statistics import NormalDist
 
 import numpy as np
@@ -31,7 +32,9 @@ def cohort_stats(scores: np.ndarray, k: int = COHORT_K) -> tuple[np.ndarray, np.
     row has fewer than two identities; -inf entries, e.g. the probe's own identity, are skipped)."""
     s = -np.sort(-np.asarray(scores, np.float64), axis=1)[:, 1:k + 1]
     s = np.where(np.isfinite(s), s, np.nan)
-    with np.errstate(invalid="ignore"):
+    # A row without a cohort is expected (a gallery of one person): NaN, not a RuntimeWarning.
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(s, axis=1, keepdims=True) if s.shape[1] else np.full((len(s), 1), np.nan)
         std = np.nanstd(s, axis=1, keepdims=True) if s.shape[1] else np.full((len(s), 1), np.nan)
     return mean, std
