@@ -548,3 +548,20 @@ def test_a_read_only_postgres_connection_answers_queries_and_refuses_writes(cli,
     res = cli(*replica, "remove", "obama")
     _one_line_error(res, names="postgresql+psycopg://postgres@", reason="read-only transaction")
     assert "obama" in {i["name"] for i in json.loads(cli(*primary, "list", "--json").stdout)}
+
+
+def test_migrate_refuses_a_scanned_library_it_cannot_copy_unless_told(cli, known_gallery, tmp_path):
+    """The scanned photo library is not copied yet: migrate says so in one line and creates nothing,
+    and copies everything else when told to leave it behind (the source keeps it)."""
+    import shutil
+
+    home = tmp_path / "source"
+    shutil.copytree(known_gallery.home, home)
+    assert cli("--home", home, "scan", "-q", QUERIES / "two_people.jpg").exit_code == 0
+    target = tmp_path / "copy.sqlite"
+    res = cli("--home", home, "migrate", "--to", f"sqlite:///{target}")
+    _one_line_error(res, names=str(home), reason="--without-people")
+    assert not target.exists()
+    res = cli("--home", home, "migrate", "--to", f"sqlite:///{target}", "--without-people", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["faces"] == 9

@@ -194,10 +194,13 @@ def reindex(ctx, as_json, quiet):
                    "or this gallery's folder).")
 @click.option("--sample", type=click.IntRange(0), default=200, show_default=True,
               help="Stored faces whose answers are compared between the two galleries afterwards.")
+@click.option("--without-people", is_flag=True,
+              help="Copy a gallery that holds a scanned photo library (`facesearch scan`) without it; migrate "
+                   "does not copy that library yet, and refuses otherwise.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def migrate(ctx, to, to_vectors, to_home, sample, as_json, quiet):
+def migrate(ctx, to, to_vectors, to_home, sample, without_people, as_json, quiet):
     """Copy this gallery to another backend (and back): identities, photos, faces, vectors and API keys.
 
     Then checks that both hold the same people and give the same answers on a sample of stored faces;
@@ -207,13 +210,14 @@ def migrate(ctx, to, to_vectors, to_home, sample, as_json, quiet):
     from facesearch.gallery.transfer import destination_settings
 
     source = open_local_gallery(ctx)
+    source.check_copyable(without_people=without_people)  # before the destination is created
     opts = ctx.find_root().params
     settings = destination_settings(to, source_home=source.home, home=to_home)
     dest = Gallery(**settings, vectors=to_vectors, analysis=source.analysis, wait=not opts["no_wait"],
                    on_wait=lambda message: click.echo(message, err=True))
     ctx.call_on_close(dest.close)
     with progress_bar("copying", quiet) as (on_total, update):
-        report = source.copy_to(dest, sample=sample, progress=update, on_total=on_total)
+        report = source.copy_to(dest, sample=sample, progress=update, on_total=on_total, without_people=without_people)
     render.emit(report.as_dict(), as_json, render.migrate_text)
 
 

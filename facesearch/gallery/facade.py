@@ -971,15 +971,27 @@ class Gallery:
         :func:`.interchange.export_gallery`); returns the summary, also written as ``export.json``."""
         return interchange.export_gallery(self, out, size=size)
 
+    def check_copyable(self, *, without_people: bool = False) -> None:
+        """Raise GalleryError if :meth:`copy_to` would leave something behind: the scanned photo
+        library (``facesearch scan``) is not copied yet, so a gallery holding one is only copied
+        when ``without_people`` says that is meant (the source keeps it either way)."""
+        scanned = 0 if without_people else self.people.scanned_faces()
+        if scanned:
+            raise GalleryError(f"{transfer.where(self)}: holds a scanned photo library ({scanned} faces) that "
+                               "migrate does not copy yet; pass --without-people to copy everything else")
+
     def copy_to(self, dest: "Gallery", *, sample: int = transfer.SAMPLE, progress: Callable[[int], None] | None = None,
-                on_total: Callable[[int], None] | None = None) -> transfer.CopyReport:
+                on_total: Callable[[int], None] | None = None, without_people: bool = False) -> transfer.CopyReport:
         """Copy this gallery into the empty gallery ``dest`` (another backend, see
         :mod:`.transfer`), then check that both hold the same people and answer alike on
         ``sample`` stored faces. ``progress`` gets the faces copied after each chunk.
 
         Raises:
-            GalleryError: ``dest`` is not empty, or the copy answers differently (it is kept, for a look).
+            GalleryError: ``dest`` is not empty, the source holds a scanned library and
+                ``without_people`` is not set (:meth:`check_copyable`), or the copy answers
+                differently (it is kept, for a look).
         """
+        self.check_copyable(without_people=without_people)
         report = transfer.CopyReport(transfer.where(self), transfer.where(dest))
         transfer.ensure_empty(dest)
         if on_total:

@@ -487,6 +487,11 @@ class People:
         replace_atomically(out, lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"))
         return {"sheet": str(out), "rows": len(listing)}
 
+    def scanned_faces(self) -> int:
+        """How many scanned faces the library holds (unknown, identified or named)."""
+        with self.store.session() as s:
+            return int(s.scalar(select(func.count()).select_from(ScannedFace)) or 0)
+
     def history(self) -> list[dict]:
         """Every name, not and split, newest first: ``{"id", "kind", "summary", "at", "undone"}``
         (clusterings are logged too, but are not for undoing and not listed)."""
