@@ -108,6 +108,23 @@ def test_a_rescan_neither_decodes_nor_detects(tmp_path, analysis):
     assert again.clusters["clusters"] == first.clusters["clusters"]
 
 
+def test_a_library_that_doubles_is_clustered_again_at_its_new_size(tmp_path, analysis):
+    """The clustering thresholds follow the library's size, so a scan that doubles it re-clusters
+    every unknown face; a scan that adds less only attaches and clusters the newcomers."""
+    from facesearch.gallery import Gallery
+
+    people = sorted((CELEB / "train").iterdir())
+    with Gallery(tmp_path / "g", analysis=analysis) as g:
+        g.scan([people[0]])                                   # first scan: a full clustering
+        g.scan([people[1], people[2]])                        # the library more than doubles
+        g.scan([CELEB / "val" / people[0].name])              # a few more faces: incremental
+        with _db(g.home) as db:
+            kinds = [json.loads(row[0])["summary"] for row in db.execute(
+                "SELECT payload FROM people_actions WHERE kind IN ('cluster', 'recluster') ORDER BY id")]
+    assert [k.split(":")[0] for k in kinds] == ["re-clustered (first clustering)", "re-clustered (the library has doubled)",
+                                                "clustered"], kinds
+
+
 def test_five_celebrities_scanned_unlabelled_become_five_pure_people(celeb):
     clusters = _clusters(celeb)
     largest = sorted(clusters.values(), key=len, reverse=True)[:5]

@@ -37,8 +37,8 @@ from facesearch.bench.speed import machine
 from facesearch.models.face_cache import FaceCache
 from facesearch.models.photo_faces import PhotoError, analyse_files
 from facesearch.progress import ProgressFactory, no_progress
-from facesearch.search.face_clusters import (DEFAULT_PAIR_THRESHOLD, DEFAULT_THRESHOLD, attach_faces, cluster_faces,
-                                             similarity_graph)
+from facesearch.search.face_clusters import (DEFAULT_PAIR_THRESHOLD, DEFAULT_THRESHOLD, RECLUSTER_GROWTH, attach_faces,
+                                             cluster_faces, similarity_graph)
 
 #: Immich's defaults: maximum recognition distance (cosine) and minimum recognised faces.
 IMMICH_MAX_DISTANCE = 0.5
@@ -203,15 +203,23 @@ def incremental(vectors: np.ndarray, photo_ids: np.ndarray, *, batches: int = IN
                 seed: int = 0) -> np.ndarray:
     """The adopted method as a library grows: photos arrive in ``batches`` random batches; each
     batch's faces are attached to the existing clusters (:func:`attach_faces`), and the faces in no
-    cluster yet (earlier and new) are clustered among themselves into new clusters."""
+    cluster yet (earlier and new) are clustered among themselves into new clusters, except that
+    once the library has doubled since its last full clustering everything is clustered again,
+    as a scan does."""
     photos = np.unique(photo_ids)
     batch_of_photo = dict(zip(np.random.default_rng(seed).permutation(photos).tolist(),
                               (np.arange(len(photos)) * batches // max(len(photos), 1)).tolist()))
     batch = np.array([batch_of_photo[p] for p in photo_ids.tolist()], np.int64)
     labels = np.full(len(vectors), -1, np.int64)
+    reclustered = 0  # the library's size at its last full clustering
     for b in range(batches):
         seen, new = np.flatnonzero(batch < b), np.flatnonzero(batch == b)
         size = len(seen) + len(new)  # the library so far: what a scan's clustering sees
+        if size >= RECLUSTER_GROWTH * reclustered:  # as a scan does (facesearch.gallery.people)
+            now = np.flatnonzero(batch <= b)
+            labels[now] = cluster_faces(vectors[now], photo_ids[now])
+            reclustered = size
+            continue
         labels[new] = attach_faces(vectors[new], photo_ids[new], vectors[seen], labels[seen], photo_ids[seen],
                                    library_size=size)
         pool = np.flatnonzero((batch <= b) & (labels < 0))

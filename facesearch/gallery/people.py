@@ -259,13 +259,24 @@ class People:
                         .order_by(PeopleAction.id.desc()).limit(1))
         return int(json.loads(last)["upto"]) if last else 0
 
+    @staticmethod
+    def _reclustered_size(s: Session) -> int:
+        """How many unknown faces the last full clustering saw (0 if none ran)."""
+        last = s.scalar(select(PeopleAction.payload).where(PeopleAction.kind == "recluster")
+                        .order_by(PeopleAction.id.desc()).limit(1))
+        return int(json.loads(last).get("faces", 0)) if last else 0
+
     def update_clusters(self, *, only_new: bool = False) -> dict:
         """Cluster the unknown faces that wait (new ones, and those not yet in any candidate
         person): each joins an existing candidate person if it fits one, the rest are clustered
         among themselves into new ones. With ``only_new`` (what a scan does), nothing happens
         unless faces were stored since the last clustering (also by a scan that was killed), so
-        a re-scan changes nothing. Returns ``{"attached", "new_clusters", "clusters", "waiting"}``."""
-        from facesearch.search.face_clusters import attach_faces, cluster_faces
+        a re-scan changes nothing. Once the library holds ``RECLUSTER_GROWTH`` (2) times the faces
+        of its last full clustering (or never had one), every unknown face is clustered again
+        instead, as :meth:`recluster` does (the thresholds follow the library's size, so clusters
+        cut when it was half as large were cut looser than it now allows). Returns
+        ``{"attached", "new_clusters", "clusters", "waiting"}``."""
+        from facesearch.search.face_clusters import RECLUSTER_GROWTH, attach_faces, cluster_faces
 
         with self.gallery._exclusive(), self.store.session() as s:
             upto = self._newest_face(s)
@@ -277,6 +288,12 @@ class People:
                         "waiting": int(counts.get(True, 0))}
             ids, photos, vectors, clusters = self._unknown(s)
             links = self._links(s, ids)
+            before = self._reclustered_size(s)
+            if len(ids) >= RECLUSTER_GROWTH * before:
+                # The thresholds follow the library's size: clusters formed when it was half as
+                # large were cut looser than it now allows, so everything is clustered again.
+                return self._recluster(s, ids, photos, vectors, clusters, links,
+                                       "the library has doubled" if before else "first clustering")
             waiting = np.flatnonzero(clusters < 0)
             attached = new = 0
             labels = clusters.copy()
@@ -315,33 +332,36 @@ class People:
         """Cluster every unknown face again from scratch (split cannot-links and photos honoured).
         A new candidate person keeps the id of the old one that held most of its faces. Returns
         ``{"attached": 0, "new_clusters", "clusters", "waiting"}``."""
-        from facesearch.search.face_clusters import cluster_faces
-
         with self.gallery._exclusive(), self.store.session() as s:
             ids, photos, vectors, clusters = self._unknown(s)
-            links = self._links(s, ids)
-            fresh = separate(cluster_faces(vectors, photos, cannot_link=links), vectors, photos, links) \
-                if len(ids) else np.zeros(0, np.int64)
-            labels = np.full(len(ids), -1, np.int64)
-            taken: set[int] = set()
-            new = 0
-            groups = sorted((np.flatnonzero(fresh == label) for label in np.unique(fresh[fresh >= 0])),
-                            key=len, reverse=True)
-            for rows in groups:
-                votes = Counter(int(c) for c in clusters[rows] if c >= 0 and int(c) not in taken)
-                if votes:
-                    cluster_id = votes.most_common(1)[0][0]
-                else:
-                    cluster = PeopleCluster()
-                    s.add(cluster)
-                    s.flush()
-                    cluster_id, new = cluster.id, new + 1
-                taken.add(cluster_id)
-                labels[rows] = cluster_id
-            self._write_labels(s, ids, clusters, labels)
-            self._log(s, "recluster", {"upto": self._newest_face(s),
-                                       "summary": f"re-clustered: {len(groups)} candidate(s)"})
-            return {"attached": 0, "new_clusters": new, "clusters": len(groups), "waiting": int((labels < 0).sum())}
+            return self._recluster(s, ids, photos, vectors, clusters, self._links(s, ids), "on request")
+
+    def _recluster(self, s: Session, ids: np.ndarray, photos: np.ndarray, vectors: np.ndarray, clusters: np.ndarray,
+                   links: list[tuple[int, int]], why: str) -> dict:
+        from facesearch.search.face_clusters import cluster_faces
+
+        fresh = separate(cluster_faces(vectors, photos, cannot_link=links), vectors, photos, links) \
+            if len(ids) else np.zeros(0, np.int64)
+        labels = np.full(len(ids), -1, np.int64)
+        taken: set[int] = set()
+        new = 0
+        groups = sorted((np.flatnonzero(fresh == label) for label in np.unique(fresh[fresh >= 0])),
+                        key=len, reverse=True)
+        for rows in groups:
+            votes = Counter(int(c) for c in clusters[rows] if c >= 0 and int(c) not in taken)
+            if votes:
+                cluster_id = votes.most_common(1)[0][0]
+            else:
+                cluster = PeopleCluster()
+                s.add(cluster)
+                s.flush()
+                cluster_id, new = cluster.id, new + 1
+            taken.add(cluster_id)
+            labels[rows] = cluster_id
+        self._write_labels(s, ids, clusters, labels)
+        self._log(s, "recluster", {"upto": self._newest_face(s), "faces": len(ids),
+                                   "summary": f"re-clustered ({why}): {len(groups)} candidate(s)"})
+        return {"attached": 0, "new_clusters": new, "clusters": len(groups), "waiting": int((labels < 0).sum())}
 
     @staticmethod
     def _write_labels(s: Session, ids: np.ndarray, before: np.ndarray, after: np.ndarray) -> None:

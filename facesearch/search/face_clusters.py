@@ -53,6 +53,9 @@ REFERENCE_FACES = 15_266
 STRANGER_RATE = ((0.20, 3.207e-07), (0.24, 7.445e-07), (0.28, 1.752e-06), (0.32, 6.826e-06), (0.36, 2.449e-05),
                  (0.40, 8.530e-05), (0.44, 2.604e-04), (0.48, 7.108e-04), (0.52, 1.775e-03), (0.56, 4.062e-03),
                  (0.60, 8.533e-03))
+#: A growing library is clustered again from scratch once it holds this many times the faces of
+#: its last full clustering: clusters cut when it was smaller were cut with looser thresholds.
+RECLUSTER_GROWTH = 2
 #: Faces of one side of a merge that may be dropped for conflicting with the other side (more
 #: conflicts and the merge is refused: two people photographed together, not one person).
 MAX_EJECTED = 1
