@@ -814,6 +814,16 @@ class Gallery:
         """
         if not name or not name.strip():
             raise GalleryError("the name is empty")
+        report, stored = self._from_uploads(photos, max_pixels, lambda paths: self.enroll(paths, name, analysis=analysis),
+                                            lambda report: [p for p, _ in report.enrolled])
+        return _renamed_report(report, stored)
+
+    def _from_uploads(self, photos: Sequence[tuple[str, bytes]], max_pixels: int | None,
+                      run: Callable[[list[str]], object], kept: Callable[[object], Sequence[str]]):
+        """Check ``photos`` (bytes), keep them under ``<home>/uploads/``, ``run`` on their paths,
+        and delete the new copies that ``kept(report)`` does not name, or all of them if ``run``
+        fails (but for copies a scan already holds). Returns the report and ``{stored path: given
+        file name}``."""
         self._check_uploads(photos, max_pixels)
         folder = self.home / UPLOADS_DIR
         make_dirs(folder, PRIVATE_DIR)
@@ -825,16 +835,17 @@ class Gallery:
                 if new:
                     created.append(path)
                 stored.setdefault(str(path), filename)
-            report = self.enroll(list(stored), name, analysis=analysis)
+            report = run(list(stored))
         except BaseException:
             for path in created:
-                path.unlink(missing_ok=True)
+                if str(path.resolve()) not in self.people.paths_in_use([str(path.resolve())]):
+                    path.unlink(missing_ok=True)
             raise
-        enrolled = {p for p, _ in report.enrolled}
+        used = set(kept(report))
         for path in created:
-            if str(path) not in enrolled:
+            if str(path) not in used:
                 path.unlink(missing_ok=True)
-        return _renamed_report(report, stored)
+        return report, stored
 
     def scan_uploads(self, photos: Sequence[tuple[str, bytes]], *, max_pixels: int | None = MAX_PIXELS,
                      analysis: FaceAnalysis | None = None) -> ScanReport:
@@ -844,27 +855,8 @@ class Gallery:
         fails); the photos scanned are kept under ``<home>/uploads/`` (thumbnails are cut from
         them), the others are not. The report names them by the given file names.
         """
-        self._check_uploads(photos, max_pixels)
-        folder = self.home / UPLOADS_DIR
-        make_dirs(folder, PRIVATE_DIR)
-        stored: dict[str, str] = {}
-        created: list[Path] = []
-        try:
-            for filename, data in photos:
-                path, new = _keep_upload(folder, data)
-                if new:
-                    created.append(path)
-                stored.setdefault(str(path), filename)
-            report = self.scan(list(stored), analysis=analysis)
-        except BaseException:
-            for path in created:
-                if str(path.resolve()) not in self.people.paths_in_use([str(path.resolve())]):
-                    path.unlink(missing_ok=True)
-            raise
-        scanned = {p for p, _ in report.scanned}
-        for path in created:
-            if str(path) not in scanned:
-                path.unlink(missing_ok=True)
+        report, stored = self._from_uploads(photos, max_pixels, lambda paths: self.scan(paths, analysis=analysis),
+                                            lambda report: [p for p, _ in report.scanned])
         return report.renamed(stored)
 
     # -- API keys ---------------------------------------------------------------------------
