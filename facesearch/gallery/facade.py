@@ -819,7 +819,8 @@ class Gallery:
         return _renamed_report(report, stored)
 
     def _from_uploads(self, photos: Sequence[tuple[str, bytes]], max_pixels: int | None,
-                      run: Callable[[list[str]], object], kept: Callable[[object], Sequence[str]]):
+                      run: Callable[[list[str]], object],
+                      kept: Callable[[object], Sequence[str]]) -> tuple[object, dict[str, str]]:
         """Check ``photos`` (bytes), keep them under ``<home>/uploads/``, ``run`` on their paths,
         and delete the new copies that ``kept(report)`` does not name, or all of them if ``run``
         fails (but for copies a scan already holds). Returns the report and ``{stored path: given
