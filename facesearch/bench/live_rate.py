@@ -57,12 +57,6 @@ def moving_faces_video(photos: Sequence[str | os.PathLike], path: str | os.PathL
     return Path(path)
 
 
-def one_face_video(photo: str | os.PathLike, path: str | os.PathLike, *, frames: int = 60,
-                   size: tuple[int, int] = (640, 480), fps: float = 10.0) -> Path:
-    """Write an mp4 of ``frames`` frames (``size`` = (width, height)) showing ``photo`` moving gently."""
-    return moving_faces_video([photo], path, frames=frames, size=size, fps=fps)
-
-
 def benchmark(gallery, video_path: str | os.PathLike, tracking: bool = True, *,
               detect_side: int | None = DEFAULT_DETECT_SIDE, every: int = DEFAULT_EVERY) -> dict:
     """Analysed frames per second on a video file, every frame analysed, headless, no output.
