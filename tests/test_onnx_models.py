@@ -1,5 +1,6 @@
-"""The ONNX Runtime detector and embedder against the reference implementations they replace:
-the ``mtcnn`` package (TensorFlow) and the Keras FaceNet, on real photos."""
+"""The converted detector and embedder, on OpenVINO and ONNX Runtime, against the reference
+implementations they replace: the ``mtcnn`` package (TensorFlow) and the Keras FaceNet, on real
+photos."""
 from __future__ import annotations
 
 import subprocess
@@ -17,6 +18,7 @@ from facesearch.models.align import crop_face
 from facesearch.models.converted import load_converted, store_converted
 from facesearch.models.detect import Detector
 from facesearch.models.embed import Embedder
+from facesearch.models.openvino_model import COMPILE_AFTER
 
 LFW = DATA / "lfw" / "lfw-deepfunneled.tgz"
 
@@ -29,18 +31,26 @@ def _photos() -> list[Path]:
 
 @pytest.fixture(scope="module")
 def detections():
-    """(photo, package's faces, ONNX faces) for every photo of :func:`_photos`."""
-    keras, onnx = Detector(backend="keras"), Detector(backend="onnx")
+    """(photo, package's faces, ONNX Runtime's faces, OpenVINO's faces) for every photo of
+    :func:`_photos`. OpenVINO's are from a photo's third detection, when each pyramid level
+    runs on kernels compiled for its size (the first two run the dynamic ones)."""
+    keras, onnx, openvino = Detector(backend="keras"), Detector(backend="onnx"), Detector(backend="openvino")
     out = []
     for path in _photos():
         image = load_image(path)
-        out.append((path, keras.detect(image), onnx.detect(image)))
+        first = openvino.detect(image)
+        for _ in range(COMPILE_AFTER):
+            fixed = openvino.detect(image)
+        assert [f.box for f in first] == [f.box for f in fixed], path
+        out.append((path, keras.detect(image), onnx.detect(image), fixed))
     return out
 
 
-def test_onnx_detector_finds_the_packages_faces(detections):
+@pytest.mark.parametrize("runtime", ["onnx", "openvino"])
+def test_converted_detector_finds_the_packages_faces(detections, runtime):
     assert len(detections) > 60
-    for path, ref, got in detections:
+    for path, ref, *by_runtime in detections:
+        got = by_runtime[0 if runtime == "onnx" else 1]
         assert len(got) == len(ref), path
         for a, b in zip(sorted(ref, key=lambda f: f.box), sorted(got, key=lambda f: f.box)):
             # The package rounds to whole pixels of the detection scale; a float difference
@@ -51,26 +61,28 @@ def test_onnx_detector_finds_the_packages_faces(detections):
             assert abs(a.score - b.score) < 1e-4, path
 
 
-def test_onnx_detector_settings_key_their_own_cache():
+def test_converted_detector_settings_key_their_own_cache():
     assert Detector(backend="keras").settings["detector"] == "mtcnn"
-    assert Detector().settings["detector"] == "mtcnn-onnx"
+    assert Detector().backend == "openvino"
+    assert Detector().settings["detector"] == Detector(backend="onnx").settings["detector"] == "mtcnn-onnx"
     with pytest.raises(ValueError, match="backend"):
         Detector(backend="caffe")
 
 
-def test_onnx_embeddings_equal_the_keras_models(detections):
+@pytest.mark.parametrize("runtime", ["onnx", "openvino"])
+def test_converted_embeddings_equal_the_keras_models(detections, runtime):
     crops = []
-    for path, _, faces in detections[:30]:
+    for path, _, faces, _ in detections[:30]:
         image = load_image(path)
         crops += [crop_face(image, f) for f in faces]
     crops = np.stack(crops)
-    onnx = Embedder(download=False).embed(crops)
+    got = Embedder(download=False, runtime=runtime).embed(crops)
     keras = Embedder(download=False, runtime="keras").embed(crops)
-    cosine = np.sum(onnx * keras, axis=1)
+    cosine = np.sum(got * keras, axis=1)
     assert cosine.min() >= 0.99999, cosine.min()
-    # Batch size does not change what ONNX Runtime computes beyond float rounding.
-    one_by_one = np.concatenate([Embedder(download=False).embed(c[None]) for c in crops[:4]])
-    np.testing.assert_allclose(one_by_one, onnx[:4], rtol=0, atol=1e-5)
+    # Batch size does not change what the runtime computes beyond float rounding.
+    one_by_one = np.concatenate([Embedder(download=False, runtime=runtime).embed(c[None]) for c in crops[:4]])
+    np.testing.assert_allclose(one_by_one, got[:4], rtol=0, atol=1e-5)
 
 
 def test_detect_and_embed_without_tensorflow():

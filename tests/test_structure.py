@@ -85,7 +85,7 @@ def test_help_does_not_import_tensorflow():
 
 #: What a command that needs neither a model nor the index must not load: the runtimes, the
 #: index library, OpenCV and scikit-learn (with SciPy and pandas behind it) cost seconds.
-_MODEL_AND_INDEX = ("tensorflow", "keras", "onnxruntime", "faiss", "cv2", "sklearn", "scipy", "pandas", "mtcnn")
+_MODEL_AND_INDEX = ("tensorflow", "keras", "onnxruntime", "openvino", "faiss", "cv2", "sklearn", "scipy", "pandas", "mtcnn")
 
 
 @pytest.mark.parametrize("args", [["list"], ["list", "--json"], ["rename", "nobody", "somebody"], ["remove", "nobody"],
@@ -123,7 +123,10 @@ def test_search_and_models_do_not_import_the_gallery():
     assert not {k: v for k, v in offenders.items() if v}, offenders
 
 
-def test_ray_is_imported_by_one_module_only():
+@pytest.mark.parametrize("package, module", [("ray", "facesearch/models/ray_analysis.py"),
+                                             ("openvino", "facesearch/models/openvino_model.py"),
+                                             ("onnxruntime", "facesearch/models/onnx_session.py")])
+def test_each_engine_is_imported_by_one_module_only(package, module):
     users = sorted(str(p.relative_to(REPO)) for p in _module_files()
-                   if any(m == "ray" or m.startswith("ray.") for m in _runtime_imports(p)))
-    assert users == ["facesearch/models/ray_analysis.py"], users
+                   if any(m == package or m.startswith(package + ".") for m in _runtime_imports(p)))
+    assert users == [module], users

@@ -49,6 +49,7 @@ from facesearch.models.detect import Detector
 from facesearch.models.dlib_pipeline import DlibAnalysis
 from facesearch.models.embed import Embedder
 from facesearch.models.face_cache import FaceCache
+from facesearch.models.openvino_model import COMPILE_AFTER, openvino_version
 from facesearch.search.faiss_index import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,8 @@ def machine() -> dict:
     except Exception:  # noqa: BLE001 - a report detail, never a reason to fail
         faiss_threads = None
     return {"cpu": model, "cores": os.cpu_count(), "usable_cores": usable, "load_average": _load(),
-            "python": platform.python_version(), "numpy": np.__version__, "faiss_threads": faiss_threads}
+            "python": platform.python_version(), "numpy": np.__version__, "faiss_threads": faiss_threads,
+            "openvino": openvino_version()}
 
 
 def _load() -> list[float] | None:
@@ -202,21 +204,24 @@ def _alternate(fns: dict[str, Callable[[], object]], rounds: int, repeats: int,
 
 def detection_paths(images: dict[str, np.ndarray], min_face_size: int, rounds: int, matmul_n: int,
                     reference: bool = True) -> dict:
-    """MTCNN per photo through ONNX Runtime and, with ``reference``, through the ``mtcnn`` package
-    (TensorFlow), alternating, with the arithmetic both do.
+    """MTCNN per photo through OpenVINO and ONNX Runtime (the same converted graphs) and, with
+    ``reference``, through the ``mtcnn`` package (TensorFlow), alternating, with the arithmetic
+    all do.
 
     ``images``: name -> (H, W, 3) uint8 photo. For each photo and path: the median over rounds
     of the best of 3 calls, in ms; ``gflop``: the networks' arithmetic for that photo (same
     pyramid, same candidate boxes for both paths); ``x_arithmetic``: the time over that
     arithmetic's time at the ceiling of the same round.
     """
-    detectors = {"onnx": Detector(min_face_size=min_face_size).load()}
+    detectors = {"openvino": Detector(min_face_size=min_face_size, backend="openvino").load(),
+                 "onnx": Detector(min_face_size=min_face_size, backend="onnx").load()}
     if reference:
         detectors["keras"] = Detector(min_face_size=min_face_size, backend="keras").load()
     rows = []
     for label, image in images.items():
         for det in detectors.values():
-            det.detect(image)  # warm-up: shapes, first calls
+            for _ in range(COMPILE_AFTER):  # warm-up: shapes, first calls, kernels for this size
+                det.detect(image)
         cascade = detectors["onnx"]._model()
         faces = detectors["onnx"].detect(image)
         gflop = cascade.last_flops / 1e9
@@ -235,9 +240,10 @@ def detection_paths(images: dict[str, np.ndarray], min_face_size: int, rounds: i
 
 
 def embedding_paths(rounds: int, matmul_n: int, reference: bool = True) -> dict:
-    """FaceNet ms per face at batch 1 and 32 on ONNX Runtime and, with ``reference``, on the
-    Keras ``tf.function``, alternating; fractions of the ceiling of the same round (median)."""
-    embedders = {"onnx": Embedder()}
+    """FaceNet ms per face at batch 1 and 32 on ONNX Runtime, on OpenVINO and, with
+    ``reference``, on the Keras ``tf.function``, alternating; fractions of the ceiling of the same
+    round (median)."""
+    embedders = {"onnx": Embedder(runtime="onnx"), "openvino": Embedder(runtime="openvino")}
     if reference:
         embedders["keras"] = Embedder(runtime="keras")
     rng = np.random.default_rng(0)

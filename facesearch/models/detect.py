@@ -61,16 +61,17 @@ class DetectedFace:
         }
 
 
-#: What can run the detector; the first is the default.
-BACKENDS = ("onnx", "keras")
+#: What can run the detector; the first is the default. "openvino" and "onnx" run the same
+#: converted graphs (OpenVINO, ONNX Runtime), "keras" the ``mtcnn`` package on TensorFlow.
+BACKENDS = ("openvino", "onnx", "keras")
 
 
-@functools.lru_cache(maxsize=1)
-def _shared_cascade():
-    """One ONNX cascade per process (its sessions are shared and hold no per-call state)."""
+@functools.lru_cache(maxsize=None)
+def _shared_cascade(runtime: str):
+    """One cascade per process and runtime (its networks are shared and hold no per-call state)."""
     from facesearch.models.mtcnn_cascade import Cascade
 
-    return Cascade()
+    return Cascade(runtime=runtime)
 
 
 @functools.lru_cache(maxsize=1)
@@ -117,7 +118,8 @@ class Detector:
     def settings(self) -> dict:
         """The settings that change what is detected (they key embedding caches)."""
         return {
-            # The package's own name for its results, so caches made before the ONNX backend stay valid.
+            # The package's own name for its results, so caches made before the ONNX backend stay valid;
+            # OpenVINO and ONNX Runtime run the same converted graphs to the same boxes (tested).
             "detector": "mtcnn" if self.backend == "keras" else "mtcnn-onnx",
             "min_face_size": self.min_face_size,
             "min_confidence": self.min_confidence,
@@ -126,7 +128,7 @@ class Detector:
 
     def _model(self):
         if self._mtcnn is None:
-            self._mtcnn = _shared_mtcnn() if self.backend == "keras" else _shared_cascade()
+            self._mtcnn = _shared_mtcnn() if self.backend == "keras" else _shared_cascade(self.backend)
         return self._mtcnn
 
     def load(self) -> "Detector":

@@ -3,17 +3,19 @@
 Input: (N, 160, 160, 3) uint8 RGB crops. Output: (N, 512) float32 rows of unit L2 norm, to be
 compared with the dot product (cosine similarity).
 
-Two runtimes compute the same network:
+Three runtimes compute the same network:
 
-* ``"onnx"`` (default): ONNX Runtime on a graph converted once from the verified Keras model
-  (:mod:`facesearch.models.facenet_onnx`) and kept in the model cache with its sha256. A
-  process that finds it there never imports TensorFlow. The conversion is checked against
-  the Keras model before it is stored (cosine >= :data:`MIN_COSINE` on probe crops).
+* ``"onnx"`` (ONNX Runtime, default) and ``"openvino"`` run a graph converted once from the
+  verified Keras model (:mod:`facesearch.models.facenet_onnx`) and kept in the model cache with
+  its sha256. A process that finds it there never imports TensorFlow. The conversion is
+  checked against the Keras model before it is stored (cosine >= :data:`MIN_COSINE` on probe
+  crops).
 * ``"keras"``: the Keras model in a ``tf.function``; TensorFlow is imported when the first
   such ``Embedder`` is created.
 
 Either way the model is loaded once per process per weights file. docs/benchmarks.md has the
-figures that made ONNX Runtime the default.
+figures that kept ONNX Runtime the default here (OpenVINO runs MTCNN, see
+:mod:`facesearch.models.mtcnn_onnx`).
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ FACE_SIZE = 160
 #: Faces per forward pass unless an Embedder is told otherwise; peak memory grows with it.
 BATCH_SIZE = 32
 #: What can run the network; the first is the default.
-RUNTIMES = ("onnx", "keras")
+RUNTIMES = ("onnx", "openvino", "keras")
 #: A converted graph is stored only if every probe crop's embedding has at least this cosine
 #: with the Keras model's.
 MIN_COSINE = 0.99999
@@ -55,8 +57,8 @@ _MODELS: dict[tuple[str, str], tuple["keras.Model", Callable]] = {}
 # resolve_weights() results per `download` flag for the default weights, so the cache's sha256
 # is checked once per process and not on every Embedder().
 _DEFAULT_WEIGHTS: dict[bool, WeightsInfo] = {}
-# ONNX Runtime sessions keyed by the source weights' sha256.
-_SESSIONS: dict[str, tuple[object, Path]] = {}
+# OpenVINO models and ONNX Runtime sessions keyed by (runtime, the source weights' sha256).
+_SESSIONS: dict[tuple[str, str], tuple[object, Path]] = {}
 _LOCK = threading.Lock()
 
 
@@ -137,6 +139,16 @@ def convert_to_onnx(weights: WeightsInfo) -> ConvertedModel:
                            source=str(weights.path), probe_min_cosine=cosine)
 
 
+def _converted_graph(weights: WeightsInfo | None, download: bool, source: str | None) -> ConvertedModel:
+    """The converted graph of ``weights`` (None: the default weights, whose sha256 ``source`` the
+    weights' sidecar gave, if any), converting it when the cache has no intact copy."""
+    found = load_converted(onnx_filename(source), source) if source else None
+    if found is not None:
+        return found
+    info = weights if weights is not None else _default_weights(download)
+    return load_converted(onnx_filename(info.sha256), info.sha256) or convert_to_onnx(info)
+
+
 def _onnx_session(weights: WeightsInfo | None, download: bool) -> tuple[object, Path]:
     """The process-wide ONNX Runtime session for ``weights`` (None: the default weights), and the
     graph file it runs.
@@ -147,26 +159,35 @@ def _onnx_session(weights: WeightsInfo | None, download: bool) -> tuple[object, 
     """
     source = weights.sha256 if weights is not None else cached_weights_sha256()
     with _LOCK:
-        loaded = _SESSIONS.get(source) if source else None
+        loaded = _SESSIONS.get(("onnx", source)) if source else None
     if loaded is not None:
         return loaded
-
-    def converted() -> ConvertedModel:
-        found = load_converted(onnx_filename(source), source) if source else None
-        if found is not None:
-            return found
-        info = weights if weights is not None else _default_weights(download)
-        return load_converted(onnx_filename(info.sha256), info.sha256) or convert_to_onnx(info)
-
+    probe = {INPUT: prewhiten(_probe_crops())}
     if source:
-        session, path = cached_session(onnx_filename(source), source, converted, {INPUT: prewhiten(_probe_crops())})
+        session, path = cached_session(onnx_filename(source), source,
+                                       lambda: _converted_graph(weights, download, source), probe)
     else:
-        graph = converted()
-        session, path = cached_session(onnx_filename(graph.source_sha256), graph.source_sha256, lambda: graph,
-                                       {INPUT: prewhiten(_probe_crops())})
+        graph = _converted_graph(weights, download, source)
+        session, path = cached_session(onnx_filename(graph.source_sha256), graph.source_sha256, lambda: graph, probe)
         source = graph.source_sha256
     with _LOCK:
-        return _SESSIONS.setdefault(source, (session, path))
+        return _SESSIONS.setdefault(("onnx", source), (session, path))
+
+
+def _openvino_model(weights: WeightsInfo | None, download: bool) -> tuple[object, Path]:
+    """The process-wide OpenVINO model for ``weights`` (None: the default weights), and the graph
+    file it runs; found as :func:`_onnx_session` finds its graph."""
+    from facesearch.models.openvino_model import OpenVinoModel
+
+    source = weights.sha256 if weights is not None else cached_weights_sha256()
+    with _LOCK:
+        loaded = _SESSIONS.get(("openvino", source)) if source else None
+    if loaded is not None:
+        return loaded
+    graph = _converted_graph(weights, download, source)
+    model = OpenVinoModel(graph.data)
+    with _LOCK:
+        return _SESSIONS.setdefault(("openvino", graph.source_sha256), (model, graph.path))
 
 
 class Embedder:
@@ -176,11 +197,12 @@ class Embedder:
         a weights file, or an already resolved WeightsInfo.
     batch_size: faces per forward pass, default BATCH_SIZE (peak memory grows linearly with it).
     download: allow downloading the weights when they are not cached.
-    runtime: one of :data:`RUNTIMES`; ``"onnx"`` (default) or ``"keras"``.
+    runtime: one of :data:`RUNTIMES`: ``"onnx"`` (ONNX Runtime, default) or ``"openvino"``, both on
+        the converted graph, or ``"keras"``.
     Raises WeightsError when the weights cannot be resolved or loaded.
 
     ``weights`` (the verified weights file) and ``model`` (the Keras model) are resolved and
-    built on first access when the ONNX runtime did not need them.
+    built on first access when the converted graph's runtime did not need them.
     """
 
     model_id: str = MODEL_ID  # what galleries store to refuse mixing embeddings of other models
@@ -212,23 +234,24 @@ class Embedder:
             self._keras_forward = _load(self.weights)[1]
             self._run = self._run_keras
         else:
-            self._session, self.graph_path = _onnx_session(info, download)
+            load = _openvino_model if runtime == "openvino" else _onnx_session
+            self._session, self.graph_path = load(info, download)
             self._run = self._run_onnx
 
     @property
     def weights(self) -> WeightsInfo:
-        """The verified weights file (resolved on first access by the ONNX runtime)."""
+        """The verified weights file (resolved on first access by the converted graph's runtimes)."""
         if self._weights is None:
             self._weights = _default_weights(self._download)
         return self._weights
 
     @property
     def model(self) -> "keras.Model":
-        """The Keras model of :attr:`weights` (built on first access by the ONNX runtime)."""
+        """The Keras model of :attr:`weights` (built on first access by the converted graph's runtimes)."""
         return _load(self.weights)[0]
 
     def __repr__(self) -> str:
-        where = self.graph_path if self.runtime == "onnx" else self.weights.path
+        where = self.weights.path if self.runtime == "keras" else self.graph_path
         return (f"Embedder(model_id={self.model_id!r}, runtime={self.runtime!r}, model={str(where)!r}, "
                 f"batch_size={self.batch_size})")
 

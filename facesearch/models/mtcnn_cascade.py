@@ -1,9 +1,9 @@
-"""MTCNN's cascade (P-Net proposals, R-Net and O-Net refinement) in NumPy and ONNX Runtime.
+"""MTCNN's cascade (P-Net proposals, R-Net and O-Net refinement) in NumPy and OpenVINO or ONNX Runtime.
 
 This reproduces the ``mtcnn`` package's own detection (version 1.0: its stages, thresholds,
 pyramid, box arithmetic and non-maximum suppression, step for step) on its own weights
 converted by :mod:`facesearch.models.mtcnn_onnx`, without TensorFlow's per-call cost: each
-pyramid level is one ONNX Runtime call, and R-Net and O-Net each take every candidate box of
+pyramid level is one call of the runtime, and R-Net and O-Net each take every candidate box of
 every photo in one batch. Tests compare its boxes, landmarks and scores with the package's.
 
 Boxes travel as float64 rows ``[photo, x1, y1, x2, y2, score]`` (+ 10 landmark columns
@@ -210,13 +210,15 @@ def _proposals(reg: np.ndarray, prob: np.ndarray, threshold: float, scale: float
 
 
 class Cascade:
-    """MTCNN on ONNX Runtime: :meth:`detect` takes photos of one size and returns the package's rows."""
+    """MTCNN on OpenVINO (default) or ONNX Runtime (``runtime="onnx"``): :meth:`detect` takes
+    photos of one size and returns the package's rows."""
 
-    def __init__(self, thresholds: Thresholds = Thresholds()) -> None:
+    def __init__(self, thresholds: Thresholds = Thresholds(), *, runtime: str = "openvino") -> None:
         self.thresholds = thresholds
+        self.runtime = runtime
         #: Floating-point operations of the networks in the last :meth:`detect` call.
         self.last_flops = 0
-        sessions = mtcnn_sessions()
+        sessions = mtcnn_sessions(runtime)
         self._pnet, self._rnet, self._onet = sessions["pnet"], sessions["rnet"], sessions["onet"]
 
     def stage_pnet(self, images: np.ndarray, min_face_size: int) -> np.ndarray:

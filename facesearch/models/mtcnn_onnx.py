@@ -29,7 +29,7 @@ NETWORKS = ("pnet", "rnet", "onet")
 #: Bumped when the graphs written here change, so cached files from older code are replaced.
 GRAPH_VERSION = 1
 
-_SESSIONS: dict[str, object] = {}
+_SESSIONS: dict[str, dict[str, object]] = {}
 _LOCK = threading.Lock()
 
 
@@ -131,22 +131,34 @@ def filename(network: str, source_sha256: str) -> str:
     return f"mtcnn-{network}-{source_sha256[:16]}.onnx"
 
 
-def mtcnn_sessions() -> dict[str, object]:
-    """ONNX Runtime sessions ``{"pnet", "rnet", "onet"}``, converted on first use, once per process.
+def mtcnn_sessions(runtime: str = "openvino") -> dict[str, object]:
+    """The networks ``{"pnet", "rnet", "onet"}`` ready to run, converted on first use, loaded once
+    per process and runtime: ``"openvino"`` (:class:`~facesearch.models.openvino_model.OpenVinoModel`,
+    P-Net compiled per recurring pyramid level, one thread each: these networks' convolutions are
+    too small to gain from a second core, and on a busy machine its threads only wait for
+    one; docs/benchmarks.md) or ``"onnx"`` (ONNX Runtime sessions).
 
     Raises:
         WeightsError: the ``mtcnn`` package or its weights are missing or unreadable.
     """
     with _LOCK:
-        if _SESSIONS:
-            return dict(_SESSIONS)
+        if runtime in _SESSIONS:
+            return dict(_SESSIONS[runtime])
         folder = weights_folder()
         source = weights_sha256(folder)
+        sessions = {}
         for network in NETWORKS:
             name = filename(network, source)
             converted = load_converted(name, source)
             if converted is None:
                 data = _BUILDERS[network](_arrays(folder, network))
                 converted = store_converted(name, data, source, weights=str(folder / f"{network}.lz4"))
-            _SESSIONS[network] = new_session(converted.data)
-        return dict(_SESSIONS)
+            if runtime == "openvino":
+                from facesearch.models.openvino_model import OpenVinoModel
+
+                sessions[network] = OpenVinoModel(converted.data, per_shape=network == "pnet",
+                                                  bucket_batches=network != "pnet", threads=1)
+            else:
+                sessions[network] = new_session(converted.data)
+        _SESSIONS[runtime] = sessions
+        return dict(sessions)

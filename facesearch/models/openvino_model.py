@@ -1,0 +1,145 @@
+"""OpenVINO, the one place it is imported: converted ONNX graphs compiled for the CPU.
+
+OpenVINO's CPU plugin generates kernels for the shapes it is given, where ONNX Runtime runs
+generic ones: on the 2-core machines measured it runs FaceNet 1.3-2x and MTCNN's small
+convolutions up to 3x faster than ONNX Runtime, on the same converted graphs and to the same
+outputs (docs/benchmarks.md, "OpenVINO beside ONNX Runtime"). :class:`OpenVinoModel` is run
+the way an ``onnxruntime.InferenceSession`` is, so the cascade and the embedder take either.
+
+The dynamic compilation of each graph is cached by OpenVINO in the model cache
+(``models/openvino``): a later process loads it instead of compiling. It holds no personal data.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from facesearch.models.onnx_session import usable_cores
+from facesearch.paths import models_dir
+from facesearch.permissions import SHARED_DIR, make_dirs
+
+log = logging.getLogger(__name__)
+
+#: Input shapes of one model compiled with fixed sizes, kept per model (least recently used go).
+SHAPES_KEPT = 64
+#: A shape is compiled with fixed sizes once it has been run this many times with the dynamic
+#: model: a one-off photo size never pays the compilation (~10-30 ms a P-Net level), a video's
+#: frames or a folder of equal photos pay it once.
+COMPILE_AFTER = 2
+
+
+def batch_bucket(n: int) -> int:
+    """The batch size ``n`` rows are padded to when batches are bucketed: ``n`` up to 8, then
+    the next multiple of 8 up to 64, of 32 up to 512, of 128 beyond. At most 1.5x the rows
+    past 8 (1.14x past 64), and a few dozen sizes in all."""
+    for limit, step in ((8, 1), (64, 8), (512, 32)):
+        if n <= limit:
+            return -(-n // step) * step
+    return -(-n // 128) * 128
+
+
+@functools.lru_cache(maxsize=1)
+def _core():
+    import openvino
+
+    return openvino.Core()
+
+
+@functools.lru_cache(maxsize=1)
+def _cache_folder() -> str | None:
+    folder = models_dir() / "openvino"
+    try:
+        make_dirs(folder, SHARED_DIR)
+    except OSError as exc:  # a read-only cache only costs compile time
+        log.info("%s: no compiled-model cache (%s)", folder, exc)
+        return None
+    return str(folder)
+
+
+def _config(threads: int | None) -> dict:
+    # float32 explicitly: on CPUs with bf16 units OpenVINO would otherwise lower the precision,
+    # and embeddings must equal the Keras model's.
+    return {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
+            "INFERENCE_NUM_THREADS": threads or usable_cores()}
+
+
+def openvino_version() -> str:
+    """The installed OpenVINO's version string."""
+    import openvino
+
+    return openvino.__version__
+
+
+class OpenVinoModel:
+    """One ONNX graph compiled by OpenVINO, run as ``run(None, {input_name: array})``.
+
+    Args:
+        model: the ONNX graph's bytes or its file.
+        per_shape: also compile the graph for each input shape that recurs (see
+            :data:`COMPILE_AFTER`); for fully convolutional networks fed many sizes (P-Net), whose
+            kernels are several times faster at a fixed size. Otherwise one compilation with
+            dynamic dimensions serves every shape (batch sizes of R-Net, O-Net, FaceNet).
+        bucket_batches: pad the batch (first) dimension with zero rows to :func:`batch_bucket`
+            and drop their outputs. The dynamic model prepares itself once for every new shape
+            (a few ms for R-Net, tens for FaceNet): candidate counts that differ on every photo
+            would pay that on every photo. Only for networks whose rows are independent.
+        threads: threads per call; default every usable core.
+
+    Every call makes its own infer request (a few microseconds), so one model may be run from
+    several threads at once, as ONNX Runtime sessions are.
+    """
+
+    def __init__(self, model: bytes | Path, *, per_shape: bool = False, bucket_batches: bool = False,
+                 threads: int | None = None) -> None:
+        core = _core()
+        self._model = core.read_model(str(model) if isinstance(model, Path) else model)
+        self.input_name = self._model.inputs[0].get_any_name()
+        self._config = _config(threads)
+        # Only the dynamic compilation is cached on disk: one file per model, where fixed sizes
+        # would add one for every photo size ever seen.
+        cached = {"CACHE_DIR": _cache_folder()} if _cache_folder() else {}
+        self._dynamic = core.compile_model(self._model, "CPU", {**self._config, **cached})
+        self._per_shape = per_shape
+        self._bucket_batches = bucket_batches
+        self._seen: dict[tuple[int, ...], int] = {}
+        self._fixed: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _compiled_for(self, shape: tuple[int, ...]):
+        if not self._per_shape:
+            return self._dynamic
+        with self._lock:
+            compiled = self._fixed.get(shape)
+            if compiled is not None:
+                self._fixed.move_to_end(shape)
+                return compiled
+            if len(self._seen) > 16 * SHAPES_KEPT:
+                self._seen.clear()
+            runs = self._seen[shape] = self._seen.get(shape, 0) + 1
+        if runs < COMPILE_AFTER:
+            return self._dynamic
+        model = self._model.clone()
+        model.reshape({self.input_name: list(shape)})
+        compiled = _core().compile_model(model, "CPU", self._config)
+        with self._lock:
+            self._fixed[shape] = compiled
+            while len(self._fixed) > SHAPES_KEPT:
+                self._fixed.popitem(last=False)
+        return compiled
+
+    def run(self, output_names: None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Every output, in the graph's order, for the one input in ``feeds`` (name -> float32 array)."""
+        if output_names is not None or len(feeds) != 1:
+            raise ValueError("OpenVinoModel.run takes None and one input")
+        (x,) = feeds.values()
+        rows = len(x)
+        if self._bucket_batches and batch_bucket(rows) != rows:
+            x = np.concatenate([x, np.zeros((batch_bucket(rows) - rows, *x.shape[1:]), x.dtype)])
+        compiled = self._compiled_for(tuple(x.shape))
+        result = compiled.create_infer_request().infer({self.input_name: np.ascontiguousarray(x)})
+        return [result[output][:rows] for output in compiled.outputs]
