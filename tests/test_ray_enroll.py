@@ -72,11 +72,14 @@ def test_enroll_ray_command_reports_bad_photos_and_stores_the_rest(ray_cluster, 
                                                                 "rose_leslie"]
 
 
-def test_enroll_ray_unreachable_cluster_is_one_line(tmp_path):
+@pytest.mark.parametrize("address", ["127.0.0.1:9", "ray://127.0.0.1:9"])
+def test_enroll_ray_unreachable_cluster_is_one_line_and_creates_nothing(tmp_path, address):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "facesearch", "--home", str(tmp_path / "g"), "enroll", str(KNOWN),
-                           "--ray", "127.0.0.1:9"], capture_output=True, text=True, timeout=120)
+    home = tmp_path / "g"
+    done = subprocess.run([sys.executable, "-m", "facesearch", "--home", str(home), "enroll", str(KNOWN),
+                           "--ray", address], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == ["Error: Ray cluster 127.0.0.1:9: unreachable (connection refused)"]
+    assert done.stderr.strip().splitlines() == [f"Error: Ray cluster {address}: unreachable (connection refused)"]
+    assert not home.exists()

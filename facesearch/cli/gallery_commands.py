@@ -40,6 +40,9 @@ def enroll(ctx, paths, name, min_face_size, aligned, ray_address, ray_workers, a
     """
     distributed = {}
     if ray_address is not None or ray_workers is not None:
+        from facesearch.models.ray_analysis import check_reachable
+
+        check_reachable(ray_address)  # before the gallery is opened: an unreachable cluster creates nothing
         distributed = {"ray": ray_address or "", "ray_workers": ray_workers}
     gallery = open_gallery(ctx, remote=not distributed, min_face_size=min_face_size, aligned=aligned)
     with progress_bar("enrolling", quiet) as (on_total, update):

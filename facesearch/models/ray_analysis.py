@@ -67,12 +67,18 @@ def _import_ray():
     return ray
 
 
-def _check_reachable(address: str) -> None:
-    """Fail in one line, at once, when a ``HOST:PORT`` cluster does not answer: Ray itself retries
-    an unreachable head for minutes, logging a warning every few seconds."""
-    if "://" in address or ":" not in address:
-        return  # ray://, auto, or a name Ray resolves itself
-    host, _, port = address.rpartition(":")
+def check_reachable(address: str | None) -> None:
+    """Fail in one line, at once, when a ``HOST:PORT`` or ``ray://HOST:PORT`` cluster does not
+    answer: Ray itself retries an unreachable head for minutes, logging a warning every few
+    seconds. ``None``, ``""`` (a local cluster) and ``auto`` pass: Ray answers those at once.
+
+    Raises:
+        GalleryError: the address does not accept a TCP connection.
+    """
+    where = (address or "").split("://", 1)[-1]
+    if ":" not in where:
+        return
+    host, _, port = where.rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
             pass
@@ -100,8 +106,7 @@ class RayAnalyser:
         self._started = False
         if not ray.is_initialized():
             shown = address or "a local cluster"
-            if address:
-                _check_reachable(address)
+            check_reachable(address)
             try:
                 ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
                          configure_logging=False)
