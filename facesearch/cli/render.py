@@ -242,8 +242,9 @@ def speed_text(d: dict) -> Iterable[str]:
     m = d["machine"]
     yield (f"Machine: {m['cpu']}, {m['usable_cores']} usable of {m['cores']} cores, load average "
            f"{m['load_average']} -> {m.get('load_average_end')}{' (quick run: rough figures)' if d['quick'] else ''}")
-    yield (f"  float32 matmul ceiling   {d['matmul']['gflops']:8.1f} GFLOP/s (numpy {d['matmul']['n']}^2, best of "
-           f"{d['matmul']['repeats']})")
+    by = ", ".join(f"{name} {rate:.1f}" for name, rate in d["matmul"].get("by", {}).items())
+    yield (f"  float32 matmul ceiling   {d['matmul']['gflops']:8.1f} GFLOP/s ({d['matmul']['n']}^2, best of "
+           f"{d['matmul']['repeats']}; {by})")
     if "detection" in d:
         for key, label in (("lfw", "LFW 250x250"), ("photo_1080p", "1080p photo")):
             r = d["detection"][key]

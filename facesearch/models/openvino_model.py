@@ -65,7 +65,28 @@ def _config(threads: int | None) -> dict:
     # float32 explicitly: on CPUs with bf16 units OpenVINO would otherwise lower the precision,
     # and embeddings must equal the Keras model's.
     return {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
-            "INFERENCE_NUM_THREADS": threads or usable_cores()}
+            "INFERENCE_NUM_THREADS": threads or usable_cores(), "ENABLE_CPU_PINNING": False}
+
+
+def matmul_seconds(a: np.ndarray, b: np.ndarray, repeats: int) -> float:
+    """Best of ``repeats`` wall times, in seconds, of OpenVINO's float32 ``a @ b`` (after one
+    warm-up): a matrix product on the kernels this CPU's widest vector units run, whatever BLAS
+    numpy was built or configured with."""
+    import time
+
+    import openvino
+    from openvino import opset13
+
+    left, right = opset13.parameter(list(a.shape), np.float32), opset13.parameter(list(b.shape), np.float32)
+    graph = openvino.Model([opset13.matmul(left, right, False, False)], [left, right])
+    request = _core().compile_model(graph, "CPU", _config(None)).create_infer_request()
+    request.infer([a, b])
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        request.infer([a, b])
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def openvino_version() -> str:
