@@ -9,6 +9,7 @@ import sqlite3
 import stat
 from collections import Counter
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pytest
@@ -459,3 +460,111 @@ def test_scanning_uploads_over_http(known_gallery):
         face = known_gallery.people.photos("obama")["photos"][0]["faces"][0]["face"]
         got, jpeg = call("GET", url + f"/api/v1/people/faces/{face}/thumbnail")
         assert got == 200 and jpeg[:3] == b"\xff\xd8\xff"
+
+
+def _library(folder: Path, people: Sequence[str]) -> Path:
+    """A flat folder of 5celeb val photos of ``people``, obama1.jpg, and a truncated JPEG."""
+    folder.mkdir()
+    for person in people:
+        for photo in sorted((CELEB / "val" / person).iterdir()):
+            shutil.copy(photo, folder / f"{person}_{photo.name}")
+    shutil.copy(QUERIES / "obama1.jpg", folder / "obama1.jpg")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 nothing more")
+    return folder
+
+
+def _leading_json(output: str):
+    """The JSON a command printed before its one-line errors (CliRunner mixes stderr in)."""
+    return json.JSONDecoder().raw_decode(output)[0]
+
+
+def test_scan_and_people_through_a_server_print_what_they_print_locally(server, cli, known_gallery_template, tmp_path):
+    url, gallery = server
+    twin = tmp_path / "twin"  # the same gallery, used locally
+    shutil.copytree(known_gallery_template, twin)
+    library = _library(tmp_path / "library", ["ben_afflek", "madonna"])
+
+    def both(*args, same=lambda data: data):
+        """Run a command remotely and locally; the same exit status and output (JSON: ``same`` of it)."""
+        remote, local = cli("--server", url, *args), cli("--home", twin, *args)
+        assert remote.exit_code == local.exit_code, (args, remote.output, local.output)
+        if "--json" not in args or remote.exit_code:
+            assert remote.output == local.output, args
+            return remote.output
+        got, want = json.loads(remote.output), json.loads(local.output)
+        assert same(got) == same(want), args
+        return got
+
+    remote, local = cli("--server", url, "scan", "-q", "--json", library), cli("--home", twin, "scan", "-q", "--json", library)
+    assert remote.exit_code == local.exit_code == 1
+    report, local_report = (_leading_json(r.output) for r in (remote, local))
+    assert report == local_report
+    assert len(report["scanned"]) == 11 and report["identified"][0]["identity"] == "obama"
+    errors = [line for line in remote.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: {library / 'broken.jpg'}: "), remote.output
+    assert gallery.people.list()["photos"] == 11          # the good photos were stored
+    assert both("scan", "-q", library).startswith("Scanned 0 photo(s)")   # all already scanned
+    listing = both("people", "list", "--json")
+    first = listing["clusters"][0]["id"]
+    assert len(listing["clusters"]) >= 2
+    both("people", "show", first, "--json", same=lambda d: [{**f, "path": Path(f["path"]).suffix} for f in d["faces"]])
+    both("people", "name", first, "star", "--json")
+    # Paths differ by nature (the server's are its copies of the uploads), and so may the second of an action.
+    both("people", "photos", "star", "--json", same=lambda d: sorted(f["face"] for p in d["photos"] for f in p["faces"]))
+    history = both("people", "history", "--json", same=lambda d: [{**a, "at": None} for a in d["actions"]])
+    assert [a["kind"] for a in history["actions"]] == ["name"]
+    both("people", "undo", "--json")
+    both("people", "undo", "--json")                      # nothing left: the same one-line error
+    both("people", "list", "--json")
+    both("people", "recluster", "--json")
+    both("people", "name", 9999, "x")
+
+
+def test_a_scan_through_a_server_goes_in_batches_within_its_limits(known_gallery, cli, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO, wait_ready
+    from facesearch.server.app import create_app
+    from facesearch.server.client import RemoteGallery
+    from facesearch.server.serving import BackgroundServer
+    from facesearch.server.state import ServerSettings
+    from facesearch.server.uploads import UploadLimits
+
+    library = _library(tmp_path / "library", ["elton_john"])
+    shutil.copy(library / "obama1.jpg", library / "obama1-again.jpg")   # the same bytes: sent once
+    (library / "notes.jpg").write_text("not a photo")
+    missing = tmp_path / "missing"
+    with BackgroundServer(create_app(known_gallery, settings=ServerSettings(limits=UploadLimits(max_files=3)))) as url:
+        wait_ready(url)
+        res = cli("--server", url, "scan", "-q", "--json", library, missing)
+        assert res.exit_code == 1
+        report = _leading_json(res.output)
+        errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+        assert sorted(e["path"] for e in report["errors"]) == sorted(
+            [str(missing), str(library / "broken.jpg"), str(library / "notes.jpg")])
+        assert len(errors) == 3 and all(line.count("\n") == 0 for line in errors)
+        assert [p["path"] for p in report["scanned"]] == [str(p) for p in sorted(library.iterdir())
+                                                          if p.name not in ("broken.jpg", "notes.jpg", "obama1.jpg")]
+        assert report["already_scanned"] == [str(library / "obama1.jpg")]   # sorted after obama1-again.jpg
+        assert report["clusters"]["clusters"] == len(known_gallery.people.list()["clusters"])
+        assert known_gallery.people.list()["photos"] == 6
+
+        counted = []
+        again = RemoteGallery(url).scan([library], progress=counted.append, on_total=lambda n: counted.insert(0, -n))
+        assert -counted[0] == sum(counted[1:]) == 9 and len(counted) == 1 + 3   # 7 photos read, 3 a batch
+        assert again.as_dict()["scanned"] == [] and len(again.as_dict()["already_scanned"]) == 7
+
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "facesearch", "--server", url, "scan", "-q",
+                               "--json", str(library / "obama1.jpg")], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=120)
+        assert proc.returncode == 0 and json.loads(proc.stdout)["already_scanned"] == [str(library / "obama1.jpg")]
+        imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+        assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "numpy", "PIL", "cv2", "sqlalchemy")}
+
+        res = cli("--server", url, "people", "list", "--sheet", tmp_path / "sheet.png")
+        assert res.exit_code == 1 and res.output.count("\n") == 1 and "local gallery only" in res.output
+    for args in (("scan", "-q", library), ("people", "list", "--json"), ("people", "undo")):
+        res = cli("--server", "http://127.0.0.1:9", *args)
+        assert res.exit_code == 1 and res.output.count("\n") == 1 and "no facesearch server answers there" in res.output

@@ -1,8 +1,8 @@
 """Commands on a scanned photo library: ``scan``, and the ``people`` group (list, show, name, not,
 split, photos, undo, history, recluster) over :class:`facesearch.gallery.people.People`.
 
-Local galleries only (``--server`` is refused in one line): the server has these as endpoints
-under ``/api/v1/people``.
+With ``--server URL`` they run on a server's gallery (:class:`~facesearch.server.client.RemoteGallery`:
+``scan`` uploads the photos, the others call ``/api/v1/people``), printing what they print locally.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def scan(ctx, paths, recursive, recluster, min_face_size, as_json, quiet):
     `facesearch people list` shows and `facesearch people name` enrolls. A photo scanned before
     (same bytes) is skipped at no cost.
     """
-    gallery = open_gallery(ctx, min_face_size=min_face_size)
+    gallery = open_gallery(ctx, remote=True, min_face_size=min_face_size)
     with progress_bar("scanning", quiet) as (on_total, update):
         report = gallery.scan(list(paths), recursive=recursive, recluster=recluster, progress=update,
                               on_total=on_total)
@@ -52,7 +52,7 @@ def people():
 @click.pass_context
 def list_people(ctx, sheet, sample, as_json):
     """The candidate people, largest first, with their face and photo counts."""
-    gallery = open_gallery(ctx)
+    gallery = open_gallery(ctx, remote=True)
     data = gallery.people.list(sample=sample)
     if sheet:
         data["sheet"] = gallery.people.sheet(sheet, per_row=sample)["sheet"]
@@ -65,7 +65,7 @@ def list_people(ctx, sheet, sample, as_json):
 @click.pass_context
 def show(ctx, cluster, as_json):
     """The faces of candidate person CLUSTER: face id, photo and box."""
-    render.emit(open_gallery(ctx).people.show(cluster), as_json, render.cluster_text)
+    render.emit(open_gallery(ctx, remote=True).people.show(cluster), as_json, render.cluster_text)
 
 
 @people.command()
@@ -75,7 +75,7 @@ def show(ctx, cluster, as_json):
 @click.pass_context
 def name(ctx, cluster, name, as_json):
     """Enroll candidate person CLUSTER as NAME (merged into NAME if already enrolled)."""
-    render.emit(open_gallery(ctx).people.name(cluster, name), as_json, render.named_text)
+    render.emit(open_gallery(ctx, remote=True).people.name(cluster, name), as_json, render.named_text)
 
 
 @people.command(name="not")
@@ -85,7 +85,7 @@ def name(ctx, cluster, name, as_json):
 @click.pass_context
 def not_(ctx, face, name, as_json):
     """Scanned face FACE is not NAME: never give it to NAME again."""
-    render.emit(open_gallery(ctx).people.reject(face, name), as_json, render.rejected_text)
+    render.emit(open_gallery(ctx, remote=True).people.reject(face, name), as_json, render.rejected_text)
 
 
 @people.command()
@@ -95,7 +95,7 @@ def not_(ctx, face, name, as_json):
 @click.pass_context
 def split(ctx, cluster, faces, as_json):
     """Move FACES out of candidate person CLUSTER into a new one; they stay apart from the rest."""
-    render.emit(open_gallery(ctx).people.split(cluster, faces), as_json, render.people_split_text)
+    render.emit(open_gallery(ctx, remote=True).people.split(cluster, faces), as_json, render.people_split_text)
 
 
 @people.command()
@@ -104,7 +104,7 @@ def split(ctx, cluster, faces, as_json):
 @click.pass_context
 def photos(ctx, name, as_json):
     """Every scanned photo in which NAME appears, with the box."""
-    render.emit(open_gallery(ctx).people.photos(name), as_json, render.person_photos_text)
+    render.emit(open_gallery(ctx, remote=True).people.photos(name), as_json, render.person_photos_text)
 
 
 @people.command()
@@ -112,7 +112,7 @@ def photos(ctx, name, as_json):
 @click.pass_context
 def undo(ctx, as_json):
     """Undo the newest name, not or split not yet undone."""
-    render.emit(open_gallery(ctx).people.undo(), as_json, render.undone_text)
+    render.emit(open_gallery(ctx, remote=True).people.undo(), as_json, render.undone_text)
 
 
 @people.command()
@@ -120,7 +120,7 @@ def undo(ctx, as_json):
 @click.pass_context
 def history(ctx, as_json):
     """The actions taken on candidate people, newest first (what `undo` would revert)."""
-    render.emit({"actions": open_gallery(ctx).people.history()}, as_json, render.history_text)
+    render.emit({"actions": open_gallery(ctx, remote=True).people.history()}, as_json, render.history_text)
 
 
 @people.command()
@@ -128,4 +128,4 @@ def history(ctx, as_json):
 @click.pass_context
 def recluster(ctx, as_json):
     """Cluster every unknown face again from scratch (splits are honoured)."""
-    render.emit(open_gallery(ctx).people.recluster(), as_json, render.clusters_text)
+    render.emit(open_gallery(ctx, remote=True).people.recluster(), as_json, render.clusters_text)

@@ -58,8 +58,8 @@ class FaceSearchGroup(click.Group):
 @click.option("--no-wait", is_flag=True,
               help="Fail at once, instead of waiting, when another process is writing the gallery.")
 @click.option("--server", metavar="URL", envvar="FACESEARCH_SERVER", default=None,
-              help="Run query, enroll, list, rename, remove and verify on a running `facesearch serve` "
-                   "at URL instead of loading models here (default: $FACESEARCH_SERVER).")
+              help="Run query, enroll, list, rename, remove, verify, scan and people on a running "
+                   "`facesearch serve` at URL instead of loading models here (default: $FACESEARCH_SERVER).")
 @click.option("--api-key", metavar="KEY", envvar="FACESEARCH_API_KEY", default=None,
               help="API key for --server (default: $FACESEARCH_API_KEY).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")

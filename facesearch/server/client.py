@@ -1,12 +1,15 @@
 """A gallery on a running server: what ``facesearch --server URL`` uses instead of loading models.
 
 :class:`RemoteGallery` has the :class:`~facesearch.gallery.Gallery` methods the CLI's gallery
-commands call (``query``, ``enroll``, ``identities``, ``rename``, ``remove``, ``verify``), returning
-objects with the same ``as_dict()``, so the commands print exactly what they print locally.
+commands call (``query``, ``enroll``, ``scan``, ``identities``, ``rename``, ``remove``, ``verify``)
+and, as ``.people`` (:class:`RemotePeople`), the :class:`~facesearch.gallery.people.People` methods
+the ``people`` commands call, returning the same shapes, so the commands print exactly what they
+print locally.
 Standard library only: a query through a server must start in well under a second.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -18,10 +21,14 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from facesearch.errors import FaceSearchError, GalleryError, ImageError, NotFoundError, one_line
-from facesearch.imaging.photo_files import collect_photos
+from facesearch.imaging.photo_files import collect_photos, library_photos
 
-#: Photos per enrollment request at most (the server may allow fewer, see ``/api/v1/info``).
+#: Photos per enrollment or scan request at most (the server may allow fewer, see ``/api/v1/info``).
 ENROLL_CHUNK = 16
+#: The keys of an enrollment report that a batch's answer adds to.
+ENROLL_KEYS = ("enrolled", "duplicates", "no_face", "multiple_faces", "errors")
+#: The keys of a scan report (``ScanReport.as_dict()``) that a batch's answer adds to.
+SCAN_KEYS = ("scanned", "already_scanned", "no_face", "identified", "unknown", "errors")
 #: Seconds to wait for an answer; a first request may wait for the server's models to load.
 TIMEOUT = 300.0
 
@@ -200,23 +207,93 @@ class RemoteGallery:
         if items:
             limits = self.info()["limits"]
             for identity, batch in _batches(items, limits):
-                self._enroll_batch(identity, batch, report)
+                self._upload(f"/identities/{_quote(identity)}/photos", [(p, _read_photo) for p in batch],
+                             {"min_face_size": self.min_face_size}, report, ENROLL_KEYS)
                 if progress:
                     progress(len(batch))
         report["identities"] = sorted({e["identity"] for e in report["enrolled"]})
         return RemoteResult(report)
 
-    def _enroll_batch(self, identity: str, batch: list[str], report: dict) -> None:
-        photos = []
-        for path in batch:
+    def scan(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, *, recursive: bool = False,
+             recluster: bool = False, progress: Callable[[int], None] | None = None,
+             on_total: Callable[[int], None] | None = None) -> RemoteResult:
+        """Scan photo files as :meth:`Gallery.scan <facesearch.gallery.Gallery.scan>` does: the same
+        arguments, the same report (``ScanReport.as_dict()``, paths as found here).
+
+        The files are found as a local scan finds them; a file with the bytes of one before it is
+        reported as already scanned without being sent. The others go up in batches within the
+        server's limits; a photo that cannot be read here or used there is reported in one line and
+        the rest of its batch goes again. The server updates the candidate people after each batch,
+        as successive local scans would (``recluster``: every unknown face clustered again at the
+        end); ``clusters`` adds up what the batches attached and created, and gives the final counts.
+        """
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        photos, errors = library_photos(paths, recursive)
+        report: dict = {"scanned": [], "already_scanned": [], "no_face": [], "identified": [], "unknown": 0,
+                        "errors": [{"path": p, "error": e} for p, e in errors]}
+        clusters = {"attached": 0, "new_clusters": 0, "clusters": 0, "waiting": 0}
+        if on_total:
+            on_total(len(photos))
+        seen: set[str] = set()
+
+        def unseen(path: str) -> bytes | None:
+            data = _read_photo(path)
+            digest = hashlib.sha256(data).hexdigest()
+            if digest in seen:
+                report["already_scanned"].append(path)
+                return None
+            seen.add(digest)
+            return data
+
+        answered = False
+        if photos:
+            limits = self.info()["limits"]
+            for _, batch in _batches([(p, "") for p in photos], limits):
+                for answer in self._upload("/people/scan", [(p, unseen) for p in batch],
+                                           {"min_face_size": self.min_face_size}, report, SCAN_KEYS):
+                    clusters = {"attached": clusters["attached"] + answer["clusters"]["attached"],
+                                "new_clusters": clusters["new_clusters"] + answer["clusters"]["new_clusters"],
+                                "clusters": answer["clusters"]["clusters"], "waiting": answer["clusters"]["waiting"]}
+                    answered = True
+                if progress:
+                    progress(len(batch))
+        if recluster:
+            clusters = self.people.recluster()
+        elif not answered:  # nothing went up: the counts as they stand, as a local scan of nothing reports
+            listing = self.people.list(sample=1)
+            clusters = {**clusters, "clusters": len(listing["clusters"]), "waiting": listing["waiting"]}
+        report["clusters"] = clusters
+        return RemoteResult(report)
+
+    @property
+    def people(self) -> "RemotePeople":
+        """The server's candidate people, as :attr:`Gallery.people <facesearch.gallery.Gallery.people>`."""
+        return RemotePeople(self)
+
+    def _upload(self, path: str, photos: Sequence[tuple[str, Callable[[str], bytes | None]]], params: dict,
+                report: dict, keys: Sequence[str]) -> list[dict]:
+        """POST one batch of photos to ``path``, each ``(file, read)``: ``read`` gives its bytes, or
+        ``None`` to leave it out. A photo that cannot be read, or that the server refuses by name,
+        goes to ``report["errors"]`` and the rest goes again (the server stores nothing of a refused
+        request); a request too large is halved. Each answer's ``keys`` are added to ``report``;
+        returns the answers."""
+        loaded = []
+        for name, read in photos:
             try:
-                photos.append((path, _read_photo(path)))
+                data = read(name)
             except ImageError as exc:
                 report["errors"].append({"path": exc.path, "error": exc.reason})
+                continue
+            if data is not None:
+                loaded.append((name, data))
+        return self._post_batch(path, loaded, params, report, keys)
+
+    def _post_batch(self, path: str, photos: list[tuple[str, bytes]], params: dict, report: dict,
+                    keys: Sequence[str]) -> list[dict]:
         while photos:
             try:
-                answer = self._post_photos(f"/identities/{_quote(identity)}/photos", photos,
-                                           params={"min_face_size": self.min_face_size})
+                answer = self._post_photos(path, photos, params=params)
             except ImageError as exc:  # that photo is reported, the others go again
                 remaining = [p for p in photos if p[0] != exc.path]
                 failed = [exc.path] if len(remaining) < len(photos) else [p for p, _ in photos]
@@ -226,14 +303,65 @@ class RemoteGallery:
             except _TooLarge as exc:
                 if len(photos) == 1:
                     report["errors"].append({"path": photos[0][0], "error": str(exc)})
-                    return
+                    return []
                 half = len(photos) // 2
-                self._enroll_batch(identity, [p for p, _ in photos[:half]], report)
-                self._enroll_batch(identity, [p for p, _ in photos[half:]], report)
-                return
-            for key in ("enrolled", "duplicates", "no_face", "multiple_faces", "errors"):
+                return (self._post_batch(path, photos[:half], params, report, keys)
+                        + self._post_batch(path, photos[half:], params, report, keys))
+            for key in keys:
                 report[key] += answer[key]
-            return
+            return [answer]
+        return []
+
+
+class RemotePeople:
+    """The candidate people of a server's gallery: the :class:`~facesearch.gallery.people.People`
+    methods the ``people`` commands call, each one request to ``/api/v1/people``, with the same
+    arguments and the same answers (the errors as the same exception types)."""
+
+    def __init__(self, gallery: RemoteGallery) -> None:
+        self.gallery = gallery
+
+    def _call(self, method: str, path: str, body: dict | None = None, **params):
+        data = None if body is None else json.dumps(body).encode()
+        return self.gallery._request(method, f"/people{path}", params=params, body=data,
+                                     content_type="application/json" if body is not None else None)
+
+    def list(self, sample: int = 8) -> dict:
+        return self._call("GET", "", sample=sample)
+
+    def sheet(self, out: str | os.PathLike, *, per_row: int = 8) -> dict:
+        """Refused: a contact sheet is drawn from the gallery's photos, on the gallery's machine."""
+        raise FaceSearchError(f"{self.gallery.url}: --sheet works on a local gallery only (a face's thumbnail "
+                              "is at /api/v1/people/faces/ID/thumbnail)")
+
+    def show(self, cluster: int) -> dict:
+        return self._call("GET", f"/clusters/{int(cluster)}")
+
+    def name(self, cluster: int, name: str) -> dict:
+        if not name.strip():
+            raise GalleryError("the name is empty")
+        return self._call("POST", f"/clusters/{int(cluster)}/name", {"name": name})
+
+    def reject(self, face_id: int, name: str) -> dict:
+        return self._call("POST", f"/faces/{int(face_id)}/not", {"name": name})
+
+    def split(self, cluster: int, faces: Sequence[int]) -> dict:
+        wanted = sorted({int(f) for f in faces})
+        if not wanted:
+            raise GalleryError("name at least one face to split off")
+        return self._call("POST", f"/clusters/{int(cluster)}/split", {"faces": wanted})
+
+    def photos(self, name: str) -> dict:
+        return self._call("GET", f"/named/{_quote(name)}/photos")
+
+    def undo(self) -> dict:
+        return self._call("POST", "/undo")
+
+    def history(self) -> list[dict]:
+        return self._call("GET", "/history")
+
+    def recluster(self) -> dict:
+        return self._call("POST", "/recluster")
 
 
 def _quote(name: str) -> str:
