@@ -482,7 +482,8 @@ def test_scan_and_people_through_a_server_print_what_they_print_locally(server, 
     url, gallery = server
     twin = tmp_path / "twin"  # the same gallery, used locally
     shutil.copytree(known_gallery_template, twin)
-    library = _library(tmp_path / "library", ["ben_afflek", "madonna"])
+    # 27 files: two requests (16 photos at most in one), clustered once at the end as locally.
+    library = _library(tmp_path / "library", sorted(p.name for p in (CELEB / "val").iterdir()))
 
     def both(*args, same=lambda data: data):
         """Run a command remotely and locally; the same exit status and output (JSON: ``same`` of it)."""
@@ -495,14 +496,15 @@ def test_scan_and_people_through_a_server_print_what_they_print_locally(server, 
         assert same(got) == same(want), args
         return got
 
-    remote, local = cli("--server", url, "scan", "-q", "--json", library), cli("--home", twin, "scan", "-q", "--json", library)
+    remote = cli("--server", url, "scan", "-q", "--json", library)
+    local = cli("--home", twin, "scan", "-q", "--json", library)
     assert remote.exit_code == local.exit_code == 1
     report, local_report = (_leading_json(r.output) for r in (remote, local))
     assert report == local_report
-    assert len(report["scanned"]) == 11 and report["identified"][0]["identity"] == "obama"
+    assert len(report["scanned"]) == 26 and report["identified"][0]["identity"] == "obama"
     errors = [line for line in remote.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and errors[0].startswith(f"Error: {library / 'broken.jpg'}: "), remote.output
-    assert gallery.people.list()["photos"] == 11          # the good photos were stored
+    assert gallery.people.list()["photos"] == 26          # the good photos were stored
     assert both("scan", "-q", library).startswith("Scanned 0 photo(s)")   # all already scanned
     listing = both("people", "list", "--json")
     first = listing["clusters"][0]["id"]
@@ -510,7 +512,8 @@ def test_scan_and_people_through_a_server_print_what_they_print_locally(server, 
     both("people", "show", first, "--json", same=lambda d: [{**f, "path": Path(f["path"]).suffix} for f in d["faces"]])
     both("people", "name", first, "star", "--json")
     # Paths differ by nature (the server's are its copies of the uploads), and so may the second of an action.
-    both("people", "photos", "star", "--json", same=lambda d: sorted(f["face"] for p in d["photos"] for f in p["faces"]))
+    both("people", "photos", "star", "--json",
+         same=lambda d: sorted(f["face"] for p in d["photos"] for f in p["faces"]))
     history = both("people", "history", "--json", same=lambda d: [{**a, "at": None} for a in d["actions"]])
     assert [a["kind"] for a in history["actions"]] == ["name"]
     both("people", "undo", "--json")
@@ -548,6 +551,9 @@ def test_a_scan_through_a_server_goes_in_batches_within_its_limits(known_gallery
                                                           if p.name not in ("broken.jpg", "notes.jpg", "obama1.jpg")]
         assert report["already_scanned"] == [str(library / "obama1.jpg")]   # sorted after obama1-again.jpg
         assert report["clusters"]["clusters"] == len(known_gallery.people.list()["clusters"])
+        with _db(known_gallery.home) as db:                # three requests, one clustering
+            assert db.execute("SELECT COUNT(*) FROM people_actions WHERE kind IN ('cluster', 'recluster')"
+                              ).fetchone()[0] == 1
         assert known_gallery.people.list()["photos"] == 6
 
         counted = []
@@ -560,7 +566,8 @@ def test_a_scan_through_a_server_goes_in_batches_within_its_limits(known_gallery
                                "--json", str(library / "obama1.jpg")], capture_output=True, text=True, env=env,
                               cwd=tmp_path, timeout=120)
         assert proc.returncode == 0 and json.loads(proc.stdout)["already_scanned"] == [str(library / "obama1.jpg")]
-        imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+        imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                    if line.startswith("import time:")}
         assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "numpy", "PIL", "cv2", "sqlalchemy")}
 
         res = cli("--server", url, "people", "list", "--sheet", tmp_path / "sheet.png")

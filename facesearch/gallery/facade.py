@@ -741,11 +741,11 @@ class Gallery:
                         "keeps the removed faces until the next removal", self.home)
 
     def scan(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, *, recursive: bool = False,
-             recluster: bool = False, progress: Callable[[int], None] | None = None,
+             recluster: bool = False, cluster: bool = True, progress: Callable[[int], None] | None = None,
              on_total: Callable[[int], None] | None = None, analysis: FaceAnalysis | None = None) -> ScanReport:
         """Scan a photo library: every face of every photo stored, enrolled people identified, the
         unknown faces clustered into candidate people (``self.people``). See :meth:`.People.scan`."""
-        return self.people.scan(paths, recursive=recursive, recluster=recluster, progress=progress,
+        return self.people.scan(paths, recursive=recursive, recluster=recluster, cluster=cluster, progress=progress,
                                 on_total=on_total, analysis=analysis)
 
     def rename(self, old: str, new: str) -> None:
@@ -849,14 +849,16 @@ class Gallery:
         return report, stored
 
     def scan_uploads(self, photos: Sequence[tuple[str, bytes]], *, max_pixels: int | None = MAX_PIXELS,
-                     analysis: FaceAnalysis | None = None) -> ScanReport:
+                     analysis: FaceAnalysis | None = None, cluster: bool = True) -> ScanReport:
         """Scan photos received as bytes, ``(file name, data)`` each, as :meth:`scan` scans files.
 
         Every photo is checked first, as :meth:`enroll_uploads` does (nothing is stored if one
         fails); the photos scanned are kept under ``<home>/uploads/`` (thumbnails are cut from
-        them), the others are not. The report names them by the given file names.
+        them), the others are not. The report names them by the given file names. ``cluster``: as
+        for :meth:`scan`.
         """
-        report, stored = self._from_uploads(photos, max_pixels, lambda paths: self.scan(paths, analysis=analysis),
+        report, stored = self._from_uploads(photos, max_pixels,
+                                            lambda paths: self.scan(paths, analysis=analysis, cluster=cluster),
                                             lambda report: [p for p, _ in report.scanned])
         return report.renamed(stored)
 

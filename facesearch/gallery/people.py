@@ -126,7 +126,7 @@ class People:
     # -- scanning ---------------------------------------------------------------------------
 
     def scan(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, *, recursive: bool = False,
-             recluster: bool = False, progress: Callable[[int], None] | None = None,
+             recluster: bool = False, cluster: bool = True, progress: Callable[[int], None] | None = None,
              on_total: Callable[[int], None] | None = None, analysis: "FaceAnalysis | None" = None) -> ScanReport:
         """Scan photos (files, or folders: their own photos, sub-folders too with ``recursive``).
 
@@ -137,6 +137,8 @@ class People:
         only: it is neither decoded nor searched for faces. Unreadable photos are reported and the
         rest carry on. Each batch of :data:`CHUNK` photos is committed in one transaction, so an
         interrupted scan keeps the finished batches (their faces are clustered by the next scan).
+        With ``cluster=False`` the new unknown faces are left waiting, for a caller that scans a
+        library in parts and then calls :meth:`update_clusters` once (``--server`` uploads).
         """
         g = self.gallery
         analysis = analysis or g.analysis
@@ -155,7 +157,10 @@ class People:
             self._scan_chunk(chunk, report, seen, cache, analysis)
             if progress:
                 progress(len(chunk))
-        report.clusters = self.recluster() if recluster else self.update_clusters(only_new=True)
+        if recluster:
+            report.clusters = self.recluster()
+        else:
+            report.clusters = self.update_clusters(only_new=True) if cluster else self.cluster_counts()
         return report
 
     def _scan_chunk(self, chunk: Sequence[Path], report: ScanReport, seen: set[str], cache, analysis) -> None:
@@ -281,11 +286,7 @@ class People:
         with self.gallery._exclusive(), self.store.session() as s:
             upto = self._newest_face(s)
             if only_new and upto <= self._clustered_upto(s):
-                counts = dict(s.execute(select(ScannedFace.cluster_id.is_(None), func.count(func.distinct(
-                    func.coalesce(ScannedFace.cluster_id, -ScannedFace.id)))).where(ScannedFace.state == UNKNOWN)
-                    .group_by(ScannedFace.cluster_id.is_(None))).all())
-                return {"attached": 0, "new_clusters": 0, "clusters": int(counts.get(False, 0)),
-                        "waiting": int(counts.get(True, 0))}
+                return self._counts(s)
             ids, photos, vectors, clusters = self._unknown(s)
             links = self._links(s, ids)
             before = self._reclustered_size(s)
@@ -327,6 +328,20 @@ class People:
                                                               "joined one"})
             return {"attached": attached, "new_clusters": new, "clusters": int(len(np.unique(labels[labels >= 0]))),
                     "waiting": int((labels < 0).sum())}
+
+    def cluster_counts(self) -> dict:
+        """How the candidate people stand, nothing clustered: ``{"attached": 0, "new_clusters": 0,
+        "clusters", "waiting"}``."""
+        with self.store.session() as s:
+            return self._counts(s)
+
+    @staticmethod
+    def _counts(s: Session) -> dict:
+        counts = dict(s.execute(select(ScannedFace.cluster_id.is_(None), func.count(func.distinct(
+            func.coalesce(ScannedFace.cluster_id, -ScannedFace.id)))).where(ScannedFace.state == UNKNOWN)
+            .group_by(ScannedFace.cluster_id.is_(None))).all())
+        return {"attached": 0, "new_clusters": 0, "clusters": int(counts.get(False, 0)),
+                "waiting": int(counts.get(True, 0))}
 
     def recluster(self) -> dict:
         """Cluster every unknown face again from scratch (split cannot-links and photos honoured).

@@ -31,6 +31,9 @@ async def list_people(sample: int = Query(8, ge=1, le=32, description="faces lis
 @router.post("/scan", response_model=schemas.ScanReport, responses=ERRORS, dependencies=[Depends(write_access)])
 async def scan(photo: list[UploadFile] = File(..., description="photos of a library to scan"),
                min_face_size: int = Query(20, ge=12, le=1000, description="smallest face looked for, pixels"),
+               cluster: bool = Query(True, description="group the new unknown faces into candidate people now; "
+                                     "false leaves them waiting for POST /api/v1/people/cluster (a library sent "
+                                     "in several requests is clustered once, as one scan would be)"),
                state: ServerState = Depends(server_state)) -> dict:
     """Scan photos: every face kept, enrolled people identified, the unknown ones grouped into
     candidate people. If any photo cannot be used, the request fails naming it and nothing is stored."""
@@ -38,7 +41,7 @@ async def scan(photo: list[UploadFile] = File(..., description="photos of a libr
 
     def write() -> dict:
         return state.gallery.scan_uploads(photos, max_pixels=state.limits.max_pixels,
-                                          analysis=state.enrollment_analysis(min_face_size)).as_dict()
+                                          analysis=state.enrollment_analysis(min_face_size), cluster=cluster).as_dict()
 
     return await state.write(write)
 
@@ -97,6 +100,13 @@ async def undo(state: ServerState = Depends(server_state)) -> dict:
 async def history(state: ServerState = Depends(server_state)) -> list[dict]:
     """The actions taken on candidate people, newest first."""
     return await state.read(state.gallery.people.history)
+
+
+@router.post("/cluster", response_model=schemas.Reclustered, responses=ERRORS, dependencies=[Depends(write_access)])
+async def cluster(state: ServerState = Depends(server_state)) -> dict:
+    """Group the unknown faces stored since the last clustering into candidate people, as the end
+    of a scan does (after scans sent with ``cluster=false``)."""
+    return await state.write(state.gallery.people.update_clusters, only_new=True)
 
 
 @router.post("/recluster", response_model=schemas.Reclustered, responses=ERRORS, dependencies=[Depends(write_access)])

@@ -223,16 +223,14 @@ class RemoteGallery:
         The files are found as a local scan finds them; a file with the bytes of one before it is
         reported as already scanned without being sent. The others go up in batches within the
         server's limits; a photo that cannot be read here or used there is reported in one line and
-        the rest of its batch goes again. The server updates the candidate people after each batch,
-        as successive local scans would (``recluster``: every unknown face clustered again at the
-        end); ``clusters`` adds up what the batches attached and created, and gives the final counts.
+        the rest of its batch goes again. The new unknown faces are clustered once, after the last
+        batch, as a local scan clusters them (``recluster``: every unknown face again).
         """
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         photos, errors = library_photos(paths, recursive)
         report: dict = {"scanned": [], "already_scanned": [], "no_face": [], "identified": [], "unknown": 0,
                         "errors": [{"path": p, "error": e} for p, e in errors]}
-        clusters = {"attached": 0, "new_clusters": 0, "clusters": 0, "waiting": 0}
         if on_total:
             on_total(len(photos))
         seen: set[str] = set()
@@ -246,24 +244,14 @@ class RemoteGallery:
             seen.add(digest)
             return data
 
-        answered = False
         if photos:
             limits = self.info()["limits"]
+            params = {"min_face_size": self.min_face_size, "cluster": "false"}
             for _, batch in _batches([(p, "") for p in photos], limits):
-                for answer in self._upload("/people/scan", [(p, unseen) for p in batch],
-                                           {"min_face_size": self.min_face_size}, report, SCAN_KEYS):
-                    clusters = {"attached": clusters["attached"] + answer["clusters"]["attached"],
-                                "new_clusters": clusters["new_clusters"] + answer["clusters"]["new_clusters"],
-                                "clusters": answer["clusters"]["clusters"], "waiting": answer["clusters"]["waiting"]}
-                    answered = True
+                self._upload("/people/scan", [(p, unseen) for p in batch], params, report, SCAN_KEYS)
                 if progress:
                     progress(len(batch))
-        if recluster:
-            clusters = self.people.recluster()
-        elif not answered:  # nothing went up: the counts as they stand, as a local scan of nothing reports
-            listing = self.people.list(sample=1)
-            clusters = {**clusters, "clusters": len(listing["clusters"]), "waiting": listing["waiting"]}
-        report["clusters"] = clusters
+        report["clusters"] = self.people.recluster() if recluster else self._request("POST", "/people/cluster")
         return RemoteResult(report)
 
     @property
@@ -272,12 +260,11 @@ class RemoteGallery:
         return RemotePeople(self)
 
     def _upload(self, path: str, photos: Sequence[tuple[str, Callable[[str], bytes | None]]], params: dict,
-                report: dict, keys: Sequence[str]) -> list[dict]:
+                report: dict, keys: Sequence[str]) -> None:
         """POST one batch of photos to ``path``, each ``(file, read)``: ``read`` gives its bytes, or
         ``None`` to leave it out. A photo that cannot be read, or that the server refuses by name,
         goes to ``report["errors"]`` and the rest goes again (the server stores nothing of a refused
-        request); a request too large is halved. Each answer's ``keys`` are added to ``report``;
-        returns the answers."""
+        request); a request too large is halved. Each answer's ``keys`` are added to ``report``."""
         loaded = []
         for name, read in photos:
             try:
@@ -287,10 +274,10 @@ class RemoteGallery:
                 continue
             if data is not None:
                 loaded.append((name, data))
-        return self._post_batch(path, loaded, params, report, keys)
+        self._post_batch(path, loaded, params, report, keys)
 
     def _post_batch(self, path: str, photos: list[tuple[str, bytes]], params: dict, report: dict,
-                    keys: Sequence[str]) -> list[dict]:
+                    keys: Sequence[str]) -> None:
         while photos:
             try:
                 answer = self._post_photos(path, photos, params=params)
@@ -303,14 +290,14 @@ class RemoteGallery:
             except _TooLarge as exc:
                 if len(photos) == 1:
                     report["errors"].append({"path": photos[0][0], "error": str(exc)})
-                    return []
+                    return
                 half = len(photos) // 2
-                return (self._post_batch(path, photos[:half], params, report, keys)
-                        + self._post_batch(path, photos[half:], params, report, keys))
+                self._post_batch(path, photos[:half], params, report, keys)
+                self._post_batch(path, photos[half:], params, report, keys)
+                return
             for key in keys:
                 report[key] += answer[key]
-            return [answer]
-        return []
+            return
 
 
 class RemotePeople:
