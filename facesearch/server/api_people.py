@@ -3,7 +3,8 @@ them (:class:`facesearch.gallery.people.People`), with the shapes ``facesearch p
 prints. Changes run on the server's writer thread like every write.
 
 ``POST /api/v1/people/scan`` scans uploaded photos (kept under the gallery's ``uploads/``);
-scanning a folder is the ``facesearch scan`` command on the gallery's own machine.
+``facesearch --server URL scan FOLDER`` sends a folder's photos in several such requests with
+``cluster=false`` and then calls ``POST /api/v1/people/cluster`` once, as one local scan clusters.
 """
 from __future__ import annotations
 
