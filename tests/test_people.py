@@ -520,6 +520,7 @@ def test_scan_and_people_through_a_server_print_what_they_print_locally(server, 
     both("people", "undo", "--json")                      # nothing left: the same one-line error
     both("people", "list", "--json")
     both("people", "recluster", "--json")
+    both("scan", "-q", "--json", "--recluster", library)
     both("people", "name", 9999, "x")
 
 
