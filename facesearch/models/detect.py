@@ -136,6 +136,16 @@ class Detector:
         self._model()
         return self
 
+    def warm_up(self, height: int, width: int) -> None:
+        """Detect in blank ``height`` x ``width`` frames until the networks are ready for that size
+        (OpenVINO compiles P-Net for a photo size the second time it sees it), so that the
+        frames of a video that follow pay nothing for it."""
+        from facesearch.models.openvino_model import COMPILE_AFTER
+
+        blank = np.zeros((height, width, 3), dtype=np.uint8)
+        for _ in range(COMPILE_AFTER if self.backend == "openvino" else 1):
+            self.detect(blank)
+
     def _run(self, batch: list[np.ndarray], min_face: int) -> list[list[dict]]:
         """The package's per-photo result dicts for photos of one size."""
         if self.backend == "keras":

@@ -55,7 +55,8 @@ class Analyser:
         # Same detector settings as the gallery, except the detection size: a frame is only
         # as large as it needs to be for the faces a camera sees, and MTCNN's cost grows with it.
         self.detector = Detector(min_face_size=base.detector.min_face_size,
-                                 min_confidence=base.detector.min_confidence, max_side=detect_side)
+                                 min_confidence=base.detector.min_confidence, max_side=detect_side,
+                                 backend=base.detector.backend)
         self.analysis = FaceAnalysis(detector=self.detector, embedder=base.embedder, align=base.align)
         self.threshold = gallery.default_threshold() if threshold is None else float(threshold)
         # Fitted once: the gallery is read at the start, not on every frame.
@@ -70,8 +71,7 @@ class Analyser:
 
     def warm_up(self, shape: tuple[int, ...]) -> None:
         """Build and trace the models on a blank frame of ``shape``, so timing starts warm."""
-        blank = np.zeros((shape[0], shape[1], 3), dtype=np.uint8)
-        self.detector.detect(blank)
+        self.detector.warm_up(shape[0], shape[1])
         self.analysis.embedder.embed(np.zeros((1, 160, 160, 3), dtype=np.uint8))
 
     def analyse(self, image: np.ndarray, frame: int, seconds: float) -> None:
