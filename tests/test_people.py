@@ -576,3 +576,20 @@ def test_a_scan_through_a_server_goes_in_batches_within_its_limits(known_gallery
     for args in (("scan", "-q", library), ("people", "list", "--json"), ("people", "undo")):
         res = cli("--server", "http://127.0.0.1:9", *args)
         assert res.exit_code == 1 and res.output.count("\n") == 1 and "no facesearch server answers there" in res.output
+
+
+def test_not_on_a_persons_only_face_removes_them_and_undo_brings_them_back(celeb):
+    people = celeb.people
+    cluster, faces = max(_clusters(celeb).items(), key=lambda kv: len(kv[1]))
+    ids = [f["face"] for f in faces]
+    people.split(cluster, ids[:1])
+    single = {f["face"]: c for c, fs in _clusters(celeb).items() for f in fs}[ids[0]]
+    before = celeb.face_count()
+    people.name(single, "lone")
+    assert celeb.face_count() == before + 1
+    rejected = people.reject(ids[0], "lone")  # its last face: the identity goes with it
+    assert rejected["was"] == "named" and celeb.face_count() == before
+    assert "lone" not in {i["name"] for i in celeb.identities()}
+    assert people.undo()["kind"] == "not"
+    assert celeb.face_count() == before + 1
+    assert any(f["face"] == ids[0] for p in people.photos("lone")["photos"] for f in p["faces"])

@@ -713,14 +713,18 @@ class People:
             identity = self._identity(s, name)
             before = {"state": face.state, "identity_id": face.identity_id, "similarity": face.similarity,
                       "cluster_id": face.cluster_id}
-            if face.identity_id == identity.id:
+            identity_id = identity.id
+            if face.identity_id == identity_id:
                 if face.enrolled_face_id is not None:
                     self._unenroll(s, [face.enrolled_face_id], self.store._bump(s))
                     s.refresh(face)
                 face.state, face.identity_id, face.similarity, face.cluster_id = UNKNOWN, None, None, None
+            # Its last gallery face gone, the identity is too: nothing is left to keep the face from.
+            remains = s.scalar(select(func.count(Identity.id)).where(Identity.id == identity_id)) > 0
             action = self._log(s, "not", {"face": face_id, "name": name, "before": before,
                                           "summary": f"face {face_id} is not {name!r}"})
-            s.add(PeopleConstraint(face_id=face_id, identity_id=identity.id, action_id=action.id))
+            if remains:
+                s.add(PeopleConstraint(face_id=face_id, identity_id=identity_id, action_id=action.id))
         return {"action": action.id, "face": face_id, "name": name, "was": before["state"]}
 
     def split(self, cluster: int, faces: Sequence[int]) -> dict:
@@ -794,10 +798,17 @@ class People:
         if face is None or face.state != UNKNOWN:
             return
         face.cluster_id = before["cluster_id"]
-        identity = s.get(Identity, before["identity_id"]) if before["identity_id"] is not None else None
+        if before["identity_id"] is None:
+            return
+        # By name: the identity may have gone with the face (its last) or been merged since.
+        identity = s.scalar(select(Identity).where(Identity.name == payload["name"]))
+        if identity is None and before["state"] == NAMED:
+            identity = Identity(name=payload["name"])
+            s.add(identity)
+            s.flush()
         if before["state"] == IDENTIFIED and identity is not None:
             face.state, face.identity_id, face.similarity, face.cluster_id = IDENTIFIED, identity.id, before["similarity"], None
-        elif before["state"] == NAMED and identity is not None:
+        elif before["state"] == NAMED:
             photo = s.get(ScannedPhoto, face.photo_id)
             self._enroll(s, identity, [(face, photo)], self.store._bump(s))
 
