@@ -593,3 +593,47 @@ def test_not_on_a_persons_only_face_removes_them_and_undo_brings_them_back(celeb
     assert people.undo()["kind"] == "not"
     assert celeb.face_count() == before + 1
     assert any(f["face"] == ids[0] for p in people.photos("lone")["photos"] for f in p["faces"])
+
+
+def test_scanned_face_ids_are_never_reused_and_the_upgrade_keeps_the_feedback(celeb, tmp_path, analysis):
+    from sqlalchemy import create_engine
+    from alembic import command
+
+    from facesearch.gallery import Gallery, revisions
+
+    people = celeb.people
+    newest = max(f["face"] for fs in _clusters(celeb).values() for f in fs)
+    cluster = next(c for c, fs in _clusters(celeb).items() if any(f["face"] == newest for f in fs))
+    people.name(cluster, "newest")
+    celeb.remove("newest")  # deletes its scanned faces, the newest one among them
+    with _db(celeb.home) as db:
+        assert db.execute("SELECT COUNT(*) FROM scanned_faces WHERE id = ?", (newest,)).fetchone()[0] == 0
+    photo = tmp_path / "new" / "obama.jpg"
+    photo.parent.mkdir()
+    shutil.copy(QUERIES / "obama1.jpg", photo)
+    celeb.scan([photo.parent])
+    with _db(celeb.home) as db:
+        assert db.execute("SELECT MIN(id) FROM scanned_faces WHERE photo_id = (SELECT MAX(id) FROM scanned_photos)"
+                          ).fetchone()[0] > newest
+    # A split leaves constraints naming faces; rebuilding the table for this revision keeps them.
+    big, faces = max(_clusters(celeb).items(), key=lambda kv: len(kv[1]))
+    people.split(big, [faces[0]["face"]])
+    celeb.close()
+    count = "SELECT COUNT(*) FROM people_constraints"
+    with _db(celeb.home) as db:
+        constraints = db.execute(count).fetchone()[0]
+    assert constraints > 0
+    engine = create_engine(f"sqlite:///{celeb.home / 'db' / 'gallery.sqlite'}")
+    with engine.begin() as connection:
+        command.downgrade(revisions._config(connection), "0006")
+    engine.dispose()
+    with _db(celeb.home) as db:
+        assert db.execute(count).fetchone()[0] == constraints
+    # Opening upgrades it again, on the gallery's own connections (foreign keys on: the rebuild's
+    # cascade deletes the constraints, which the revision puts back).
+    with Gallery(celeb.home, analysis=analysis) as g:
+        assert g.people.history()[0]["kind"] == "split"
+    with _db(celeb.home) as db:
+        assert db.execute(count).fetchone()[0] == constraints
+        assert "AUTOINCREMENT" in db.execute("SELECT sql FROM sqlite_master WHERE name = 'scanned_faces'").fetchone()[0]
+        assert db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'scanned_faces'").fetchone()[0] >= newest

@@ -15,7 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 #: The Alembic revision these tables are (the newest script in ``migrations/versions/``; a test
 #: keeps the two equal). Opening a gallery at this revision needs no Alembic at all.
-REVISION = "0006"
+REVISION = "0007"
 
 #: Written into ``gallery_state.schema_version`` by 0.1.0, which had no migrations. The schema's
 #: revision is now Alembic's (:mod:`facesearch.gallery.revisions`); the column keeps this value so
@@ -166,9 +166,11 @@ class ScannedFace(Base):
     candidate person, or none while it waits), ``identified`` (matched to ``identity_id`` at the
     calibrated threshold; not enrolled), or ``named`` (enrolled as ``identity_id`` through
     ``people name``: ``enrolled_face_id`` is the gallery face made from it). Only named faces are
-    in the gallery's faces, so unknown ones never answer a query nor move an identity's average."""
+    in the gallery's faces, so unknown ones never answer a query nor move an identity's average.
+    Ids are never reused (``sqlite_autoincrement``): undo and clustering name faces by id."""
 
     __tablename__ = "scanned_faces"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("scanned_photos.id", ondelete="CASCADE"), index=True)
     x: Mapped[float] = mapped_column(Float)
