@@ -1,13 +1,15 @@
 """Face detection with MTCNN (the `mtcnn` package; its weights ship inside the wheel).
 
-Two backends run the same detector:
+Three backends run the same detector:
 
-* ``"onnx"`` (default): :mod:`facesearch.models.mtcnn_cascade`, the package's cascade step
-  for step in NumPy, its three networks on ONNX Runtime (converted once from the wheel's
-  weights). No TensorFlow; tens of times less overhead per photo.
+* ``"openvino"`` (default) and ``"onnx"``: :mod:`facesearch.models.mtcnn_cascade`, the
+  package's cascade step for step in NumPy, its three networks (converted once from the
+  wheel's weights) on OpenVINO or on ONNX Runtime. No TensorFlow; tens of times less overhead
+  per photo, and OpenVINO's kernels compiled for a recurring photo size are the fastest
+  measured (docs/benchmarks.md).
 * ``"keras"``: the package itself (TensorFlow, eager, one call per pyramid level).
 
-Tests check that both find the same faces with boxes within a pixel.
+Tests check that all find the same faces with boxes within a pixel.
 
 A detection is a :class:`DetectedFace`: a box in pixels of the original photo, five
 landmarks, and the detector's confidence. Large photos are downscaled for detection and the
@@ -137,9 +139,10 @@ class Detector:
         return self
 
     def warm_up(self, height: int, width: int) -> None:
-        """Detect in blank ``height`` x ``width`` frames until the networks are ready for that size
-        (OpenVINO compiles P-Net for a photo size the second time it sees it), so that the
-        frames of a video that follow pay nothing for it."""
+        """Detect in blank ``height`` x ``width`` frames until P-Net is ready for that size
+        (OpenVINO compiles it for a photo size the second time it sees it), so that the frames
+        of a video that follow do not pay for it. A blank frame has no candidate faces, so
+        R-Net and O-Net still prepare each new batch size on the first real frames (a few ms)."""
         from facesearch.models.openvino_model import COMPILE_AFTER
 
         blank = np.zeros((height, width, 3), dtype=np.uint8)

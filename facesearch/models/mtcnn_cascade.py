@@ -220,7 +220,8 @@ class Cascade:
     def __init__(self, thresholds: Thresholds = Thresholds(), *, runtime: str = "openvino") -> None:
         self.thresholds = thresholds
         self.runtime = runtime
-        #: Floating-point operations of the networks in the last :meth:`detect` call.
+        #: Floating-point operations of the networks in the last :meth:`detect` call (for benchmarks;
+        #: shared by the threads that use this cascade, so meaningful when one thread detects).
         self.last_flops = 0
         sessions = mtcnn_sessions(runtime)
         self._pnet, self._rnet, self._onet = sessions["pnet"], sessions["rnet"], sessions["onet"]
@@ -242,6 +243,8 @@ class Cascade:
         return square(nms(rows, t.nms_pnet_all))
 
     def stage_rnet(self, images: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """P-Net's ``(K, 6)`` float64 candidate rows re-scored and moved by R-Net on ``images``
+        (``(B, H, W, 3)`` float32, normalised), kept above its threshold, squared: ``(K', 6)``."""
         if len(rows) == 0:
             return rows
         reg, prob = self._rnet.run(None, {"images": crop_and_resize(images, rows, 24)})
@@ -253,6 +256,8 @@ class Cascade:
         return square(nms(rows, self.thresholds.nms_rnet))
 
     def stage_onet(self, images: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """R-Net's ``(K, 6)`` rows re-scored and moved by O-Net, with its landmarks: ``(K', 16)``
+        float64 rows above its threshold after NMS by the smaller area."""
         if len(rows) == 0:
             return np.empty((0, 16))
         reg, marks, prob = self._onet.run(None, {"images": crop_and_resize(images, rows, 48)})

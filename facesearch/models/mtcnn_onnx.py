@@ -141,6 +141,8 @@ def mtcnn_sessions(runtime: str = "openvino") -> dict[str, object]:
     Raises:
         WeightsError: the ``mtcnn`` package or its weights are missing or unreadable.
     """
+    if runtime not in ("openvino", "onnx"):
+        raise ValueError(f"unknown runtime {runtime!r} for the converted MTCNN; choose openvino or onnx")
     with _LOCK:
         if runtime in _SESSIONS:
             return dict(_SESSIONS[runtime])

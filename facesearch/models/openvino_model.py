@@ -107,12 +107,15 @@ class OpenVinoModel:
             dynamic dimensions serves every shape (batch sizes of R-Net, O-Net, FaceNet).
         bucket_batches: pad the batch (first) dimension with zero rows to :func:`batch_bucket`
             and drop their outputs. The dynamic model prepares itself once for every new shape
-            (a few ms for R-Net, tens for FaceNet): candidate counts that differ on every photo
-            would pay that on every photo. Only for networks whose rows are independent.
+            (7 ms for R-Net): candidate counts that differ on every photo would pay that on
+            every photo. Only for networks whose rows are independent and cheap: FaceNet's
+            padding rows would cost its full arithmetic, more than its preparation (25-50 ms
+            once per batch size) over a process's life.
         threads: threads per call; default every usable core.
 
-    Every call makes its own infer request (a few microseconds), so one model may be run from
-    several threads at once, as ONNX Runtime sessions are.
+    Every call makes its own infer request (a few microseconds), so one model may be called from
+    several threads at once, as ONNX Runtime sessions are (OpenVINO may run their calls one
+    after another).
     """
 
     def __init__(self, model: bytes | Path, *, per_shape: bool = False, bucket_batches: bool = False,
@@ -129,6 +132,7 @@ class OpenVinoModel:
         self._bucket_batches = bucket_batches
         self._seen: dict[tuple[int, ...], int] = {}
         self._fixed: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        self._compiling: set[tuple[int, ...]] = set()
         self._lock = threading.Lock()
 
     def _compiled_for(self, shape: tuple[int, ...]):
@@ -142,15 +146,21 @@ class OpenVinoModel:
             if len(self._seen) > 16 * SHAPES_KEPT:
                 self._seen.clear()
             runs = self._seen[shape] = self._seen.get(shape, 0) + 1
-        if runs < COMPILE_AFTER:
-            return self._dynamic
-        model = self._model.clone()
-        model.reshape({self.input_name: list(shape)})
-        compiled = _core().compile_model(model, "CPU", self._config)
-        with self._lock:
-            self._fixed[shape] = compiled
-            while len(self._fixed) > SHAPES_KEPT:
-                self._fixed.popitem(last=False)
+            if runs < COMPILE_AFTER or shape in self._compiling:
+                return self._dynamic  # meanwhile another thread compiles it
+            self._compiling.add(shape)
+        compiled = None
+        try:
+            model = self._model.clone()
+            model.reshape({self.input_name: list(shape)})
+            compiled = _core().compile_model(model, "CPU", self._config)
+        finally:
+            with self._lock:
+                self._compiling.discard(shape)
+                if compiled is not None:
+                    self._fixed[shape] = compiled
+                    while len(self._fixed) > SHAPES_KEPT:
+                        self._fixed.popitem(last=False)
         return compiled
 
     def run(self, output_names: None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -79,6 +79,7 @@ def check_reachable(address: str | None) -> None:
     if ":" not in where:
         return
     host, _, port = where.rpartition(":")
+    host = host.strip("[]")  # an IPv6 address: [::1]:6379
     try:
         with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
             pass
@@ -114,12 +115,17 @@ class RayAnalyser:
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise GalleryError(f"Ray cluster {shown}: {reason}") from None
             self._started = True
-        if workers is None:
-            workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        actor = ray.remote(num_cpus=1)(PhotoWorker)
-        root = str(cache_root) if cache_root else None
-        self._actors = [actor.remote(recipe, root) for _ in range(workers)]
-        self._pool = ray.util.ActorPool(self._actors)
+        self._actors = []
+        try:
+            if workers is None:
+                workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            actor = ray.remote(num_cpus=1)(PhotoWorker)
+            root = str(cache_root) if cache_root else None
+            self._actors = [actor.remote(recipe, root) for _ in range(workers)]
+            self._pool = ray.util.ActorPool(self._actors)
+        except BaseException:
+            self.close()  # a cluster this object started must not outlive it
+            raise
 
     @property
     def workers(self) -> int:

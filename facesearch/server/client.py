@@ -10,6 +10,7 @@ Standard library only: a query through a server must start in well under a secon
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import secrets
@@ -127,6 +128,8 @@ class RemoteGallery:
         except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
             raise FaceSearchError(f"{self.url}: no facesearch server answers there ({one_line(reason)})") from None
+        except (ValueError, http.client.HTTPException) as exc:  # a proxy's page, a cut-off answer
+            raise FaceSearchError(f"{self.url}: not a facesearch server's answer ({one_line(exc)})") from None
 
     def _error(self, exc: urllib.error.HTTPError) -> Exception:
         try:
