@@ -637,3 +637,22 @@ def test_scanned_face_ids_are_never_reused_and_the_upgrade_keeps_the_feedback(ce
         assert db.execute(count).fetchone()[0] == constraints
         assert "AUTOINCREMENT" in db.execute("SELECT sql FROM sqlite_master WHERE name = 'scanned_faces'").fetchone()[0]
         assert db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'scanned_faces'").fetchone()[0] >= newest
+
+
+def test_two_faces_of_one_photo_are_never_both_the_same_person(tmp_path, analysis):
+    from PIL import Image
+
+    from facesearch.gallery import Gallery
+
+    face = Image.open(QUERIES / "obama1.jpg").convert("RGB")
+    twice = Image.new("RGB", (face.width * 2, face.height))
+    twice.paste(face, (0, 0))
+    twice.paste(face.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (face.width, 0))
+    photo = tmp_path / "library" / "twice.jpg"
+    photo.parent.mkdir()
+    twice.save(photo, quality=95)
+    with Gallery(tmp_path / "g", analysis=analysis) as g:
+        g.enroll([KNOWN])
+        report = g.scan([photo.parent])
+    assert [who for _, who, _ in report.identified] == ["obama"]
+    assert report.unknown == 1

@@ -205,8 +205,16 @@ class People:
                 report.scanned.append((str(photo.path), len(photo.faces)))
                 if not photo.faces:
                     report.no_face.append(str(photo.path))
+                # One person appears once in a photo: of two faces matched to the same person,
+                # the more similar one is them and the other waits among the unknown faces.
+                best: dict[str, float] = {}
+                for match in found:
+                    if match is not None and match.identity:
+                        best[match.identity] = max(best.get(match.identity, -2.0), float(match.similarity))
                 for face, match in zip(photo.faces, found):
                     who = ids.get(match.identity) if match is not None and match.identity else None
+                    if who is not None and float(match.similarity) < best[match.identity]:
+                        who = None
                     if who is not None:
                         report.identified.append((str(photo.path), match.identity, float(match.similarity)))
                     else:
