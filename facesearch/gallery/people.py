@@ -16,7 +16,9 @@ that face from ever being given to NAME again (naming and undo respect it). Ever
 logged with what undoing it needs; ``undo`` reverts the newest one not yet undone.
 
 Only :class:`People`, reached through the :class:`~facesearch.gallery.facade.Gallery`, touches
-these tables; each change is one transaction under the gallery's writer lock.
+these tables; each change is one transaction under the gallery's writer lock, except that naming
+then identifies the waiting faces in a second one (the matcher must see the committed faces): a
+crash between the two leaves the naming done and those faces waiting for the next scan.
 """
 from __future__ import annotations
 
