@@ -61,8 +61,15 @@ RECLUSTER_GROWTH = 2
 MAX_EJECTED = 1
 #: The fewest faces that make a candidate person; smaller groups are left unclustered (-1).
 DEFAULT_MIN_SIZE = 2
-#: Rows of the similarity matrix computed at a time (bounds memory to BLOCK x N floats).
+#: Rows of the similarity matrix computed at a time, at most; fewer against many faces, so that a
+#: block stays within BLOCK_BYTES (2,048 rows against 100,000 faces would be 800 MB).
 BLOCK = 2048
+BLOCK_BYTES = 256 << 20
+
+
+def _block_rows(columns: int) -> int:
+    """Rows of a float32 similarity block against ``columns`` faces within :data:`BLOCK_BYTES`."""
+    return max(1, min(BLOCK, BLOCK_BYTES // (4 * max(columns, 1))))
 
 
 def _check(vectors: np.ndarray, photo_ids: np.ndarray, what: str = "vectors") -> tuple[np.ndarray, np.ndarray]:
@@ -110,8 +117,9 @@ def similarity_graph(vectors: np.ndarray, max_distance: float) -> csr_matrix:
     """
     n = len(vectors)
     rows, cols, sims = [], [], []
-    for start in range(0, n, BLOCK):
-        block = vectors[start:start + BLOCK] @ vectors.T
+    step = _block_rows(n)
+    for start in range(0, n, step):
+        block = vectors[start:start + step] @ vectors.T
         r, c = np.nonzero(block >= 1.0 - max_distance)
         off = r + start != c  # the diagonal is set to exactly 1 below
         r, c = r[off], c[off]
@@ -310,8 +318,9 @@ def attach_faces(new_vectors: np.ndarray, new_photo_ids: np.ndarray, vectors: np
     sizes = np.bincount(member_label, minlength=len(names)).astype(np.float32)
     limit = merge_threshold(threshold, pair_threshold, 1, sizes)
     candidates = []
-    for start in range(0, m, BLOCK):
-        sims = new_vectors[start:start + BLOCK] @ vectors[clustered].T
+    step = _block_rows(len(clustered))
+    for start in range(0, m, step):
+        sims = new_vectors[start:start + step] @ vectors[clustered].T
         mean = np.asarray((onehot.T @ sims.T).T) / sizes
         r, c = np.nonzero(1.0 - mean <= limit)
         candidates.extend(zip((1.0 - mean[r, c]).tolist(), (r + start).tolist(), c.tolist()))
