@@ -582,36 +582,16 @@ class People:
                                     generation)
 
     def _unenroll(self, s: Session, face_ids: Sequence[int], generation: int) -> None:
-        """Remove gallery faces (as :meth:`Store.remove_face` does: tombstoned, out of their identity's
-        sum, the identity gone with its last face, the photo row with its last face)."""
-        found = s.execute(select(FaceRow.id, FaceRow.identity_id, FaceRow.image_id, FaceRow.embedding)
-                          .where(FaceRow.id.in_(list(face_ids)))).all()
-        if not found:
-            return
-        self.store._tombstone_faces(s, [r[0] for r in found], generation)
-        s.execute(update(ScannedFace).where(ScannedFace.enrolled_face_id.in_([r[0] for r in found]))
+        """Remove gallery faces as any removal does (:meth:`Store._remove_faces`); the scanned faces
+        they were made from lose their copy, and the identified ones of an identity that went with
+        its last face wait among the unknown faces again."""
+        s.execute(update(ScannedFace).where(ScannedFace.enrolled_face_id.in_(list(face_ids)))
                   .values(enrolled_face_id=None))
-        s.execute(delete(FaceRow).where(FaceRow.id.in_([r[0] for r in found])))
-        by_identity: dict[int, list[np.ndarray]] = defaultdict(list)
-        for _, identity_id, _, blob in found:
-            by_identity[identity_id].append(np.frombuffer(blob, "<f4").astype(np.float64))
-        for identity_id, vectors in by_identity.items():
-            left = int(s.scalar(select(func.count(FaceRow.id)).where(FaceRow.identity_id == identity_id)))
-            if not left:
-                # Its faces identified by later scans wait among the unknown ones again.
-                self.store._tombstone_identity(s, identity_id, generation)
-                s.execute(update(ScannedFace).where(ScannedFace.identity_id == identity_id)
-                          .values(identity_id=None, state=UNKNOWN, similarity=None))
-                s.execute(delete(Identity).where(Identity.id == identity_id))
-                continue
-            identity = s.get(Identity, identity_id)
-            if identity.vector_sum is not None:
-                total = np.frombuffer(identity.vector_sum, "<f8") - np.sum(vectors, axis=0)
-                identity.vector_sum = total.astype("<f8").tobytes()
-            identity.face_count, identity.updated_gen = left, generation
-        for image_id in {r[2] for r in found}:
-            if not s.scalar(select(func.count(FaceRow.id)).where(FaceRow.image_id == image_id)):
-                s.execute(delete(SourceImage).where(SourceImage.id == image_id))
+        gone = [name for name, left in self.store._remove_faces(s, face_ids, generation).items() if not left]
+        if gone:
+            # The identity's deletion has set their identity_id to NULL (ON DELETE SET NULL).
+            s.execute(update(ScannedFace).where(ScannedFace.identity_id.is_(None), ScannedFace.state == IDENTIFIED)
+                      .values(state=UNKNOWN, similarity=None))
 
     @staticmethod
     def _log(s: Session, kind: str, payload: dict) -> PeopleAction:

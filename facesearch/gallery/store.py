@@ -787,26 +787,41 @@ class Store:
             face = s.get(FaceRow, face_id)
             if face is None:
                 raise NotFoundError(f"no face with id {face_id} in the gallery")
-            generation = self._bump(s)
-            identity, image_id = face.identity, face.image_id
-            vector = np.frombuffer(face.embedding, dtype="<f4").astype(np.float64)
-            self._tombstone_faces(s, [face_id], generation)
-            s.delete(face)
-            s.flush()
-            if not s.scalar(select(func.count(FaceRow.id)).where(FaceRow.image_id == image_id)):
-                s.delete(s.get(SourceImage, image_id))
-            left = int(s.scalar(select(func.count(FaceRow.id)).where(FaceRow.identity_id == identity.id)))
-            name = identity.name
+            name = face.identity.name
+            left = self._remove_faces(s, [face_id], self._bump(s))
+        return name, left[name]
+
+    def _remove_faces(self, s: Session, face_ids: Sequence[int], generation: int) -> dict[str, int]:
+        """Delete the faces ``face_ids`` in the open session: tombstoned, their vectors out of their
+        identities' sums, each identity gone with its last face and each photo with its last face.
+        Returns the faces each touched identity has left, by name (0: it is gone)."""
+        found = s.execute(select(FaceRow.id, FaceRow.identity_id, FaceRow.image_id, FaceRow.embedding)
+                          .where(FaceRow.id.in_(list(face_ids)))).all()
+        if not found:
+            return {}
+        self._tombstone_faces(s, [r[0] for r in found], generation)
+        s.execute(delete(FaceRow).where(FaceRow.id.in_([r[0] for r in found])))
+        removed: dict[int, list[np.ndarray]] = {}
+        for _, identity_id, _, blob in found:
+            removed.setdefault(identity_id, []).append(np.frombuffer(blob, "<f4").astype(np.float64))
+        left_by_name = {}
+        for identity_id, vectors in removed.items():
+            identity = s.get(Identity, identity_id)
+            left = int(s.scalar(select(func.count(FaceRow.id)).where(FaceRow.identity_id == identity_id)))
+            left_by_name[identity.name] = left
             if not left:
-                self._tombstone_identity(s, identity.id, generation)
+                self._tombstone_identity(s, identity_id, generation)
                 s.delete(identity)
-            else:
-                if identity.vector_sum is not None:
-                    total = np.frombuffer(identity.vector_sum, dtype="<f8") - vector
-                    identity.vector_sum = total.astype("<f8").tobytes()
-                identity.face_count = left
-                identity.updated_gen = generation
-        return name, left
+                continue
+            if identity.vector_sum is not None:
+                total = np.frombuffer(identity.vector_sum, "<f8") - np.sum(vectors, axis=0)
+                identity.vector_sum = total.astype("<f8").tobytes()
+            identity.face_count, identity.updated_gen = left, generation
+        s.flush()
+        for image_id in {r[2] for r in found}:
+            if not s.scalar(select(func.count(FaceRow.id)).where(FaceRow.image_id == image_id)):
+                s.execute(delete(SourceImage).where(SourceImage.id == image_id))
+        return left_by_name
 
     def rename_identity(self, old: str, new: str) -> None:
         """Rename ``old`` to ``new``; if ``new`` exists, ``old``'s faces are merged into it."""
