@@ -167,7 +167,7 @@ def test_naming_the_five_makes_query_identify_the_val_photos(celeb):
 
 
 def test_same_photo_faces_are_never_one_person(celeb):
-    from facesearch.gallery.people import separate
+    from facesearch.search.face_clusters import separate
 
     with _db(celeb.home) as db:
         rows = db.execute("SELECT id, embedding FROM scanned_faces ORDER BY id LIMIT 20").fetchall()

@@ -92,32 +92,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-def separate(labels: np.ndarray, vectors: np.ndarray, photo_ids: np.ndarray,
-             cannot_link: Sequence[tuple[int, int]]) -> np.ndarray:
-    """``labels`` (N,) int64 with every face that shares its cluster with a face of its own photo
-    or with a cannot-link partner (row index pairs) set to -1, keeping the faces nearest the
-    cluster's mean first. Whatever the clustering did, no person ever holds two faces of one photo."""
-    labels = np.asarray(labels, np.int64).copy()
-    partners: dict[int, set[int]] = defaultdict(set)
-    for a, b in cannot_link:
-        partners[int(a)].add(int(b))
-        partners[int(b)].add(int(a))
-    for label in np.unique(labels[labels >= 0]):
-        rows = np.flatnonzero(labels == label)
-        if len(np.unique(photo_ids[rows])) == len(rows) and not any(r in partners for r in rows):
-            continue
-        centre = vectors[rows].mean(axis=0)
-        kept: list[int] = []
-        photos: set[int] = set()
-        for r in rows[np.argsort(-(vectors[rows] @ centre), kind="stable")]:
-            if int(photo_ids[r]) in photos or partners.get(int(r), set()).intersection(kept):
-                labels[r] = -1
-            else:
-                kept.append(int(r))
-                photos.add(int(photo_ids[r]))
-    return labels
-
-
 class People:
     """The scanned library of one gallery (``gallery.people``). See the module's docstring."""
 
@@ -291,7 +265,7 @@ class People:
         instead, as :meth:`recluster` does (the thresholds follow the library's size, so clusters
         cut when it was half as large were cut looser than it now allows). Returns
         ``{"attached", "new_clusters", "clusters", "waiting"}``."""
-        from facesearch.search.face_clusters import RECLUSTER_GROWTH, attach_faces, cluster_faces
+        from facesearch.search.face_clusters import RECLUSTER_GROWTH, attach_faces, cluster_faces, separate
 
         with self.gallery._exclusive(), self.store.session() as s:
             upto = self._newest_face(s)
@@ -363,7 +337,7 @@ class People:
 
     def _recluster(self, s: Session, ids: np.ndarray, photos: np.ndarray, vectors: np.ndarray, clusters: np.ndarray,
                    links: list[tuple[int, int]], why: str) -> dict:
-        from facesearch.search.face_clusters import cluster_faces
+        from facesearch.search.face_clusters import cluster_faces, separate
 
         fresh = separate(cluster_faces(vectors, photos, cannot_link=links), vectors, photos, links) \
             if len(ids) else np.zeros(0, np.int64)

@@ -105,6 +105,35 @@ def _partners(photo_ids: np.ndarray, cannot_link: Sequence[tuple[int, int]], n: 
     return partners
 
 
+def separate(labels: np.ndarray, vectors: np.ndarray, photo_ids: np.ndarray,
+             cannot_link: Sequence[tuple[int, int]]) -> np.ndarray:
+    """``labels`` (N,) int64 with every face that shares its label with a face of its own photo
+    or with a cannot-link partner (row index pairs) set to -1, keeping the faces nearest the
+    label's mean first. Whatever made the labels, no person ever holds two faces of one photo.
+
+    Args:
+        labels: (N,) int labels, -1 for faces without one.
+        vectors: float32 (N, D) L2-normalised embeddings.
+        photo_ids: (N,) the photo each face is in.
+        cannot_link: row pairs that must never share a label.
+    """
+    labels = np.asarray(labels, np.int64).copy()
+    partners = _partners(np.asarray(photo_ids), cannot_link, len(labels))
+    for label in np.unique(labels[labels >= 0]):
+        rows = np.flatnonzero(labels == label)
+        members = set(rows.tolist())
+        if not any(partners[r] & members for r in rows):
+            continue
+        centre = vectors[rows].mean(axis=0)
+        kept: set[int] = set()
+        for r in rows[np.argsort(-(vectors[rows] @ centre), kind="stable")].tolist():
+            if partners[r] & kept:
+                labels[r] = -1
+            else:
+                kept.add(r)
+    return labels
+
+
 def similarity_graph(vectors: np.ndarray, max_distance: float) -> csr_matrix:
     """The faces within ``max_distance`` cosine distance of each other, as a sparse graph.
 
