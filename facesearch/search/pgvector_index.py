@@ -46,6 +46,9 @@ BUILD_MEMORY_PER_TABLE_BYTE = 1.5
 #: Bounds of that memory, MB: the floor for small tables, the ceiling for a server's RAM (a
 #: parallel build reserves it in shared memory up front).
 BUILD_MEMORY_MB = (64, 8192)
+#: Table size from which an index build uses PostgreSQL's parallel maintenance workers (smaller
+#: tables build in seconds, and a parallel build reserves its memory up front).
+PARALLEL_BUILD_BYTES = 64 * 2**20
 #: Rows read and written at once when vectors are copied in bulk.
 COPY_CHUNK = 5_000
 #: Advisory lock key held while the vector columns are given their dimension and indexes.
@@ -152,13 +155,19 @@ class PgvectorStore(VectorStore):
     @staticmethod
     def _create_indexes(s: Session) -> None:
         # An HNSW build is much faster when its graph fits in maintenance_work_mem (pgvector's
-        # advice); PostgreSQL's default max_parallel_maintenance_workers (2) lets pgvector 0.6
-        # build a large table's graph in parallel workers.
+        # advice), and pgvector 0.6 builds a large table's graph in parallel workers, but
+        # PostgreSQL plans workers from the main heap's size, which holds almost nothing here
+        # (a 2 KB vector is stored out of line, in TOAST): the table is told how many to use.
         for table, column in (("face_vectors", "embedding"), ("identity_vectors", "average")):
-            table_bytes = int(s.scalar(text(f"SELECT pg_relation_size('{table}')")))
+            table_bytes = int(s.scalar(text(f"SELECT pg_table_size('{table}')")))  # TOAST included
             low, high = BUILD_MEMORY_MB
             memory_mb = int(min(max(table_bytes * BUILD_MEMORY_PER_TABLE_BYTE / 2**20, low), high))
             s.execute(text("SELECT set_config('maintenance_work_mem', :m, true)"), {"m": f"{memory_mb}MB"})
+            if table_bytes >= PARALLEL_BUILD_BYTES:
+                workers = int(s.scalar(text("SELECT current_setting('max_parallel_maintenance_workers')")))
+                s.execute(text(f"ALTER TABLE {table} SET (parallel_workers = {workers})"))
+            else:
+                s.execute(text(f"ALTER TABLE {table} RESET (parallel_workers)"))
             s.execute(text(f"CREATE INDEX IF NOT EXISTS {table}_hnsw ON {table} USING hnsw ({column} "
                            f"vector_ip_ops) WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"))
 
