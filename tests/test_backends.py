@@ -570,3 +570,33 @@ def test_migrate_refuses_a_scanned_library_it_cannot_copy_unless_told(cli, known
     res = cli("--home", home, "migrate", "--to", f"sqlite:///{target}", "--without-people", "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["faces"] == 9
+
+
+def test_a_postgres_bulk_load_builds_its_index_in_parallel_workers_and_finds_every_face(pg_url, tmp_path, analysis,
+                                                                                        monkeypatch):
+    """PostgreSQL plans no workers for a table whose vectors sit in TOAST, so the backend sets the
+    table's parallel_workers before the build (here from the first byte, not 64 MB, to stay small);
+    the vectors copied in by binary COPY come back bit for bit and each finds itself first."""
+    from sqlalchemy import create_engine, text
+
+    from facesearch.search import pgvector_index
+
+    monkeypatch.setattr(pgvector_index, "PARALLEL_BUILD_BYTES", 0)
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((300, 512)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with Backend("postgres", tmp_path / "home", db_url=pg_url).open(analysis) as g:
+        with g.vectors.bulk_load():
+            g.add_embeddings([f"p{i % 40}" for i in range(len(vectors))], vectors, update_index=False)
+        _, found = g.search_faces(vectors[:20], 1)
+        _, stored = g.embeddings()
+    engine = create_engine(pg_url)
+    with engine.connect() as connection:
+        options = connection.scalar(text("SELECT reloptions FROM pg_class WHERE relname = 'face_vectors'"))
+        ids, copied = zip(*connection.execute(text("SELECT face_id, embedding::text FROM face_vectors "
+                                                   "ORDER BY face_id")).all())
+    engine.dispose()
+    assert options == ["parallel_workers=2"]  # PostgreSQL's default max_parallel_maintenance_workers
+    assert np.array_equal(stored, vectors)
+    assert np.array_equal(np.array([json.loads(v) for v in copied], np.float32), vectors)
+    assert np.asarray(found)[:, 0].tolist() == list(ids[:20])

@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 DEFAULT_COLLECTION = "facesearch"
 #: Rows sent at once.
 INSERT_CHUNK = 2_000
+#: Rows written by one catch-up from which the collections are flushed: Milvus Lite searches rows
+#: still in memory ("growing" segments) by a slow path, seconds per query at 100k faces, until
+#: a flush seals them and its index covers them (docs/benchmarks.md); a flush of a small write
+#: would only leave many small segments.
+FLUSH_ROWS = 10_000
 #: Seconds between tries to open a Milvus Lite file another process holds.
 LITE_RETRY_S = 1.0
 _MODEL, _DIM, _DATABASE, _GENERATION = ("facesearch.model", "facesearch.dim", "facesearch.database",
@@ -137,14 +142,20 @@ class _Collection:
         return padded([[(int(h["id"]), float(h["distance"])) for h in row] for row in hits], k)
 
     def put(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add rows whose ids the collection does not hold (new, or dropped just before): an
+        insert, not an upsert, which also writes a delete for each id (1.8x slower to store
+        100k faces in Milvus Lite, docs/benchmarks.md)."""
         for start in range(0, len(ids), INSERT_CHUNK):
             rows = [{"id": int(i), "vector": v.tolist()} for i, v in
                     zip(ids[start:start + INSERT_CHUNK], vectors[start:start + INSERT_CHUNK])]
-            self.owner.client.upsert(self.name, data=rows)
+            self.owner.client.insert(self.name, data=rows)
 
     def drop(self, ids: np.ndarray) -> None:
         for start in range(0, len(ids), INSERT_CHUNK):
             self.owner.client.delete(self.name, ids=[int(i) for i in ids[start:start + INSERT_CHUNK]])
+
+    def flush(self) -> None:
+        self.owner.client.flush(self.name)
 
 
 class MilvusStore(VectorStore):
@@ -263,6 +274,8 @@ class MilvusStore(VectorStore):
                 progress(len(ids))
         for ids, vectors in self.store.iter_identity_averages():
             self.identities.put(ids, vectors)
+        for collection in (self.faces, self.identities):
+            collection.flush()
         self._record(generation)
         self.generation = -2  # not yet read back
         self._catch_up()
@@ -287,6 +300,9 @@ class MilvusStore(VectorStore):
             self.identities.drop(np.union1d(changes.removed_identities, changes.identity_ids))
             keep = np.linalg.norm(changes.identity_vectors, axis=1) > 0
             self.identities.put(changes.identity_ids[keep], changes.identity_vectors[keep])
+            if len(changes.face_ids) + len(changes.removed_faces) >= FLUSH_ROWS:
+                for collection in (self.faces, self.identities):
+                    collection.flush()
         if changes.generation != recorded:
             self._record(changes.generation)
         self._counted(changes.generation)
