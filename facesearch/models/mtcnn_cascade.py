@@ -120,8 +120,14 @@ def nms(rows: np.ndarray, threshold: float, method: str = "union", sort: bool = 
         return rows
     if sort:
         rows = _by_score(rows)
+    if len(rows) == 1:
+        return rows
+    photo_column = rows[:, 0]
+    if photo_column[0] == photo_column[-1] and (photo_column == photo_column[0]).all():
+        # One photo (every query, every video frame): no grouping to do.
+        return rows[_nms_keep(rows[:, 1:5], threshold, method)]
     out = []
-    for photo in np.unique(rows[:, 0]):
+    for photo in np.unique(photo_column):
         subset = rows[rows[:, 0] == photo]
         out.append(subset[_nms_keep(subset[:, 1:5], threshold, method)])
     return np.concatenate(out, axis=0)
