@@ -1,10 +1,10 @@
 """OpenVINO, the one place it is imported: converted ONNX graphs compiled for the CPU.
 
 OpenVINO's CPU plugin generates kernels for the shapes it is given, where ONNX Runtime runs
-generic ones: on the 2-core machines measured it runs FaceNet 1.3-2x and MTCNN's small
-convolutions up to 3x faster than ONNX Runtime, on the same converted graphs and to the same
-outputs (docs/benchmarks.md, "OpenVINO beside ONNX Runtime"). :class:`OpenVinoModel` is run
-the way an ``onnxruntime.InferenceSession`` is, so the cascade and the embedder take either.
+generic ones: compiled for a fixed size, MTCNN's small convolutions run up to 3x faster than on
+ONNX Runtime, on the same converted graphs and to the same outputs; FaceNet runs about as fast
+on either (docs/benchmarks.md, "MTCNN on OpenVINO"). :class:`OpenVinoModel` is run the way an
+``onnxruntime.InferenceSession`` is, so the cascade and the embedder take either.
 
 The dynamic compilation of each graph is cached by OpenVINO in the model cache
 (``models/openvino``): a later process loads it instead of compiling. It holds no personal data.
