@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -44,10 +45,28 @@ def batch_bucket(n: int) -> int:
 
 
 @functools.lru_cache(maxsize=1)
-def _core():
+def _openvino():
+    """The ``openvino`` module, imported without leaving a trap in logging.
+
+    ``import openvino`` imports its model converter, which imports ``absl`` when it is installed
+    (TensorFlow brings it). absl's log handler holds the ``sys.stderr`` of that moment and closes
+    it when logging is configured again (pymilvus does so on import), unless it is the process's
+    own stderr: under a harness that swaps ``sys.stderr`` (pytest's capture) the swapped stream
+    was closed. The handler, taken off the root logger by OpenVINO itself, is pointed at the
+    process's stderr instead.
+    """
+    fresh = "absl.logging" not in sys.modules
     import openvino
 
-    return openvino.Core()
+    absl_logging = sys.modules.get("absl.logging")
+    if fresh and absl_logging is not None:
+        absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
+    return openvino
+
+
+@functools.lru_cache(maxsize=1)
+def _core():
+    return _openvino().Core()
 
 
 @functools.lru_cache(maxsize=1)
@@ -74,7 +93,7 @@ def matmul_seconds(a: np.ndarray, b: np.ndarray, repeats: int) -> float:
     numpy was built or configured with."""
     import time
 
-    import openvino
+    openvino = _openvino()
     from openvino import opset13
 
     left, right = opset13.parameter(list(a.shape), np.float32), opset13.parameter(list(b.shape), np.float32)
@@ -91,9 +110,7 @@ def matmul_seconds(a: np.ndarray, b: np.ndarray, repeats: int) -> float:
 
 def openvino_version() -> str:
     """The installed OpenVINO's version string."""
-    import openvino
-
-    return openvino.__version__
+    return _openvino().__version__
 
 
 class OpenVinoModel:
