@@ -148,15 +148,18 @@ def test_bench_speed_quick(cli):
     assert 0 < d["query_warm"]["p50_ms"] <= d["query_warm"]["p95_ms"]
     assert d["query_cold"]["median_s"] > 0
     assert d["query_warm_reference"]["p50_ms"] > 0
-    # Old (TensorFlow) and new (ONNX Runtime) paths side by side, on the same arithmetic.
+    # The runtimes side by side (OpenVINO, ONNX Runtime, TensorFlow), on the same arithmetic.
+    runtimes = ("openvino", "onnx", "keras")
+    assert d["matmul"]["gflops"] == max(d["matmul"]["by"].values()) and set(d["matmul"]["by"]) == {"numpy", "openvino"}
     det = d["detection"]["paths"]["rows"]
-    assert {(r["photo"], r["path"]) for r in det} == {(p, k) for p in ("lfw", "photo_1080p") for k in ("onnx", "keras")}
+    assert {(r["photo"], r["path"]) for r in det} == {(p, k) for p in ("lfw", "photo_1080p") for k in runtimes}
     for photo in ("lfw", "photo_1080p"):
-        pair = [r for r in det if r["photo"] == photo]
-        assert pair[0]["gflop"] == pair[1]["gflop"] > 0 and pair[0]["faces"] == pair[1]["faces"] >= 1
-        assert all(r["x_arithmetic"] > 0 and r["ms"] > 0 for r in pair)
+        rows = [r for r in det if r["photo"] == photo]
+        assert len({r["gflop"] for r in rows}) == 1 and rows[0]["gflop"] > 0
+        assert len({r["faces"] for r in rows}) == 1 and rows[0]["faces"] >= 1
+        assert all(r["x_arithmetic"] > 0 and r["ms"] > 0 for r in rows)
     emb = d["embedding"]["paths"]["rows"]
-    assert {(r["batch"], r["path"]) for r in emb} == {(b, k) for b in (1, 32) for k in ("onnx", "keras")}
+    assert {(r["batch"], r["path"]) for r in emb} == {(b, k) for b in (1, 32) for k in runtimes}
     assert all(r["fraction_of_ceiling"] > 0 for r in emb)
     # Commands that load no model never import TensorFlow.
     assert d["startup"]["help"]["imports_tensorflow"] is False
