@@ -49,7 +49,7 @@ from facesearch.models.detect import Detector
 from facesearch.models.dlib_pipeline import DlibAnalysis
 from facesearch.models.embed import Embedder
 from facesearch.models.face_cache import FaceCache
-from facesearch.models.openvino_model import COMPILE_AFTER, matmul_seconds, openvino_version
+from facesearch.models.openvino_model import matmul_seconds, openvino_version
 from facesearch.search.faiss_index import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -227,8 +227,8 @@ def detection_paths(images: dict[str, np.ndarray], min_face_size: int, rounds: i
     rows = []
     for label, image in images.items():
         for det in detectors.values():
-            for _ in range(COMPILE_AFTER):  # warm-up: shapes, first calls, kernels for this size
-                det.detect(image)
+            det.warm_up(*image.shape[:2])  # kernels for this size
+            det.detect(image)  # and for its candidates' batch sizes
         cascade = detectors["onnx"]._model()
         faces = detectors["onnx"].detect(image)
         gflop = cascade.last_flops / 1e9

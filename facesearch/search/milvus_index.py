@@ -274,11 +274,14 @@ class MilvusStore(VectorStore):
                 progress(len(ids))
         for ids, vectors in self.store.iter_identity_averages():
             self.identities.put(ids, vectors)
-        for collection in (self.faces, self.identities):
-            collection.flush()
+        self._flush()
         self._record(generation)
         self.generation = -2  # not yet read back
         self._catch_up()
+
+    def _flush(self) -> None:
+        for collection in (self.faces, self.identities):
+            collection.flush()
 
     def _recorded(self) -> int:
         try:
@@ -301,8 +304,7 @@ class MilvusStore(VectorStore):
             keep = np.linalg.norm(changes.identity_vectors, axis=1) > 0
             self.identities.put(changes.identity_ids[keep], changes.identity_vectors[keep])
             if len(changes.face_ids) + len(changes.removed_faces) >= FLUSH_ROWS:
-                for collection in (self.faces, self.identities):
-                    collection.flush()
+                self._flush()
         if changes.generation != recorded:
             self._record(changes.generation)
         self._counted(changes.generation)
