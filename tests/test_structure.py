@@ -98,6 +98,21 @@ def test_commands_without_a_model_load_no_runtime_index_or_opencv(args, tmp_path
     assert not heavy, f"`facesearch {' '.join(args)}` imported {heavy[:10]}"
 
 
+#: What ``list`` does not even execute: numpy, Pillow and filelock are bound lazily
+#: (``facesearch.lazy_import``), so -X importtime cannot see whether they ran; their module type can.
+_LAZY_FOR_LIST = ("numpy", "PIL.Image", "filelock", "cv2", "faiss")
+_RAN = ("import sys, types\nsys.argv = ['facesearch', '--home', {home!r}, 'list']\nfrom facesearch.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print('RAN', sorted(m for m in {_LAZY_FOR_LIST!r} if type(sys.modules.get(m)) is types.ModuleType))")
+
+
+def test_list_executes_neither_numpy_nor_pillow_nor_filelock(known_gallery):
+    proc = _python("-c", _RAN.format(home=str(known_gallery.home)))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "biden" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "RAN []", proc.stdout[-2000:]
+
+
 def _runtime_imports(path: Path) -> set[str]:
     """Modules a file imports when it runs (imports under ``if TYPE_CHECKING:`` are for type hints only)."""
     import ast

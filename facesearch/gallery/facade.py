@@ -34,8 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-import numpy as np
-
 from facesearch.models.analysis import Face, FaceAnalysis
 from facesearch.models.face_cache import FaceCache, forget
 from facesearch.errors import GalleryError, ImageError, OptionsError
@@ -56,6 +54,9 @@ from facesearch.gallery import api_keys, interchange, transfer
 from facesearch.gallery.people import People, ScanReport
 from facesearch.gallery.lock import LOCK_FILE
 from facesearch.gallery.backends import connect_vectors, open_vectors, writer_lock
+from facesearch.lazy_import import lazy_module
+
+np = lazy_module("numpy")
 
 log = logging.getLogger(__name__)
 

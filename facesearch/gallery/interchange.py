@@ -22,13 +22,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-import numpy as np
-
 from facesearch.errors import GalleryError, ImageError
 from facesearch.gallery.store import NewFace
 from facesearch.imaging.decode import load_image
 from facesearch.models.align import crop_box
 from facesearch.models.embed import prewhiten
+from facesearch.lazy_import import lazy_module
+
+np = lazy_module("numpy")
 
 if TYPE_CHECKING:  # pragma: no cover
     from facesearch.gallery.facade import Gallery

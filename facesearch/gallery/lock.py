@@ -17,12 +17,15 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
-from filelock import FileLock, Timeout
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from facesearch.errors import GalleryError, one_line
+from facesearch.lazy_import import lazy_module
 from facesearch.permissions import PRIVATE_DIR, make_dirs
+
+# Loaded by the first writer only: filelock imports asyncio and ssl, a readers' command pays nothing.
+filelock = lazy_module("filelock")
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ class WriterLock:
         self.path = Path(path)
         self.wait = wait
         self.on_wait = on_wait or log.warning
-        self._lock: FileLock | None = None
+        self._lock: filelock.FileLock | None = None
         self._said = False
 
     @contextlib.contextmanager
@@ -55,9 +58,9 @@ class WriterLock:
         try:
             if self._lock is None:
                 make_dirs(self.path.parent, PRIVATE_DIR)  # index/ holds biometric data: 0700
-                self._lock = FileLock(self.path, mode=0o600)
+                self._lock = filelock.FileLock(self.path, mode=0o600)
             self._lock.acquire(timeout=0)
-        except Timeout:
+        except filelock.Timeout:
             message = f"{self.path.parent.parent}: waiting for another process writing this gallery"
             if not self.wait:
                 raise GalleryError(f"{self.path.parent.parent}: another process is writing this gallery "

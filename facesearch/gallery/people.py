@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-import numpy as np
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -43,6 +42,9 @@ from facesearch.imaging.photo_files import library_photos
 from facesearch.imaging.thumbnails import encode_jpeg, face_thumbnail
 from facesearch.models.face_cache import FaceCache
 from facesearch.models.photo_faces import CHUNK, PhotoError, analyse_photos, hash_photo
+from facesearch.lazy_import import lazy_module
+
+np = lazy_module("numpy")
 
 if TYPE_CHECKING:
     from facesearch.gallery.facade import Gallery

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
-import numpy as np
 from sqlalchemy import create_engine, delete, event, exists, func, insert, select, text, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
@@ -25,6 +24,10 @@ from facesearch.gallery.schema import (REVISION, SCHEMA_VERSION, ApiKey, Calibra
                                        RemovedFace, RemovedIdentity, SourceImage)
 from facesearch.permissions import create_private_file, tighten
 from facesearch.search.faiss_index import IndexChanges, group_sums, normalise
+from facesearch.lazy_import import lazy_module
+
+np = lazy_module("numpy")
+
 
 @dataclass(frozen=True)
 class NewFace:

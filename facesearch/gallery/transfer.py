@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-import numpy as np
 from sqlalchemy.engine import make_url
 
 from facesearch.errors import GalleryError
+from facesearch.lazy_import import lazy_module
+
+np = lazy_module("numpy")
 
 if TYPE_CHECKING:
     from facesearch.gallery.facade import Gallery

@@ -16,13 +16,17 @@ import hashlib
 import io
 import logging
 import os
-from typing import BinaryIO, Union
-
-import numpy as np
-from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+from typing import BinaryIO, TypeAlias, Union
 
 from facesearch.errors import ImageError, one_line
 from facesearch.imaging.photo_files import mode_reason, not_regular_reason
+from facesearch.lazy_import import lazy_module
+
+np = lazy_module("numpy")
+ExifTags = lazy_module("PIL.ExifTags")
+Image = lazy_module("PIL.Image")
+ImageFile = lazy_module("PIL.ImageFile")
+ImageOps = lazy_module("PIL.ImageOps")
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +70,7 @@ MIN_SIDE = 20
 #: Colour that transparent pixels are composited on.
 BACKGROUND_RGB = (255, 255, 255)
 
-ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, np.ndarray]
+ImageSource: TypeAlias = "Union[str, os.PathLike[str], bytes, bytearray, memoryview, np.ndarray]"
 
 _CHUNK = 1 << 20  # bytes per read when hashing
 
@@ -199,7 +203,7 @@ def _open_image(fp: BinaryIO, path: str | None) -> ImageFile.ImageFile:
         if img is None:
             raise ImageError(path, "image is too large to open") from None
         return img
-    except UnidentifiedImageError:
+    except Image.UnidentifiedImageError:
         raise ImageError(path, "not an image, or an unsupported image format") from None
     except _DECODE_ERRORS as e:
         raise ImageError(path, f"corrupt or truncated image: {one_line(e)}") from None

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
-from PIL import Image
-
 from facesearch.lazy_import import lazy_module
 
+np = lazy_module("numpy")
+Image = lazy_module("PIL.Image")
 cv2 = lazy_module("cv2")
 
 #: Side in pixels of a face thumbnail.

@@ -13,21 +13,19 @@ The default was picked by measurement on LFW ``pairsDevTrain.txt``; both figures
 """
 from __future__ import annotations
 
-import numpy as np
-
 from facesearch.lazy_import import lazy_module
 from facesearch.models.detect import DetectedFace
 from facesearch.models.embed import FACE_SIZE
 
+np = lazy_module("numpy")
 cv2 = lazy_module("cv2")
 
 METHODS = ("box", "5point")
 
-#: ArcFace's 112x112 five-point template ((5, 2) float32 pixels, eyes, nose, mouth corners).
-ARCFACE_TEMPLATE_112 = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
-    dtype=np.float32,
-)
+#: ArcFace's 112x112 five-point template (five (x, y) pixels: eyes, nose, mouth corners); a
+#: tuple, so that importing this module does not load numpy (``list`` never needs it).
+ARCFACE_TEMPLATE_112 = ((38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366), (41.5493, 92.3655),
+                        (70.7299, 92.2041))
 
 
 def crop_box(image: np.ndarray, box: tuple[float, float, float, float], *, margin: int = 32,
@@ -61,7 +59,7 @@ def template(size: int = FACE_SIZE, *, zoom: float = 0.8) -> np.ndarray:
     chin and cheeks, closer to what FaceNet saw in training than ArcFace's tight framing.
     """
     centre = np.array([56.0, 56.0], dtype=np.float32)
-    return ((ARCFACE_TEMPLATE_112 - centre) * zoom + centre) * (size / 112.0)
+    return ((np.asarray(ARCFACE_TEMPLATE_112, np.float32) - centre) * zoom + centre) * (size / 112.0)
 
 
 def align_5point(image: np.ndarray, landmarks: np.ndarray, *, size: int = FACE_SIZE,

@@ -8,13 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import numpy as np
-
 from facesearch.models import crop_input
 from facesearch.models.align import crop_face, sharpness
 from facesearch.models.detect import DetectedFace, Detector
 from facesearch.models.embed import Embedder
 from facesearch.models.weights import EMBEDDING_DIM, MODEL_ID, resolve_weights
+from facesearch.lazy_import import lazy_module
+
+np = lazy_module("numpy")
 
 
 #: The settings key saying that photos which are face crops are read as such

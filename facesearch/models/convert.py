@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from facesearch.lazy_import import lazy_module
 from facesearch.atomic import replace_atomically
 from facesearch.errors import WeightsError
 from facesearch.models.runtime import import_tensorflow
 from facesearch.permissions import SHARED_FILE
 
+np = lazy_module("numpy")
 pooch = lazy_module("pooch")
 
 if TYPE_CHECKING:  # pragma: no cover

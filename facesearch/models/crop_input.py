@@ -25,25 +25,22 @@ lost to these; docs/benchmarks.md has the figures.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from facesearch.lazy_import import lazy_module
 from facesearch.models.align import ARCFACE_TEMPLATE_112
 from facesearch.models.embed import FACE_SIZE
 
+np = lazy_module("numpy")
 cv2 = lazy_module("cv2")
 
 #: How a photo that is one face crop can be framed; see the module docstring.
 FRAMINGS = ("facenet", "arcface", "box")
 
 #: Mean positions of the five landmarks in the product's 160x160 box crop (box + 32 px,
-#: resized), ``(5, 2)`` float32 pixels in :data:`~facesearch.models.detect.LANDMARK_NAMES` order;
+#: resized), five (x, y) pixels in :data:`~facesearch.models.detect.LANDMARK_NAMES` order;
 #: measured on the 1,680 first photos of LFW's people with 2+ photos (default detector).
 #: Horizontal distances are about 1.26 times what a square crop would give: the box is taller
 #: than wide and the crop squeezes it to a square, as FaceNet's authors did.
-FACENET_TEMPLATE = np.array(
-    [[54.14, 65.64], [107.95, 64.67], [81.53, 90.43], [58.11, 112.23], [106.13, 111.41]], dtype=np.float32
-)
+FACENET_TEMPLATE = ((54.14, 65.64), (107.95, 64.67), (81.53, 90.43), (58.11, 112.23), (106.13, 111.41))
 #: The product's 32-pixel margin as a fraction of the box height of a typical face it was
 #: chosen on (LFW's median box is 91x123 pixels), added on every side of a ``"box"`` crop.
 BOX_BORDER = 16 / 123
@@ -74,10 +71,11 @@ def crop_framing(box: tuple[float, float, float, float], width: int, height: int
     return None
 
 
-def landmark_transform(landmarks: np.ndarray, template: np.ndarray = FACENET_TEMPLATE) -> np.ndarray:
+def landmark_transform(landmarks: np.ndarray, template: np.ndarray | tuple = FACENET_TEMPLATE) -> np.ndarray:
     """The ``(2, 3)`` float32 affine map ``u = sx x + tx, v = sy y + ty`` (no rotation, as the box
     crop has none) that puts ``landmarks`` (``(5, 2)`` pixels) closest to ``template``."""
     pts = np.asarray(landmarks, np.float64)
+    template = np.asarray(template, np.float32)
     sx, tx = np.polyfit(pts[:, 0], template[:, 0], 1)
     sy, ty = np.polyfit(pts[:, 1], template[:, 1], 1)
     return np.array([[sx, 0.0, tx], [0.0, sy, ty]], np.float32)
@@ -87,7 +85,7 @@ def framed_crop(image: np.ndarray, framing: str, size: int = FACE_SIZE) -> np.nd
     """The ``(size, size, 3)`` uint8 crop FaceNet reads from a photo that *is* one face crop of
     the kind ``framing`` (one of :data:`FRAMINGS`)."""
     if framing == "arcface":
-        matrix = landmark_transform(ARCFACE_TEMPLATE_112 * np.array(
+        matrix = landmark_transform(np.asarray(ARCFACE_TEMPLATE_112, np.float32) * np.array(
             [image.shape[1] / 112, image.shape[0] / 112], np.float32)) * (size / FACE_SIZE)
         return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -104,11 +102,11 @@ def framed_landmarks(image: np.ndarray, framing: str) -> np.ndarray:
     """Where a photo read with ``framing`` has its landmarks by convention, ``(5, 2)`` float32 pixels."""
     height, width = image.shape[:2]
     if framing == "arcface":
-        return ARCFACE_TEMPLATE_112 * np.array([width / 112, height / 112], np.float32)
+        return np.asarray(ARCFACE_TEMPLATE_112, np.float32) * np.array([width / 112, height / 112], np.float32)
     # The inverse of framed_crop's resize (and border) applied to the template.
     pad = int(round(BOX_BORDER * height)) if framing == "box" else 0
     scale = np.array([(width + 2 * pad) / FACE_SIZE, (height + 2 * pad) / FACE_SIZE], np.float32)
-    return FACENET_TEMPLATE * scale - pad
+    return np.asarray(FACENET_TEMPLATE, np.float32) * scale - pad
 
 
 def search_border(image: np.ndarray) -> tuple[np.ndarray, int]:

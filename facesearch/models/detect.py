@@ -23,10 +23,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import numpy as np
-
 from facesearch.lazy_import import lazy_module
 
+np = lazy_module("numpy")
 cv2 = lazy_module("cv2")
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-import numpy as np
-
 from facesearch.errors import WeightsError
 from facesearch.models.converted import ConvertedModel, load_converted, store_converted
 from facesearch.models.facenet_onnx import INPUT, facenet_to_onnx
@@ -33,6 +31,9 @@ from facesearch.models.onnx_session import cached_session, new_session
 from facesearch.models.runtime import import_tensorflow
 from facesearch.models.weights import (EMBEDDING_DIM, MODEL_ID, WeightsInfo, build_model, cached_weights_sha256,
                                        resolve_weights)
+from facesearch.lazy_import import lazy_module
+
+np = lazy_module("numpy")
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras

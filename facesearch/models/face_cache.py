@@ -19,13 +19,14 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
-
 from facesearch.models.analysis import CROP_PHOTOS, Face
 from facesearch.models.crop_input import SMALL_PHOTO, crop_framing
 from facesearch.atomic import replace_atomically
 from facesearch.paths import faces_cache_dir
 from facesearch.permissions import PRIVATE_DIR, make_dirs, tighten
+from facesearch.lazy_import import lazy_module
+
+np = lazy_module("numpy")
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from facesearch.errors import WeightsError
 from facesearch.models.onnx_graph import GraphWriter
+from facesearch.lazy_import import lazy_module
+
+np = lazy_module("numpy")
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras

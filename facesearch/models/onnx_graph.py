@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
+from facesearch.lazy_import import lazy_module
+
+np = lazy_module("numpy")
 
 #: ONNX operator set the graphs are written for (ONNX Runtime 1.16+ runs it).
 OPSET = 17

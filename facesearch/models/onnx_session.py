@@ -15,9 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from facesearch.models.converted import ConvertedModel, load_converted, recorded_sha256, store_converted
+from facesearch.lazy_import import lazy_module
+
+np = lazy_module("numpy")
 
 log = logging.getLogger(__name__)
 

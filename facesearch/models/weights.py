@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-import filelock
-
 from facesearch.lazy_import import lazy_module
 from facesearch.atomic import replace_atomically
 from facesearch.errors import WeightsError
@@ -36,6 +34,7 @@ from facesearch.models.runtime import import_tensorflow
 from facesearch.paths import models_dir
 from facesearch.permissions import SHARED_FILE
 
+filelock = lazy_module("filelock")
 pooch = lazy_module("pooch")
 
 if TYPE_CHECKING:  # pragma: no cover

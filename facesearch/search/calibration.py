@@ -43,9 +43,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from facesearch.search.normalisation import COHORT_K, cohort_stats, expected_cohort
+from facesearch.lazy_import import lazy_module
+
+np = lazy_module("numpy")
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,6 @@ MAX_REFERENCE = 5000
 #: A stored calibration is redone by a write that changes the number of identities by this
 #: fraction or more (the threshold moves roughly with log N).
 RECALIBRATE_CHANGE = 0.2
-#: The normal law's upper tail, elementwise (scipy's takes a second to import; this is enough here).
-_erfc = np.frompyfunc(math.erfc, 1, 1)
 #: Per-probe means and spreads measured on LFW (see :func:`lfw_moments`).
 LFW_PROBE_MOMENTS = Path(__file__).parent / "data" / "lfw_probe_moments.npz"
 
@@ -176,8 +175,9 @@ def fpir_at(threshold: float | np.ndarray, mu: np.ndarray, sigma: np.ndarray, id
     probes' score means and spreads (float (P,) each): float64 (T,)."""
     t = np.atleast_1d(np.asarray(threshold, np.float64))
     z = (t[:, None] - mu[None, :]) / np.maximum(sigma[None, :], 1e-6)
-    # 1 - Phi(z)^N without losing the small tail: -expm1(N * log1p(-Q(z))), Q the upper tail.
-    upper = np.minimum(0.5 * _erfc(z / math.sqrt(2)).astype(np.float64), 1 - 1e-16)
+    # 1 - Phi(z)^N without losing the small tail: -expm1(N * log1p(-Q(z))), Q the upper tail
+    # (math.erfc elementwise: scipy's takes a second to import, and this is enough here).
+    upper = np.minimum(0.5 * np.frompyfunc(math.erfc, 1, 1)(z / math.sqrt(2)).astype(np.float64), 1 - 1e-16)
     named = -np.expm1(identities * np.log1p(-upper))
     return named.mean(axis=1)
 

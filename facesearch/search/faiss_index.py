@@ -36,12 +36,12 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
-
-import numpy as np
+from typing import Callable, Iterable, Iterator, TypeAlias
 
 from facesearch.lazy_import import lazy_module
 from facesearch.atomic import replace_atomically
+
+np = lazy_module("numpy")
 
 faiss = lazy_module("faiss")
 
@@ -72,7 +72,7 @@ _PARALLEL_QUERIES = 16
 #: FAISS fast-scan implementation used for them (10: one query at a time, heap of candidates).
 _FEW_QUERIES_FAST_SCAN = 10
 
-Chunks = Iterable[tuple[np.ndarray, np.ndarray]]
+Chunks: TypeAlias = "Iterable[tuple[np.ndarray, np.ndarray]]"
 
 
 def kind_for(n: int) -> str:
@@ -380,7 +380,7 @@ class IndexChanges:
 
 #: ``ids int64 (n,) -> (ids found int64 (m,) ascending, vectors float32 (m, D))``: the stored
 #: vectors of those ids that still exist (the database's), for exact re-ranking.
-VectorLookup = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+VectorLookup: TypeAlias = "Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]"
 
 
 def rerank(queries: np.ndarray, candidates: np.ndarray, lookup: VectorLookup, k: int

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 from typing import Callable, Iterator, Protocol
+from facesearch.lazy_import import lazy_module
+np = lazy_module("numpy")
 
-import numpy as np
+
 
 
 class VectorSet(Protocol):

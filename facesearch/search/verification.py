@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
-
 from facesearch.errors import ImageError
 from facesearch.models.analysis import Face
 from facesearch.search.answers import DEFAULT_THRESHOLD
+from facesearch.lazy_import import lazy_module
+
+np = lazy_module("numpy")
 
 
 @dataclass
