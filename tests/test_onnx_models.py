@@ -136,3 +136,16 @@ def test_the_optimised_graph_is_cached_per_machine_and_runs_the_same(tmp_path, m
     third, path = cached_session(graph.path.name, source, build, probe)
     assert builds == [1, 1] and path == graph.path and optimised.exists()
     np.testing.assert_allclose(third.run(None, probe)[0], reference, atol=1e-5)
+
+
+def test_detections_from_several_threads_at_once_equal_one_at_a_time(detections):
+    # P-Net levels of every caller go through one shared pool; each caller must get its own
+    # photo's levels back, whatever the interleaving.
+    from concurrent.futures import ThreadPoolExecutor
+
+    detector = Detector(backend="openvino")
+    photos = [load_image(path) for path, *_ in detections[:12]]
+    alone = [[f.box for f in detector.detect(p)] for p in photos]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda p: [f.box for f in detector.detect(p)], photos * 3))
+    assert together == alone * 3

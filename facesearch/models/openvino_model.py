@@ -198,7 +198,8 @@ class OpenVinoModel:
         if request is None:
             request = compiled.create_infer_request()
         try:
-            result = request.infer({self.input_name: np.ascontiguousarray(x)})
+            # share_inputs: the call reads the array in place (a copy per call cost ~20 us).
+            result = request.infer({self.input_name: np.ascontiguousarray(x)}, share_inputs=True)
             return [result[output][:rows] for output in compiled.outputs]
         finally:
             with self._lock:
