@@ -258,19 +258,26 @@ class Cascade:
         """Candidate squares from every pyramid level, after the package's two NMS rounds."""
         t = self.thresholds
         _, height, width, _ = images.shape
-        pool = _pnet_pool()
-        pending = []
-        for scale in pyramid_scales(width, height, min_face_size):
-            h, w = int(height * scale), int(width * scale)
-            if min(h, w) < PNET_MIN_SIDE:
-                continue
-            pending.append((scale, pool.submit(self._pnet.run, None, {"images": _resize_area(images, w, h)})))
-            self.last_flops += len(images) * pnet_flops(h, w)
-        levels = []
-        for scale, level in pending:
-            reg, prob = level.result()
-            rows = _proposals(reg, prob, t.pnet, scale)
-            levels.append(nms(rows, t.nms_pnet_level, sort=False))
+        sizes = [(scale, int(height * scale), int(width * scale))
+                 for scale in pyramid_scales(width, height, min_face_size)]
+        sizes = [(scale, h, w) for scale, h, w in sizes if min(h, w) >= PNET_MIN_SIDE]
+        self.last_flops += len(images) * sum(pnet_flops(h, w) for _, h, w in sizes)
+
+        def run(part: list[tuple[float, int, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+            return [self._pnet.run(None, {"images": _resize_area(images, w, h)}) for _, h, w in part]
+
+        def read(part: list[tuple[float, int, int]], outputs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+            return [nms(_proposals(reg, prob, t.pnet, scale), t.nms_pnet_level, sort=False)
+                    for (scale, _, _), (reg, prob) in zip(part, outputs)]
+
+        # Every other level, the largest first, goes to a second thread in one task (a hand-over
+        # between threads costs about as much as a small level); area resizes cost the same at
+        # every level, P-Net's time halves from one level to the next, so the halves balance.
+        theirs = _pnet_pool().submit(run, sizes[0::2])
+        ours = read(sizes[1::2], run(sizes[1::2]))
+        others = read(sizes[0::2], theirs.result())
+        levels = [None] * len(sizes)
+        levels[0::2], levels[1::2] = others, ours
         rows = np.concatenate(levels, axis=0) if levels else np.empty((0, 6))
         return square(nms(rows, t.nms_pnet_all))
 

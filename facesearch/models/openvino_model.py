@@ -54,6 +54,11 @@ def _openvino():
     own stderr: under a harness that swaps ``sys.stderr`` (pytest's capture) the swapped stream
     was closed. The handler, taken off the root logger by OpenVINO itself, is pointed at the
     process's stderr instead.
+
+    Its binding's numpy bridge is set up here, once, in one thread: pybind11 builds it on first
+    use behind a C++ static guard, and two threads using it first at once deadlocked (one held the
+    guard waiting for the GIL, the other the GIL waiting for the guard; MTCNN's P-Net thread and
+    the caller's, about one process in 25).
     """
     fresh = "absl.logging" not in sys.modules
     import openvino
@@ -61,6 +66,8 @@ def _openvino():
     absl_logging = sys.modules.get("absl.logging")
     if fresh and absl_logging is not None:
         absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
+    openvino.Type.f32.to_dtype()
+    openvino.Tensor(np.zeros((1, 1), np.float32), shared_memory=True).data
     return openvino
 
 
