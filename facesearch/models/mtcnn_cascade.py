@@ -23,6 +23,7 @@ import numpy as np
 
 from facesearch.lazy_import import lazy_module
 from facesearch.models.mtcnn_onnx import mtcnn_sessions
+from facesearch.models.onnx_session import usable_cores
 
 cv2 = lazy_module("cv2")
 
@@ -207,17 +208,17 @@ def crop_and_resize(images: np.ndarray, rows: np.ndarray, size: int) -> np.ndarr
 
 _POOL: tuple[int, ThreadPoolExecutor] | None = None
 _POOL_LOCK = threading.Lock()
-#: Threads that run P-Net levels beside the caller (the runtimes and OpenCV release the GIL).
-#: One: with two, three threads shared two cores and a 250x250 photo took 7.8 ms, not 5.6.
-PNET_THREADS = 1
 
 
 def _pnet_pool() -> ThreadPoolExecutor:
+    """The threads that run P-Net levels beside their callers (the runtimes and OpenCV release the
+    GIL). A detection hands over one task, so one caller uses one of them; there is one per core
+    so that callers detecting at once (the server's threads) do not queue behind a single one."""
     # One pool per process: a forked child inherits the pool object but not its threads.
     global _POOL
     with _POOL_LOCK:
         if _POOL is None or _POOL[0] != os.getpid():
-            _POOL = (os.getpid(), ThreadPoolExecutor(PNET_THREADS, thread_name_prefix="pnet"))
+            _POOL = (os.getpid(), ThreadPoolExecutor(usable_cores(), thread_name_prefix="pnet"))
         return _POOL[1]
 
 
