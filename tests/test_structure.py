@@ -100,7 +100,7 @@ def test_commands_without_a_model_load_no_runtime_index_or_opencv(args, tmp_path
 
 #: What ``list`` does not even execute: numpy, Pillow and filelock are bound lazily
 #: (``facesearch.lazy_import``) by the modules on its path; a module that ran is a plain module in
-#: ``sys.modules`` (one that did not is absent, or a placeholder had a lazy loader left one).
+#: ``sys.modules``.
 _LAZY_FOR_LIST = ("numpy", "PIL.Image", "filelock", "cv2", "faiss")
 _RAN = ("import sys, types\nsys.argv = ['facesearch', '--home', {home!r}, 'list']\nfrom facesearch.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
