@@ -42,7 +42,6 @@ from facesearch.lazy_import import lazy_module
 from facesearch.atomic import replace_atomically
 
 np = lazy_module("numpy")
-
 faiss = lazy_module("faiss")
 
 log = logging.getLogger(__name__)

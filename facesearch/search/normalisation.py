@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import warnings
 from statistics import NormalDist
+
 from facesearch.lazy_import import lazy_module
+
 np = lazy_module("numpy")
-
-
 
 #: Cohort size and weight measured best on LFW's full protocol (docs/benchmarks.md).
 COHORT_K = 20

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import contextlib
 from typing import Callable, Iterator, Protocol
+
 from facesearch.lazy_import import lazy_module
+
 np = lazy_module("numpy")
-
-
 
 
 class VectorSet(Protocol):
