@@ -85,8 +85,7 @@ def framed_crop(image: np.ndarray, framing: str, size: int = FACE_SIZE) -> np.nd
     """The ``(size, size, 3)`` uint8 crop FaceNet reads from a photo that *is* one face crop of
     the kind ``framing`` (one of :data:`FRAMINGS`)."""
     if framing == "arcface":
-        matrix = landmark_transform(np.asarray(ARCFACE_TEMPLATE_112, np.float32) * np.array(
-            [image.shape[1] / 112, image.shape[0] / 112], np.float32)) * (size / FACE_SIZE)
+        matrix = landmark_transform(framed_landmarks(image, "arcface")) * (size / FACE_SIZE)
         return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     if framing == "box":
