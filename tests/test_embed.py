@@ -145,8 +145,9 @@ def test_flip_adds_the_mirrored_crops_embedding(embedder):
     from facesearch.imaging.decode import load_image
 
     image = load_image(DATA / "fixtures" / "queries" / "obama1.jpg")
-    plain, flipped = FaceAnalysis(embedder=embedder), FaceAnalysis(embedder=embedder, flip=True)
+    plain, flipped = FaceAnalysis(embedder=embedder, flip=False), FaceAnalysis(embedder=embedder)  # flip: the default
     assert "flip" not in plain.settings and flipped.settings["flip"] is True  # separate cache entries
+    assert flipped.model_id == plain.model_id + "+flip" and flipped.settings["model"] == plain.settings["model"]
     detections = plain.detector.detect(image)
     one = flipped.embed_detections([image], [detections[:1]])[0][0].embedding
     crop = crop_face(image, detections[0], "box")

@@ -287,3 +287,41 @@ def test_enroll_min_face_size(cli, tmp_path):
     res = cli("--home", tmp_path, "enroll", "--name", "obama", "--min-face-size", 40, "--json", photo)
     assert res.exit_code == 0, res.output
     assert [e["identity"] for e in json.loads(res.stdout)["enrolled"]] == ["obama"]
+
+
+def test_new_galleries_embed_with_flip_and_plain_galleries_stay_plain(cli, tmp_path):
+    from facesearch.errors import GalleryError
+    from facesearch.gallery import Gallery
+    from facesearch.models.analysis import FLIP_SUFFIX, FaceAnalysis
+    from facesearch.models.weights import MODEL_ID
+
+    photo = KNOWN / "obama" / "obama.jpg"
+    flipped, plain = tmp_path / "flipped", tmp_path / "plain"
+    res = cli("--home", flipped, "enroll", "-q", "--name", "obama", photo)
+    assert res.exit_code == 0, res.output
+    res = cli("--home", plain, "enroll", "-q", "--no-flip", "--name", "obama", photo)
+    assert res.exit_code == 0, res.output
+    assert json.loads(cli("--home", flipped, "info", "--json").stdout)["model"] == MODEL_ID + FLIP_SUFFIX
+    assert json.loads(cli("--home", plain, "info", "--json").stdout)["model"] == MODEL_ID
+    # Opened without saying, each gallery embeds its probes as its faces were embedded: the
+    # enrolled photo itself comes back with similarity 1 from both.
+    for home, flip in ((flipped, True), (plain, False)):
+        with Gallery(home) as g:
+            assert g.analysis.flip is flip and g.own_analysis(FaceAnalysis(g.analysis.detector)).flip is flip
+            face = g.query(photo).faces[0]  # the largest
+            assert face.match.identity == "obama" and face.match.similarity > 0.999
+    with Gallery(flipped) as g, Gallery(plain) as p:
+        stored_flip, stored_plain = g.store.embeddings()[2][0], p.store.embeddings()[2][0]
+        assert 0.9 < float(stored_flip @ stored_plain) < 0.9999  # the same face, embedded two ways
+    # Insisting on the other way is refused in one line, and both galleries are untouched.
+    res = cli("--home", flipped, "enroll", "-q", "--no-flip", "--name", "biden", KNOWN / "biden")
+    assert res.exit_code == 1 and f"built with {MODEL_ID + FLIP_SUFFIX}" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    try:
+        Gallery(plain, analysis=FaceAnalysis(flip=True))
+    except GalleryError as exc:
+        assert f"built with {MODEL_ID} (512-d), not {MODEL_ID + FLIP_SUFFIX}" in str(exc)
+    else:
+        raise AssertionError("a plain gallery opened with flip=True")
+    for home in (flipped, plain):
+        assert [r["name"] for r in json.loads(cli("--home", home, "list", "--json").stdout)] == ["obama"]

@@ -23,11 +23,11 @@ EMBEDDERS = ("facenet", "dlib")
 
 
 def make_analysis(embedder: str = "facenet", *, align: str = "box", min_confidence: float = 0.8,
-                  min_face_size: int = 20, flip: bool = False, aligned: str | None = None,
+                  min_face_size: int = 20, flip: bool | None = None, aligned: str | None = None,
                   crop_photos: bool = True) -> FaceAnalysis | DlibAnalysis:
     """The pipeline a benchmark row runs: FaceNet with these detector and crop settings (and
-    ``aligned`` input, see :class:`FaceAnalysis`), or dlib's (which has settings of its own and
-    ignores these)."""
+    ``aligned`` input; ``flip`` None for the product's default; see :class:`FaceAnalysis`), or
+    dlib's (which has settings of its own and ignores these)."""
     if embedder == "dlib":
         return DlibAnalysis()
     if embedder != "facenet":

@@ -528,7 +528,7 @@ def run(*, lfw: str | os.PathLike | None = None, dataset: str | os.PathLike | No
         gallery_dir: str | os.PathLike | None = None, probes_dir: str | os.PathLike | None = None,
         unknown: str | os.PathLike | None = None, gallery_per_id: int | None = None,
         max_people: int | None = None, threshold: float | None = None, align: str = "box",
-        min_confidence: float = 0.8, flip: bool = False, normalised: bool = False, use_cache: bool = True,
+        min_confidence: float = 0.8, flip: bool | None = None, normalised: bool = False, use_cache: bool = True,
         input_kind: str = "full", aligned: str | None = None, crop_photos: bool = True,
         out: str | os.PathLike | None = None, progress: ProgressFactory = no_progress) -> dict:
     """``facesearch bench identify``: build the split (:func:`make_split`), embed every photo once
@@ -543,7 +543,7 @@ def run(*, lfw: str | os.PathLike | None = None, dataset: str | os.PathLike | No
     split = make_split(lfw=lfw, dataset=dataset, gallery_dir=gallery_dir, probes_dir=probes_dir, unknown=unknown,
                        gallery_per_id=gallery_per_id, max_people=max_people)
     if input_kind != "full":
-        maker = make_analysis(min_confidence=min_confidence)
+        maker = make_analysis(min_confidence=min_confidence, flip=False)  # crops need boxes, not embeddings
         with progress(f"cropping ({input_kind})") as (on_total, update):
             crops = photo_crops.crop_photos(split.photos(), input_kind, maker,
                                 FaceCache.for_settings(maker.settings) if use_cache else None,
@@ -559,7 +559,7 @@ def run(*, lfw: str | os.PathLike | None = None, dataset: str | os.PathLike | No
     result = identify(split, emb, DEFAULT_THRESHOLD if threshold is None else threshold, normalised=normalised)
     source = dataset or (f"{gallery_dir} + {probes_dir}" if gallery_dir else str(lfw))
     data = {"benchmark": "identify", "source": source, "unknown_source": unknown, "input": input_kind,
-            "aligned": aligned, "crop_photos": crop_photos, "align": align, "flip": flip,
+            "aligned": aligned, "crop_photos": crop_photos, "align": align, "flip": analysis.flip,
             "gallery_per_id": gallery_per_id or (None if gallery_dir else 1), "max_people": max_people,
             **result.as_dict()}
     if out is not None:

@@ -73,7 +73,7 @@ class LfwReport:
 
 def run(lfw: str | os.PathLike, pairs_file: str | os.PathLike | None = None, *, limit: int | None = None,
         embedders: tuple[str, ...] = ("facenet",), align: str = "box", subtract_mean: bool = True,
-        min_confidence: float = 0.8, min_face_size: int = 20, flip: bool = False, use_cache: bool = True,
+        min_confidence: float = 0.8, min_face_size: int = 20, flip: bool | None = None, use_cache: bool = True,
         out: str | os.PathLike | None = None, progress: ProgressFactory = no_progress) -> LfwReport:
     """The LFW k-fold protocol for each of ``embedders`` on the same pairs.
 
@@ -93,8 +93,9 @@ def run(lfw: str | os.PathLike, pairs_file: str | os.PathLike | None = None, *, 
         seconds = time.perf_counter() - started
         result = verify(pair_list, emb, subtract_mean=subtract_mean)
         facenet = name == "facenet"
-        results[f"{name} {align}{' +flip' if flip else ''}" if facenet else name] = result
-        rows.append({"embedder": name, "align": align if facenet else "dlib-5point", "flip": flip and facenet,
+        flipped = bool(getattr(analysis, "flip", False))
+        results[f"{name} {align}{' +flip' if flipped else ''}" if facenet else name] = result
+        rows.append({"embedder": name, "align": align if facenet else "dlib-5point", "flip": flipped,
                      **result.as_dict(), "embedding_seconds": round(seconds, 1), "photos": len(emb.paths),
                      "no_face": sorted(emb.errors)})
     report = LfwReport(str(pairs_file or "pairs.txt"), rows, results)

@@ -53,8 +53,9 @@ def _comma_list(option: str, text: str, cast=str) -> list:
               help="Smallest face looked for, in pixels; larger is faster.")
 @click.option("--embedder", type=click.Choice(["facenet", "dlib"]), default="facenet", show_default=True,
               help="dlib: face_recognition's HOG + ResNet pipeline (pip install 'facesearch[dlib]').")
-@click.option("--flip", is_flag=True,
-              help="FaceNet: add the embedding of the mirrored crop (test-time augmentation, twice the cost).")
+@click.option("--flip/--no-flip", default=None,
+              help="FaceNet: add the embedding of the mirrored crop (test-time augmentation, twice the cost), "
+                   "or not (default: as a new gallery does, with it).")
 @click.option("--compare", is_flag=True, help="Run facenet and dlib on the same pairs, one row each.")
 @click.option("--no-cache", is_flag=True, help="Recompute every embedding.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Write roc.png and lfw.json here.")
@@ -89,7 +90,9 @@ def bench_lfw(lfw, pairs, limit, align, subtract_mean, min_confidence, min_face_
               help="Similarity for the 'at the threshold' figures (default: the product's default).")
 @click.option("--align", type=click.Choice(["box", "5point"]), default="box", show_default=True)
 @click.option("--min-confidence", type=float, default=0.8, show_default=True, help="MTCNN confidence floor.")
-@click.option("--flip", is_flag=True, help="Embed each face and its mirror image, averaged (test-time augmentation).")
+@click.option("--flip/--no-flip", default=None,
+              help="Embed each face and its mirror image, averaged (test-time augmentation), or not "
+                   "(default: as a new gallery does, with it).")
 @click.option("--normalised", is_flag=True,
               help="Also score with each score normalisation (gallery as cohort: centring, t-norm, as-norm).")
 @click.option("--input", "input_kind", type=click.Choice(["full", "box-crop", "aligned112", "facesearch-crop"]), default="full", show_default=True,

@@ -21,6 +21,10 @@ from facesearch.cli.root import ALIGNED_CHOICES, ALIGNED_HELP, exit_on_errors, m
               help="Smallest face looked for, in pixels. 40 enrolls about twice as fast (docs/benchmarks.md); "
                    "faces under it are neither enrolled nor reported as extra faces.")
 @click.option("--aligned", type=click.Choice(ALIGNED_CHOICES), default=None, help=ALIGNED_HELP)
+@click.option("--no-flip", is_flag=True,
+              help="Make a new gallery that embeds each face without its mirror image: half the FaceNet work, "
+                   "about 2 points fewer people named at the same stranger rate (docs/benchmarks.md). An existing "
+                   "gallery keeps the way it was made.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
               help="Decode, detect and embed on a Ray cluster (`pip install 'facesearch[ray]'`): its address "
                    "(HOST:PORT, ray://HOST:10001 or auto), or none to start a local one for this run (then give --ray "
@@ -31,7 +35,7 @@ from facesearch.cli.root import ALIGNED_CHOICES, ALIGNED_HELP, exit_on_errors, m
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def enroll(ctx, paths, name, min_face_size, aligned, ray_address, ray_workers, as_json, quiet):
+def enroll(ctx, paths, name, min_face_size, aligned, no_flip, ray_address, ray_workers, as_json, quiet):
     """Enroll people from photos.
 
     PATHS are folders with one sub-folder of photos per person (the usual dataset layout),
@@ -44,7 +48,8 @@ def enroll(ctx, paths, name, min_face_size, aligned, ray_address, ray_workers, a
 
         check_reachable(ray_address)  # before the gallery is opened: an unreachable cluster creates nothing
         distributed = {"ray": ray_address or "", "ray_workers": ray_workers}
-    gallery = open_gallery(ctx, remote=not distributed, min_face_size=min_face_size, aligned=aligned)
+    gallery = open_gallery(ctx, remote=not distributed, min_face_size=min_face_size, aligned=aligned,
+                           flip=False if no_flip else None)
     with progress_bar("enrolling", quiet) as (on_total, update):
         report = gallery.enroll(list(paths), name, progress=update, on_total=on_total, **distributed)
     data = report.as_dict()

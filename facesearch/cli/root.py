@@ -81,15 +81,16 @@ ALIGNED_HELP = ("Every photo is one aligned face crop: skip detection and embed 
 
 
 def open_gallery(ctx: click.Context, *, remote: bool = False, min_face_size: int | None = None,
-                 aligned: str | None = None):
+                 aligned: str | None = None, flip: bool | None = None):
     """The gallery a command works on, closed with the command: the local
     :class:`~facesearch.gallery.Gallery` that ``--home`` / ``--db-url`` name, or, with ``--server URL``,
     a :class:`~facesearch.server.client.RemoteGallery` with the same methods (for commands that pass
     ``remote=True``; the others refuse ``--server`` in one line). ``min_face_size`` sets enrollment's
-    smallest face in pixels; ``aligned`` reads every photo as one aligned face crop (local only)."""
+    smallest face in pixels; ``aligned`` reads every photo as one aligned face crop (local only);
+    ``flip`` sets how a new gallery embeds (``None``: the default, or as the gallery was made)."""
     opts = ctx.find_root().params
-    if opts.get("server") and aligned:
-        raise click.UsageError("--aligned works on a local gallery only; drop --server")
+    if opts.get("server") and (aligned or flip is not None):
+        raise click.UsageError(f"{'--aligned' if aligned else '--no-flip'} works on a local gallery only; drop --server")
     if opts.get("server"):
         if not remote:
             raise click.UsageError(f"`{ctx.command_path}` works on a local gallery only; "
@@ -97,20 +98,21 @@ def open_gallery(ctx: click.Context, *, remote: bool = False, min_face_size: int
         from facesearch.server.client import RemoteGallery  # standard library only: no model, no numpy
 
         return RemoteGallery(opts["server"], api_key=opts.get("api_key"), min_face_size=min_face_size)
-    return open_local_gallery(ctx, min_face_size=min_face_size, aligned=aligned)
+    return open_local_gallery(ctx, min_face_size=min_face_size, aligned=aligned, flip=flip)
 
 
-def open_local_gallery(ctx: click.Context, *, min_face_size: int | None = None, aligned: str | None = None):
+def open_local_gallery(ctx: click.Context, *, min_face_size: int | None = None, aligned: str | None = None,
+                       flip: bool | None = None):
     """The local :class:`~facesearch.gallery.Gallery` that ``--home`` / ``--db-url`` name, whatever
     ``--server`` says (for ``serve`` and benchmarks), closed with the command."""
     from facesearch.gallery import Gallery  # here, not at the top: `--help` must not pay for it
 
     kwargs = {}
-    if min_face_size is not None or aligned:
+    if min_face_size is not None or aligned or flip is not None:
         from facesearch.models.analysis import FaceAnalysis
         from facesearch.models.detect import Detector
 
-        kwargs["analysis"] = FaceAnalysis(Detector(min_face_size=min_face_size or 20), aligned=aligned)
+        kwargs["analysis"] = FaceAnalysis(Detector(min_face_size=min_face_size or 20), aligned=aligned, flip=flip)
     opts = ctx.find_root().params
     gallery = Gallery(opts["home"], db_url=opts["db_url"], vectors=opts.get("vectors"), wait=not opts["no_wait"],
                       on_wait=lambda message: click.echo(message, err=True), **kwargs)

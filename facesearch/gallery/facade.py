@@ -134,7 +134,7 @@ class Gallery:
         analysis: the :class:`FaceAnalysis` to use (default settings if omitted; models load
             on first use), or any object with its ``get_batch`` / ``settings`` / ``model_id``
             / ``dim`` (dlib's pipeline in benchmarks). A gallery keeps the model it was
-            created with.
+            created with; an analysis that leaves ``flip`` open embeds as the gallery was made.
         cache: folder of the per-photo face cache used by enrollment, ``None`` for the default
             (under the model cache folder), ``False`` to disable it.
         wait: when another process is writing this gallery, wait for it (default) or fail at
@@ -157,11 +157,14 @@ class Gallery:
             self._make_private(db_url is None)
             if db_url is None:
                 db_url = f"sqlite:///{(self.home / 'db' / DB_FILE).resolve()}"
-            self.analysis = analysis or FaceAnalysis()
-            # The analysis names the model: a gallery refuses to open with another one (store.py).
-            self.model_id = self.analysis.model_id
-            self.dim = self.analysis.dim
-            self.store = Store(db_url, model_id=self.model_id, embedding_dim=self.dim)
+            analysis = analysis or FaceAnalysis()
+            # The analysis names the model: a gallery refuses to open with another one (store.py),
+            # unless the analysis can embed as the gallery was made (with or without flip).
+            self.dim = analysis.dim
+            self.store = Store(db_url, model_id=analysis.model_id, embedding_dim=self.dim,
+                               adopts=getattr(analysis, "adopts", None))
+            self.model_id = self.store.model_id
+            self.analysis = self._for_model(analysis)
         except BaseException:
             if connection is not None:
                 connection.close()
@@ -588,6 +591,24 @@ class Gallery:
 
     # -- writes -----------------------------------------------------------------------------
 
+    def _for_model(self, analysis: FaceAnalysis) -> FaceAnalysis:
+        """``analysis`` made to embed as this gallery's faces were, where it can and must change."""
+        if analysis.model_id == self.model_id or not hasattr(analysis, "for_model"):
+            return analysis  # as it is: wrappers and other pipelines keep their identity
+        return analysis.for_model(self.model_id)
+
+    def own_analysis(self, analysis: FaceAnalysis | None = None) -> FaceAnalysis:
+        """``analysis`` (default: the gallery's own) set to embed as this gallery's faces were
+        embedded (with or without flip, when it leaves that open).
+
+        Raises:
+            OptionsError: it embeds with another model.
+        """
+        analysis = self._for_model(analysis or self.analysis)
+        if analysis.model_id != self.model_id:
+            raise OptionsError(f"{self.home}: the gallery uses {self.model_id}, not {analysis.model_id}")
+        return analysis
+
     def enroll(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, name: str | None = None, *,
                progress: Callable[[int], None] | None = None,
                on_total: Callable[[int], None] | None = None,
@@ -611,9 +632,7 @@ class Gallery:
                 plain enrollment makes.
             ray_workers: Ray actors (default: one per CPU of the cluster).
         """
-        analysis = analysis or self.analysis
-        if analysis.model_id != self.model_id:
-            raise OptionsError(f"{self.home}: the gallery uses {self.model_id}, not {analysis.model_id}")
+        analysis = self.own_analysis(analysis)
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         if name is not None and not name.strip():

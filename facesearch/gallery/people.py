@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from facesearch.errors import GalleryError, NotFoundError, OptionsError
+from facesearch.errors import GalleryError, NotFoundError
 from facesearch.gallery.schema import (FaceRow, Identity, PeopleAction, PeopleCluster, PeopleConstraint, ScannedFace,
                                        ScannedPhoto, SourceImage)
 from facesearch.imaging.decode import load_image
@@ -119,9 +119,7 @@ class People:
         library in parts and then calls :meth:`update_clusters` once (``--server`` uploads).
         """
         g = self.gallery
-        analysis = analysis or g.analysis
-        if analysis.model_id != g.model_id:
-            raise OptionsError(f"{g.home}: the gallery uses {g.model_id}, not {analysis.model_id}")
+        analysis = g.own_analysis(analysis)
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         photos, errors = library_photos(paths, recursive)

@@ -161,9 +161,12 @@ class Store:
         url: any SQLAlchemy URL, e.g. ``sqlite:////path/to/gallery.sqlite``.
         model_id, embedding_dim: the embedding model this gallery is for. A new database
             records them; an existing one must match, or :class:`GalleryError` is raised.
+        adopts: says whether an existing gallery's other model id is acceptable as well (the
+            analysis can embed that way too); the store's :attr:`model_id` is then the recorded one.
     """
 
-    def __init__(self, url: str, *, model_id: str, embedding_dim: int) -> None:
+    def __init__(self, url: str, *, model_id: str, embedding_dim: int,
+                 adopts: Callable[[str], bool] | None = None) -> None:
         self.url = url
         self.where = masked_url(url)
         try:
@@ -207,15 +210,16 @@ class Store:
                 state = s.get(GalleryState, 1)
             if state is None:
                 raise GalleryError(f"{self.where}: not a facesearch gallery (and read-only)")
-        self._record_model(model_id, embedding_dim)
+        model_id = self._record_model(model_id, embedding_dim, adopts)
         with self.session() as s:
             #: Which database this is (its creation time): index files name it in their manifest.
             self.identity = s.get(GalleryState, 1).created_at.isoformat()
         self.model_id = model_id
         self.embedding_dim = embedding_dim
 
-    def _record_model(self, model_id: str, embedding_dim: int) -> None:
-        """A new gallery records its embedding model; an existing one must have been made with it."""
+    def _record_model(self, model_id: str, embedding_dim: int, adopts: Callable[[str], bool] | None) -> str:
+        """A new gallery records its embedding model; an existing one must have been made with it
+        (or with one ``adopts`` accepts). Returns the gallery's model id."""
         for attempt in range(2):
             try:
                 with self._sessions.begin() as s:
@@ -223,18 +227,20 @@ class Store:
                     if state is None:
                         s.add(GalleryState(id=1, schema_version=SCHEMA_VERSION, model_id=model_id,
                                            embedding_dim=embedding_dim, generation=0))
-                        return
+                        return model_id
             except IntegrityError:
                 if attempt:
                     raise
                 continue  # another process created the gallery at the same moment: read its row
             except SQLAlchemyError as exc:
                 raise GalleryError(f"{self.where}: database error: {_reason(exc)}") from None
+            if state.model_id != model_id and adopts is not None and adopts(state.model_id):
+                model_id = state.model_id
             if state.model_id != model_id or state.embedding_dim != embedding_dim:
                 raise GalleryError(
                     f"{self.where}: gallery was built with {state.model_id} ({state.embedding_dim}-d), "
                     f"not {model_id} ({embedding_dim}-d); use another --home or re-enroll")
-            return
+            return model_id
 
     def _recorded_revision(self) -> str | None:
         with self.engine.connect() as connection:

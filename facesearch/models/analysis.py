@@ -5,6 +5,7 @@ once, on first use) and call :meth:`FaceAnalysis.get` on each photo.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -22,6 +23,13 @@ np = lazy_module("numpy")
 #: (:mod:`facesearch.models.crop_input`); caches made before it are still read where no photo
 #: was a crop (:class:`facesearch.models.face_cache.FaceCache`).
 CROP_PHOTOS = "crop_photos"
+#: A new gallery embeds each face and its mirror image unless told otherwise: +1.9 points of
+#: DIR at FPIR 1% and +0.2 of rank-1 on the full LFW protocol for one more FaceNet pass a face
+#: (docs/benchmarks.md, "Flip test-time augmentation").
+DEFAULT_FLIP = True
+#: Appended to the embedding model's id by a flipping analysis: its embeddings are not plain
+#: FaceNet's, and a gallery records which of the two it holds.
+FLIP_SUFFIX = "+flip"
 
 
 @dataclass
@@ -56,9 +64,10 @@ class FaceAnalysis:
             that creating a ``FaceAnalysis`` is cheap.
         align: ``"box"`` or ``"5point"``, see :mod:`facesearch.models.align`.
         flip: also embed each crop mirrored left-right and use the normalised sum of both
-            embeddings (test-time augmentation, as FaceNet's authors evaluated LFW). Twice
-            the embedding cost for about +0.1 point of LFW accuracy (docs/benchmarks.md), so
-            off by default.
+            embeddings (test-time augmentation, as FaceNet's authors evaluated LFW): twice the
+            FaceNet work for fewer strangers named (docs/benchmarks.md). ``None`` (default):
+            :data:`DEFAULT_FLIP`, or whatever the gallery this analysis opens was made with
+            (:meth:`for_model`); ``True``/``False`` insist.
         aligned: every photo *is* one face crop of this kind (one of
             :data:`facesearch.models.crop_input.FRAMINGS`: ``"facenet"`` box + margin,
             ``"arcface"`` 112x112 five-point template, ``"box"`` tight box): no detection, the
@@ -71,14 +80,16 @@ class FaceAnalysis:
     """
 
     def __init__(self, detector: Detector | None = None, embedder: Embedder | None = None,
-                 align: str = "box", flip: bool = False, aligned: str | None = None,
+                 align: str = "box", flip: bool | None = None, aligned: str | None = None,
                  crop_photos: bool = True) -> None:
         if aligned is not None and aligned not in crop_input.FRAMINGS:
             raise ValueError(f"unknown aligned input {aligned!r}; choose one of {', '.join(crop_input.FRAMINGS)}")
         self.detector = detector or Detector()
         self._embedder = embedder
         self.align = align
-        self.flip = bool(flip)
+        #: Whether the caller chose ``flip``; if not, a gallery made the other way may change it.
+        self.flip_chosen = flip is not None
+        self.flip = DEFAULT_FLIP if flip is None else bool(flip)
         self.aligned = aligned
         self.crop_photos = bool(crop_photos)
 
@@ -94,14 +105,36 @@ class FaceAnalysis:
         return EMBEDDING_DIM
 
     @property
-    def model_id(self) -> str:
+    def embedder_id(self) -> str:
+        """The embedding model's id (``MODEL_ID``), flip or not."""
         # Known without loading the model, so caches can be checked before any photo is embedded.
         return self._embedder.model_id if self._embedder is not None else MODEL_ID
 
     @property
+    def model_id(self) -> str:
+        """What a gallery records as the model of its embeddings: :attr:`embedder_id`, with
+        :data:`FLIP_SUFFIX` when each face is embedded with its mirror image."""
+        return self.embedder_id + FLIP_SUFFIX if self.flip else self.embedder_id
+
+    def adopts(self, model_id: str) -> bool:
+        """Whether :meth:`for_model` would turn this analysis into one for ``model_id``."""
+        return not self.flip_chosen and model_id in (self.embedder_id, self.embedder_id + FLIP_SUFFIX)
+
+    def for_model(self, model_id: str) -> "FaceAnalysis":
+        """This analysis as a gallery whose embeddings are ``model_id`` needs it: with or without
+        flip when the caller left flip open (galleries made before flip became the default hold
+        plain embeddings), else itself unchanged. Shares the detector and the embedder."""
+        if model_id == self.model_id or not self.adopts(model_id):
+            return self
+        other = copy.copy(self)
+        other.flip, other.flip_chosen = model_id.endswith(FLIP_SUFFIX), True
+        return other
+
+    @property
     def settings(self) -> dict:
         """Everything that changes an embedding besides the pixels (keys embedding caches)."""
-        settings = {**self.detector.settings, "align": self.align, "model": self.model_id}
+        # "model" is the embedder's own id, so caches made before flip was a model suffix still match.
+        settings = {**self.detector.settings, "align": self.align, "model": self.embedder_id}
         if self.flip:  # only when set, so caches made before the option existed stay valid
             settings["flip"] = True
         if self.aligned:
@@ -183,10 +216,14 @@ class FaceAnalysis:
         if not crops:
             return results
         stack = np.stack(crops)
-        embeddings = self.embedder.embed(stack)
         if self.flip:
-            embeddings = embeddings + self.embedder.embed(stack[:, :, ::-1])
+            # One batch of the crops and their mirror images: a query's single face runs as a
+            # batch of two, which FaceNet does in less time than two batches of one.
+            both = self.embedder.embed(np.concatenate([stack, stack[:, :, ::-1]]))
+            embeddings = both[:len(stack)] + both[len(stack):]
             embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+        else:
+            embeddings = self.embedder.embed(stack)
         for crop, (i, det), emb in zip(stack, owners, embeddings):
             results[i].append(Face(box=det.box, landmarks=det.landmarks, score=det.score,
                                    quality=sharpness(crop), embedding=emb))

@@ -95,7 +95,8 @@ class ServerState:
             return self.gallery.analysis
         if min_face_size not in self._analyses:
             self._analyses[min_face_size] = FaceAnalysis(Detector(min_face_size=min_face_size),
-                                                         embedder=self.gallery.analysis.embedder)
+                                                         embedder=self.gallery.analysis.embedder,
+                                                         flip=self.gallery.analysis.flip)
         return self._analyses[min_face_size]
 
     # -- running work ---------------------------------------------------------------------------

@@ -57,7 +57,7 @@ class Analyser:
         self.detector = Detector(min_face_size=base.detector.min_face_size,
                                  min_confidence=base.detector.min_confidence, max_side=detect_side,
                                  backend=base.detector.backend)
-        self.analysis = FaceAnalysis(detector=self.detector, embedder=base.embedder, align=base.align)
+        self.analysis = FaceAnalysis(detector=self.detector, embedder=base.embedder, align=base.align, flip=base.flip)
         self.threshold = gallery.default_threshold() if threshold is None else float(threshold)
         # Fitted once: the gallery is read at the start, not on every frame.
         self.matcher = gallery.matcher(matcher, threshold=self.threshold)
