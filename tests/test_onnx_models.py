@@ -18,6 +18,7 @@ from facesearch.models.align import crop_face
 from facesearch.models.converted import load_converted, store_converted
 from facesearch.models.detect import Detector
 from facesearch.models.embed import Embedder
+from facesearch.models.mtcnn_onnx import mtcnn_sessions
 from facesearch.models.openvino_model import COMPILE_AFTER
 
 LFW = DATA / "lfw" / "lfw-deepfunneled.tgz"
@@ -35,9 +36,12 @@ def detections():
     :func:`_photos`. OpenVINO's are from a photo's third detection, when each pyramid level
     runs on kernels compiled for its size (the first two run the dynamic ones)."""
     keras, onnx, openvino = Detector(backend="keras"), Detector(backend="onnx"), Detector(backend="openvino")
+    pnet = mtcnn_sessions("openvino")["pnet"]
     out = []
     for path in _photos():
         image = load_image(path)
+        # Each size runs only three times here, which would teach P-Net not to compile sizes.
+        pnet.compile_after = COMPILE_AFTER
         first = openvino.detect(image)
         for _ in range(COMPILE_AFTER):
             fixed = openvino.detect(image)
@@ -149,3 +153,27 @@ def test_detections_from_several_threads_at_once_equal_one_at_a_time(detections)
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(lambda p: [f.box for f in detector.detect(p)], photos * 3))
     assert together == alone * 3
+
+
+def test_pnet_stops_compiling_sizes_that_do_not_recur(monkeypatch):
+    """Photos of many sizes (a folder of face crops): compilations pushed out of the kept shapes
+    before they paid make P-Net wait longer before compiling; a size that recurs (a video's
+    frames) is still compiled, and once it has paid the wait comes down again."""
+    from facesearch.models import openvino_model
+    from facesearch.models.mtcnn_onnx import _arrays, pnet_graph, weights_folder
+
+    monkeypatch.setattr(openvino_model, "SHAPES_KEPT", 4)
+    model = openvino_model.OpenVinoModel(pnet_graph(_arrays(weights_folder(), "pnet")), per_shape=True, threads=1)
+
+    def run(height: int, width: int) -> None:
+        model.run(None, {model.input_name: np.zeros((1, height, width, 3), np.float32)})
+
+    for size in range(12, 52):  # forty sizes, twice each
+        run(size, size)
+        run(size, size)
+    # Four kept, the fifth pushed one out unused: from then on a size must recur more to compile.
+    assert model.compilations == 5 and model.compile_after == 2 * COMPILE_AFTER
+    waited = model.compile_after
+    for _ in range(waited + openvino_model.PAYBACK_RUNS):
+        run(60, 80)
+    assert model.compilations == 6 and model.compile_after == waited
