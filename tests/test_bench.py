@@ -197,12 +197,14 @@ def test_bench_speed_compares_enrollment_with_dlib(cli):
                  "--lfw", LFW, "--data", DATA, "--json")
     d = _json(result)
     assert d["parts"] == ["enrollment"] and "search" not in d and "detection" not in d
-    assert d["settings"]["min_face_size"] == 40
+    assert d["settings"]["min_face_size"] == 40 and d["settings"]["flip"] is True  # as a new gallery embeds
     r = d["enrollment_vs_dlib"]
     assert r["images"] == r["facenet"]["enrolled"] == r["dlib"]["enrolled"] == 4  # the first 4 LFW photos
     assert r["ratio"] > 0 and (r["ratio"] > 1) == (r["facenet"]["images_per_s"] > r["dlib"]["images_per_s"])
-    human = cli("bench", "speed", "--quick", "--only", "enrollment", "--lfw", LFW, "--data", DATA)
+    human = cli("bench", "speed", "--quick", "--only", "enrollment", "--no-flip", "--lfw", LFW, "--data", DATA)
     assert human.exit_code == 0 and "enrollment (no cache)" in human.output and "FAISS" not in human.output
+    assert "flip" not in _json(cli("bench", "speed", "--quick", "--only", "enrollment", "--no-flip", "--lfw", LFW,
+                                   "--data", DATA, "--json"))["settings"]
 
 
 def test_enrollment_comparison_is_the_ratio_of_median_rates(monkeypatch, tmp_path):

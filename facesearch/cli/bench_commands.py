@@ -160,9 +160,11 @@ def bench_calibration(lfw, sizes, fpirs, draws, distractors, distractor_faces, s
 @click.option("--reference/--no-reference", default=True, show_default=True,
               help="Also time the TensorFlow path (the mtcnn package, the Keras FaceNet) beside the default "
                    "ONNX Runtime path, alternating.")
+@click.option("--flip/--no-flip", default=None,
+              help="Embed each face with its mirror image, or not (default: as a new gallery does, with it).")
 @click.option("--quick", is_flag=True, help="Few repetitions of everything (a smoke run, rough figures).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-def bench_speed(lfw, data_dir, sizes, only, compare, min_face_size, reference, quick, as_json):
+def bench_speed(lfw, data_dir, sizes, only, compare, min_face_size, reference, flip, quick, as_json):
     """Detection, embedding, enrollment, query and FAISS search speed on this machine."""
     from facesearch.bench import speed
     from facesearch.bench.embeddings import make_analysis
@@ -179,7 +181,7 @@ def bench_speed(lfw, data_dir, sizes, only, compare, min_face_size, reference, q
     if data_dir is None:
         raise click.UsageError("no data folder: pass --data DIR or set FACESEARCH_DATA")
     data = speed.run(Path(data_dir), _default_lfw(lfw), size_list, quick=quick, only=parts, compare=compare,
-                     analysis=make_analysis(min_face_size=min_face_size), reference=reference)
+                     analysis=make_analysis(min_face_size=min_face_size, flip=flip), reference=reference)
     render.emit(data, as_json, render.speed_text)
 
 
