@@ -23,9 +23,9 @@ np = lazy_module("numpy")
 #: (:mod:`facesearch.models.crop_input`); caches made before it are still read where no photo
 #: was a crop (:class:`facesearch.models.face_cache.FaceCache`).
 CROP_PHOTOS = "crop_photos"
-#: A new gallery embeds each face and its mirror image unless told otherwise: +1.9 points of
-#: DIR at FPIR 1% and +0.2 of rank-1 on the full LFW protocol for one more FaceNet pass a face
-#: (docs/benchmarks.md, "Flip test-time augmentation").
+#: A new gallery embeds each face and its mirror image unless told otherwise: +1.1 to 1.9 points
+#: of DIR at FPIR 1% and +0.2 of rank-1 on the full LFW protocol for one more FaceNet pass a face
+#: (docs/benchmarks.md, "Flip by default for new galleries").
 DEFAULT_FLIP = True
 #: Appended to the embedding model's id by a flipping analysis: its embeddings are not plain
 #: FaceNet's, and a gallery records which of the two it holds.
