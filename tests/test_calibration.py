@@ -141,3 +141,22 @@ def test_calibrate_refuses_an_empty_gallery_and_a_bad_target(cli, tmp_path):
     assert res.exit_code == 2 and "--fpir" in res.output
     info = _json(cli, "--home", tmp_path / "empty", "info")
     assert info["calibration"] is None and info["threshold"] == 0.45
+
+
+def test_the_shipped_lfw_numbers_are_refit_as_means_and_spreads(tmp_path):
+    """What ``python -m facesearch.bench.calibration_check --refit`` measures, on a small gallery
+    of unit vectors, and that the shipped file reads back as the same kind of numbers."""
+    import numpy as np
+
+    from facesearch.bench.calibration_check import fit_lfw_moments
+    from facesearch.search.calibration import lfw_moments
+
+    rng = np.random.default_rng(0)
+    gallery = rng.standard_normal((40, 512)).astype(np.float32)
+    gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
+    mu, sigma = fit_lfw_moments(gallery, np.arange(40) // 2)  # 20 people, two faces each
+    assert mu.shape == sigma.shape == (40,) and np.isfinite(mu).all() and (sigma > 0).all()
+    # Random directions: an identity's better face of two sits a little above zero (0.025).
+    assert 0.0 < float(mu.mean()) < 0.05 and 0.02 < float(sigma.mean()) < 0.08
+    shipped_mu, shipped_sigma = lfw_moments()
+    assert shipped_mu.shape == shipped_sigma.shape == (1680,) and 0.02 < shipped_mu.mean() < 0.05

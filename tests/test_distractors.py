@@ -8,7 +8,7 @@ from conftest import CELEB, KNOWN
 from facesearch.bench.datasets import folder_dataset
 from facesearch.bench.distractors import (
     fit_within_spread, lfw_statistics, pair_similarities, random_unit_vectors, sample_distractors, sample_identities,
-    similarity_check, stream_distractors,
+    similarity_check, statistics_file, stream_distractors,
 )
 from facesearch.bench.face_statistics import FaceStatistics, fit_mixture, select_components
 from facesearch.bench.embeddings import embed_photos
@@ -200,16 +200,27 @@ def test_fit_within_spread_matches_the_real_same_identity_similarities(real, sta
     assert abs(same.std() - real_same.std()) < 0.025
 
 
-def test_the_shipped_lfw_statistics_give_realistic_similarities():
-    stats = lfw_statistics(model=MODEL_ID)
-    assert stats.dim == 512 and len(stats.counts) > 1500 and stats.components >= 1
+# Real LFW, people with 2+ photos (docs/benchmarks.md, "Synthetic distractors" and "Flip by
+# default"): same-identity cosine mean and spread, different-identity mean and spread.
+@pytest.mark.parametrize("model, real", [(MODEL_ID, (0.699, 0.124, 0.036, 0.135)),
+                                         (MODEL_ID + "+flip", (0.706, 0.124, 0.037, 0.136))])
+def test_the_shipped_lfw_statistics_give_realistic_similarities(model, real):
+    stats = lfw_statistics(model=model)
+    assert stats.model == model and stats.dim == 512 and len(stats.counts) > 1500 and stats.components >= 1
     labels, vectors = sample_identities(stats, 5000, 2, rng=0)
     same, different = pair_similarities(labels, vectors, 200_000, 0)
-    # Real LFW, people with 2+ photos (docs/benchmarks.md, "Synthetic distractors"): same-identity
-    # cosine 0.699 +- 0.124, different 0.036 +- 0.135 with 0.29% of pairs at or above 0.45.
-    assert abs(same.mean() - 0.699) < 0.02 and abs(same.std() - 0.124) < 0.02
-    assert abs(different.mean() - 0.036) < 0.01 and abs(different.std() - 0.135) < 0.01
+    assert abs(same.mean() - real[0]) < 0.02 and abs(same.std() - real[1]) < 0.02
+    assert abs(different.mean() - real[2]) < 0.01 and abs(different.std() - real[3]) < 0.01
+    # 0.29-0.32% of real pairs at or above 0.45.
     assert 0.001 < np.mean(different >= 0.45) < 0.004
+
+
+def test_the_default_statistics_are_those_of_a_new_gallery():
+    from facesearch.models.analysis import FaceAnalysis
+
+    assert lfw_statistics().model == FaceAnalysis().model_id == MODEL_ID + "+flip"
+    with pytest.raises(DataError, match="fitted for model"):
+        FaceStatistics.load(statistics_file(MODEL_ID), MODEL_ID + "+flip")
 
 
 def test_refitting_from_a_folder_without_lfw_is_one_line_and_exit_1(tmp_path):

@@ -178,8 +178,10 @@ def _summary(runs: list[dict], fpir: float, size: int, distractors: int) -> dict
 
 
 def fit_lfw_moments(gallery: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each face's mean and spread of scores against every other identity: float64 (G,) each."""
-    return probe_moments(gallery, labels, gallery, labels)
+    """Each face's mean and spread of scores against every other identity: float64 (G,) each.
+    (Its cohort mean is not shipped: small galleries take the normal model's.)"""
+    mu, sigma, _ = probe_moments(gallery, labels, gallery, labels)
+    return mu, sigma
 
 
 def refit_lfw_moments(lfw: str | os.PathLike, out: str | os.PathLike = LFW_PROBE_MOMENTS, *,

@@ -9,9 +9,9 @@ Two kinds (:data:`KINDS`):
   Nearly orthogonal to everything, they are the worst case for graph indexes, which rely on
   the clusters real faces form, and an easy case for a matcher.
 
-Statistics fitted on LFW ship with the package (:data:`LFW_STATISTICS`, :func:`lfw_statistics`;
-refit them with :func:`refit_lfw_statistics`), so a benchmark needs no LFW embeddings to draw
-faces. A gallery of a million faces is made in chunks (:func:`stream_distractors`), so that
+Statistics fitted on LFW ship with the package, one file for plain embeddings and one for
+embeddings with flip, the default (:func:`statistics_file`, :func:`lfw_statistics`; refit them with
+:func:`refit_lfw_statistics`), so a benchmark needs no LFW embeddings to draw faces. A gallery of a million faces is made in chunks (:func:`stream_distractors`), so that
 1M x 512 float32 (2 GB) never exists twice.
 
 Every draw is reproducible from a seed, and does not depend on the chunk size (up to the last
@@ -43,7 +43,7 @@ from facesearch.bench.embeddings import embed_photos
 from facesearch.bench.face_statistics import FaceStatistics, MIXTURE_DIMS, group_rows, select_components
 from facesearch.bench.lfw import default_lfw
 from facesearch.errors import DataError, FaceSearchError
-from facesearch.models.analysis import FaceAnalysis
+from facesearch.models.analysis import FLIP_SUFFIX, FaceAnalysis
 from facesearch.models.face_cache import FaceCache
 from facesearch.progress import ProgressFactory, no_progress
 from facesearch.search.match import DEFAULT_THRESHOLD
@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 KINDS = ("faces", "random")
 #: Statistics fitted on LFW's people with 2+ photos (FaceNet 20180402-114759, box crop), shipped.
 LFW_STATISTICS = Path(__file__).parent / "data" / "lfw_face_statistics.npz"
+#: The same for embeddings made with flip (``facenet-...+flip``), what new galleries hold.
+LFW_STATISTICS_FLIP = Path(__file__).parent / "data" / "lfw_face_statistics_flip.npz"
 #: Faces per chunk of :func:`stream_distractors` (64k x 512 float32 = 128 MB).
 CHUNK = 65_536
 #: Pairs of each kind drawn by :func:`similarity_check`.
@@ -103,9 +105,16 @@ def random_unit_vectors(n: int, dim: int, rng: np.random.Generator, chunk: int =
 # --- synthetic identities ----------------------------------------------------------------------
 
 
+def statistics_file(model: str) -> Path:
+    """The shipped statistics for embeddings of ``model`` (a gallery's model id)."""
+    return LFW_STATISTICS_FLIP if model.endswith(FLIP_SUFFIX) else LFW_STATISTICS
+
+
 def lfw_statistics(model: str | None = None) -> FaceStatistics:
-    """The statistics shipped with the package (:data:`LFW_STATISTICS`), checked against ``model``."""
-    return FaceStatistics.load(LFW_STATISTICS, model)
+    """The statistics shipped for ``model`` (default: what a new gallery embeds with), checked
+    against it."""
+    model = model or FaceAnalysis().model_id
+    return FaceStatistics.load(statistics_file(model), model)
 
 
 def _draw_counts(stream: np.random.Generator, faces_per_identity: int | np.ndarray, n: int) -> np.ndarray:
@@ -433,13 +442,15 @@ def _identity_means(vectors: np.ndarray, labels: Sequence, stats: FaceStatistics
     return (means - stats.mean) @ stats.basis.astype(np.float64)
 
 
-def refit_lfw_statistics(lfw: str | os.PathLike, out: str | os.PathLike = LFW_STATISTICS, *,
+def refit_lfw_statistics(lfw: str | os.PathLike, out: str | os.PathLike | None = None, *,
                          analysis: FaceAnalysis | None = None, n_pairs: int = CHECK_PAIRS, seed: int = 0,
                          progress: ProgressFactory = no_progress) -> dict:
     """Fit the statistics (:func:`fit_statistics`) on LFW's people with 2+ photos, write them to
-    ``out``, and return the realism check (:func:`similarity_check`), the mixture selection and
-    the same check for a single Gaussian with one face spread (the plain model, for comparison)."""
+    ``out`` (default: the shipped file for ``analysis``'s model, :func:`statistics_file`), and
+    return the realism check (:func:`similarity_check`), the mixture selection and the same check
+    for a single Gaussian with one face spread (the plain model, for comparison)."""
     analysis = analysis or FaceAnalysis()
+    out = out or statistics_file(analysis.model_id)
     vectors, names = lfw_embeddings(lfw, analysis, progress=progress)
     source = f"LFW deep-funneled, people with 2+ photos, {json.dumps(analysis.settings, sort_keys=True)}"
     stats, table = fit_statistics(vectors, names, model=analysis.model_id, source=source, seed=seed)
@@ -452,7 +463,7 @@ def refit_lfw_statistics(lfw: str | os.PathLike, out: str | os.PathLike = LFW_ST
 
 
 def refit_command(argv: Sequence[str] | None, *, module: str, description: str, refit: Callable[[Path, Path], dict],
-                  out: Path, refit_help: str, out_help: str) -> int:
+                  out: Path | None, refit_help: str, out_help: str) -> int:
     """``python -m MODULE --refit [--lfw PATH] [--out FILE]``: the entry point of each module that
     refits numbers shipped with facesearch from LFW; prints ``refit(lfw, out)``'s dict as JSON.
     Returns the exit status."""
@@ -481,8 +492,9 @@ def refit_command(argv: Sequence[str] | None, *, module: str, description: str, 
 def _main(argv: Sequence[str] | None = None) -> int:
     return refit_command(argv, module="facesearch.bench.distractors",
                          description="Refit the face statistics shipped with facesearch.", refit=refit_lfw_statistics,
-                         out=LFW_STATISTICS, refit_help="embed LFW, fit, write --out and print the check",
-                         out_help="where to write the statistics")
+                         out=None, refit_help="embed LFW, fit, write --out and print the check",
+                         out_help="where to write the statistics (default: the shipped file for the default "
+                                  "analysis, with flip)")
 
 
 if __name__ == "__main__":
