@@ -10,8 +10,9 @@ Two kinds (:data:`KINDS`):
   the clusters real faces form, and an easy case for a matcher.
 
 Statistics fitted on LFW ship with the package, one file for plain embeddings and one for
-embeddings with flip, the default (:func:`statistics_file`, :func:`lfw_statistics`; refit them with
-:func:`refit_lfw_statistics`), so a benchmark needs no LFW embeddings to draw faces. A gallery of a million faces is made in chunks (:func:`stream_distractors`), so that
+embeddings with flip, the default (:func:`statistics_file`, :func:`lfw_statistics`; refit them
+with :func:`refit_lfw_statistics`), so a benchmark needs no LFW embeddings to draw faces. A
+gallery of a million faces is made in chunks (:func:`stream_distractors`), so that
 1M x 512 float32 (2 GB) never exists twice.
 
 Every draw is reproducible from a seed, and does not depend on the chunk size (up to the last

@@ -90,7 +90,8 @@ def open_gallery(ctx: click.Context, *, remote: bool = False, min_face_size: int
     ``flip`` sets how a new gallery embeds (``None``: the default, or as the gallery was made)."""
     opts = ctx.find_root().params
     if opts.get("server") and (aligned or flip is not None):
-        raise click.UsageError(f"{'--aligned' if aligned else '--no-flip'} works on a local gallery only; drop --server")
+        option = "--aligned" if aligned else "--no-flip"
+        raise click.UsageError(f"{option} works on a local gallery only; drop --server")
     if opts.get("server"):
         if not remote:
             raise click.UsageError(f"`{ctx.command_path}` works on a local gallery only; "
